@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# The README's test command: install dependencies, build, run the whole suite with ctest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install-deps.sh
+scripts/build.sh
+cd "${HEYGEM_BUILD_DIR:-build}"
+ctest --output-on-failure -j "${HEYGEM_TEST_JOBS:-2}" "$@"
