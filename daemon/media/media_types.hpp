@@ -1,0 +1,43 @@
+#pragma once
+// Plain data that crosses the media library's boundary. No FFmpeg or torch types here, so the
+// pipeline and tests include this without the heavy headers.
+#include <cstdint>
+#include <vector>
+
+namespace heygem::media {
+
+// A frame rate or time base as FFmpeg keeps it.
+struct Rational {
+  int num = 0;
+  int den = 1;
+  double value() const { return den != 0 ? static_cast<double>(num) / den : 0.0; }
+  bool operator==(const Rational&) const = default;
+};
+
+// One decoded picture: packed BGR24 (OpenCV's order, as the reference reads frames), rows of
+// `stride` bytes (stride >= 3 * width).
+struct Frame {
+  int width = 0;
+  int height = 0;
+  int stride = 0;
+  int64_t pts_index = 0;  // index of this frame on the output (constant-rate) timeline
+  std::vector<uint8_t> data;
+};
+
+// A row-major float matrix (the mel spectrogram: rows = 80 mel bands, cols = time steps).
+struct Matrix {
+  int rows = 0;
+  int cols = 0;
+  std::vector<float> data;
+  float at(int r, int c) const { return data[static_cast<size_t>(r) * cols + c]; }
+};
+
+// Size and duration ceilings for inputs (configurable by the daemon); exceeding one is an
+// invalid_input error naming the file and the limit.
+struct MediaLimits {
+  int max_width = 7680;
+  int max_height = 4320;
+  double max_duration_seconds = 3600.0;  // audio and video alike
+};
+
+}  // namespace heygem::media

@@ -1,0 +1,42 @@
+#pragma once
+// Encodes BGR24 frames once: H.264 (libx264) + AAC taken from the *original* audio file, MP4 with
+// +faststart. Writes into a temporary file beside the target and renames it into place only in
+// finish(); destroying an unfinished writer removes the temporary file.
+#include <filesystem>
+#include <memory>
+#include <string>
+
+#include "daemon/media/media_types.hpp"
+
+namespace heygem::media {
+
+struct VideoWriterOptions {
+  int width = 0;
+  int height = 0;
+  Rational fps{25, 1};
+  int crf = 18;
+  std::string preset = "veryfast";
+  bool lossless = false;  // libx264rgb, qp 0, bgr24: decoding gives back exactly the frames written
+  int threads = 0;        // 0 = x264's automatic choice
+  std::filesystem::path audio_source;  // file whose first audio stream becomes the AAC track (empty: none)
+  double max_audio_seconds = 0;        // 0 = the video's duration: audio is cut to the frames written
+};
+
+class VideoWriter {
+ public:
+  // Throws heygem::Error(invalid_input / resource) naming the file on failure to open.
+  VideoWriter(const std::filesystem::path& output, const VideoWriterOptions& options);
+  ~VideoWriter();
+  VideoWriter(const VideoWriter&) = delete;
+  VideoWriter& operator=(const VideoWriter&) = delete;
+
+  void write(const Frame& frame);  // frames must be width x height BGR24
+  // Flushes the encoder, muxes the audio, writes the trailer, renames into place.
+  void finish();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace heygem::media

@@ -1,0 +1,411 @@
+#include "daemon/pipeline/lip_sync.hpp"
+
+#include <ATen/ATen.h>
+#include <c10/core/InferenceMode.h>
+
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <deque>
+#include <exception>
+#include <mutex>
+#include <thread>
+
+#include "common/errors.hpp"
+#include "daemon/media/audio_reader.hpp"
+#include "daemon/media/mel.hpp"
+#include "daemon/media/video_writer.hpp"
+#include "daemon/models/face_detector.hpp"
+#include "daemon/models/wav2lip.hpp"
+#include "daemon/pipeline/bounded_queue.hpp"
+#include "daemon/pipeline/frame_source.hpp"
+
+namespace heygem::pipeline {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+constexpr int kFaceSize = 96;
+constexpr size_t kQueueFrames = 8;  // frames buffered between two stages (bounds memory)
+
+// A frame on its way through the stages.
+struct Work {
+  int64_t output_index = 0;
+  int64_t source_index = 0;
+  bool first_pass = true;
+  std::optional<FaceBox> box;
+  media::Frame frame;
+};
+
+// Accumulates a stage's busy time; shared with the report.
+class StageClock {
+ public:
+  explicit StageClock(std::string name) { timing_.name = std::move(name); }
+  template <typename F>
+  auto measure(F&& body) {
+    auto start = Clock::now();
+    struct Stop {
+      StageClock* self;
+      Clock::time_point start;
+      ~Stop() { self->timing_.busy_seconds += std::chrono::duration<double>(Clock::now() - start).count(); }
+    } stop{this, start};
+    return body();
+  }
+  void count(int64_t frames) { timing_.frames += frames; }
+  const StageTiming& timing() const { return timing_; }
+
+ private:
+  StageTiming timing_;
+};
+
+// First failure wins; every queue is aborted so all stages unwind promptly.
+class FailureLatch {
+ public:
+  template <typename... Queues>
+  void fail(std::exception_ptr error, Queues&... queues) {
+    {
+      std::lock_guard lock(mutex_);
+      if (!error_) error_ = error;
+    }
+    (queues.abort(), ...);
+  }
+  void rethrow() {
+    std::lock_guard lock(mutex_);
+    if (error_) std::rethrow_exception(error_);
+  }
+
+ private:
+  std::mutex mutex_;
+  std::exception_ptr error_;
+};
+
+media::Rational to_rational(double fps) {
+  if (std::fabs(fps - std::round(fps)) < 1e-9) return {static_cast<int>(std::lround(fps)), 1};
+  return {static_cast<int>(std::lround(fps * 1001.0)), 1001};
+}
+
+bool on_cpu(const models::Wav2LipGenerator& generator) { return generator.placement().device.is_cpu(); }
+
+// The box region of a CPU frame, as a strided uint8 [h, w, 3] view (no copy).
+at::Tensor region_view(media::Frame& frame, const FaceBox& box) {
+  uint8_t* origin = frame.data.data() + static_cast<size_t>(box.top) * frame.stride + static_cast<size_t>(box.left) * 3;
+  return at::from_blob(origin, {box.height(), box.width(), 3}, {frame.stride, 3, 1}, at::kByte);
+}
+
+// Detector input: uint8 [N,H,W,3] on the CPU; the detector moves it to its device.
+at::Tensor frames_tensor(const std::vector<Work*>& batch) {
+  std::vector<at::Tensor> views;
+  views.reserve(batch.size());
+  for (Work* w : batch) {
+    auto& f = w->frame;
+    views.push_back(at::from_blob(f.data.data(), {f.height, f.width, 3}, {f.stride, 3, 1}, at::kByte));
+  }
+  return at::stack(views);
+}
+
+FaceBox clamp_box(const FaceBox& box, int width, int height, const std::string& video) {
+  FaceBox b{std::max(0, box.top), std::min(height, box.bottom), std::max(0, box.left), std::min(width, box.right)};
+  if (b.width() <= 0 || b.height() <= 0)
+    throw Error(ErrorCode::invalid_argument, "box lies outside the " + std::to_string(width) + "x" +
+                                                 std::to_string(height) + " frames of " + video);
+  return b;
+}
+
+class LipSyncRun {
+ public:
+  LipSyncRun(const ItemFiles& files, const ItemOptions& options, const ItemModels& models, const RunHooks& hooks)
+      : files_(files), options_(options), models_(models), hooks_(hooks) {}
+
+  ItemReport run();
+
+ private:
+  void prepare_audio();
+  void source_stage();
+  void detect_stage();
+  void generate_stage();
+  void encode_stage();
+  void detect_batch(std::vector<Work>& batch, std::deque<Work>& waiting, BoxSmoother& smoother);
+  void release_ready(std::deque<Work>& waiting, std::vector<BoxSmoother::Item> ready);
+  void generate_batch(std::vector<Work>& batch);
+  bool cancelled() const { return hooks_.cancelled && hooks_.cancelled(); }
+  void check_cancel() const {
+    if (cancelled()) throw Error(ErrorCode::cancelled, "cancelled");
+  }
+  void report_progress(int64_t done, bool force);
+  template <typename F>
+  void guarded(F&& body) {
+    try {
+      body();
+    } catch (...) {
+      latch_.fail(std::current_exception(), decoded_, detected_, rendered_);
+    }
+  }
+
+  const ItemFiles& files_;
+  const ItemOptions& options_;
+  const ItemModels& models_;
+  const RunHooks& hooks_;
+
+  media::Matrix mel_;
+  std::vector<int64_t> chunk_starts_;
+  std::unique_ptr<FrameSource> source_;
+  media::Rational fps_;
+  int width_ = 0, height_ = 0;
+  std::vector<std::optional<FaceBox>> source_boxes_;  // smoothed box per source frame (loops reuse it)
+  std::atomic<int64_t> frames_without_face_{0};
+
+  BoundedQueue<Work> decoded_{kQueueFrames}, detected_{kQueueFrames}, rendered_{kQueueFrames};
+  FailureLatch latch_;
+  StageClock decode_clock_{"decode"}, detect_clock_{"detect"}, generate_clock_{"generate"}, encode_clock_{"encode"};
+  Clock::time_point started_ = Clock::now();
+  Clock::time_point last_progress_{};
+};
+
+void LipSyncRun::prepare_audio() {
+  if (hooks_.progress) hooks_.progress({"audio", 0, 0, 0, 0});
+  std::vector<float> samples = media::load_audio_16k_mono(files_.audio);
+  mel_ = media::melspectrogram(samples);
+  if (mel_.cols < media::kMelStepSize)
+    throw Error(ErrorCode::invalid_input, files_.audio.string() + ": the audio is too short (" +
+                                              std::to_string(samples.size()) + " samples at 16 kHz)");
+}
+
+void LipSyncRun::report_progress(int64_t done, bool force) {
+  if (!hooks_.progress) return;
+  auto now = Clock::now();
+  if (!force && now - last_progress_ < std::chrono::milliseconds(250)) return;
+  last_progress_ = now;
+  const double elapsed = std::chrono::duration<double>(now - started_).count();
+  const double fps = elapsed > 0 ? static_cast<double>(done) / elapsed : 0;
+  const int64_t total = static_cast<int64_t>(chunk_starts_.size());
+  hooks_.progress({"render", done, total, fps, fps > 0 ? static_cast<double>(total - done) / fps : 0});
+}
+
+void LipSyncRun::source_stage() {
+  guarded([&] {
+    SourceFrame item;
+    while (true) {
+      check_cancel();
+      const bool got = decode_clock_.measure([&] { return source_->next(item); });
+      if (!got) break;
+      decode_clock_.count(1);
+      if (!decoded_.push(Work{item.output_index, item.source_index, item.first_pass, std::nullopt,
+                              std::move(item.frame)}))
+        return;
+    }
+    decoded_.close();
+  });
+}
+
+int default_batch(int requested, bool cpu, int cpu_default, int gpu_default) {
+  return requested > 0 ? requested : (cpu ? cpu_default : gpu_default);
+}
+
+void LipSyncRun::release_ready(std::deque<Work>& waiting, std::vector<BoxSmoother::Item> ready) {
+  // the smoother finishes frames in the order they were fed, which is the order of `waiting`
+  for (auto& item : ready) {
+    Work work = std::move(waiting.front());
+    waiting.pop_front();
+    if (work.source_index != item.frame) throw Error(ErrorCode::internal, "face tracking lost frame order");
+    if (static_cast<size_t>(item.frame) >= source_boxes_.size()) source_boxes_.resize(item.frame + 1);
+    source_boxes_[item.frame] = item.box;
+    work.box = item.box;
+    if (!detected_.push(std::move(work))) return;
+  }
+}
+
+void LipSyncRun::detect_batch(std::vector<Work>& batch, std::deque<Work>& waiting, BoxSmoother& smoother) {
+  if (batch.empty()) return;
+  std::vector<Work*> frames;
+  for (auto& w : batch) frames.push_back(&w);
+  auto detections = detect_clock_.measure([&] {
+    c10::InferenceMode guard;
+    return models_.detector->detect(frames_tensor(frames));
+  });
+  detect_clock_.count(static_cast<int64_t>(batch.size()));
+  for (size_t i = 0; i < batch.size(); ++i) {
+    std::optional<FaceBox> box;
+    if (!detections.at(i).empty()) {
+      const auto& d = detections[i].front();  // the highest-scoring face, as the reference takes it
+      box = padded_box(d.x1, d.y1, d.x2, d.y2, options_.pads, width_, height_);
+    }
+    const int64_t index = batch[i].source_index;
+    waiting.push_back(std::move(batch[i]));
+    release_ready(waiting, smoother.push(index, box));
+  }
+  batch.clear();
+}
+
+void LipSyncRun::detect_stage() {
+  guarded([&] {
+    const bool cpu = on_cpu(*models_.generator);
+    const size_t batch_size = static_cast<size_t>(default_batch(options_.detector_batch, cpu, 4, 32));
+    BoxSmoother smoother(5, options_.smooth);
+    std::vector<Work> batch;   // first-pass frames not detected yet
+    std::deque<Work> waiting;  // detected frames waiting for their smoothed box
+    bool first_pass_closed = false;
+    auto close_first_pass = [&] {
+      detect_batch(batch, waiting, smoother);
+      release_ready(waiting, smoother.finish());
+      first_pass_closed = true;
+    };
+    while (auto work = decoded_.pop()) {
+      check_cancel();
+      if (options_.box) {
+        work->box = clamp_box(*options_.box, width_, height_, files_.video.string());
+        if (!detected_.push(std::move(*work))) return;
+      } else if (work->first_pass) {
+        batch.push_back(std::move(*work));
+        if (batch.size() >= batch_size) detect_batch(batch, waiting, smoother);
+      } else {
+        if (!first_pass_closed) close_first_pass();
+        work->box = source_boxes_.at(static_cast<size_t>(work->source_index));
+        if (!detected_.push(std::move(*work))) return;
+      }
+    }
+    if (!options_.box && !first_pass_closed) close_first_pass();
+    detected_.close();
+  });
+}
+
+void LipSyncRun::generate_batch(std::vector<Work>& batch) {
+  const auto& generator = *models_.generator;
+  const c10::Device device = generator.placement().device;
+  std::vector<size_t> faces;  // indices of frames that have a face
+  for (size_t i = 0; i < batch.size(); ++i) {
+    if (batch[i].box) {
+      faces.push_back(i);
+      continue;
+    }
+    ++frames_without_face_;
+    if (options_.strict)
+      throw Error(ErrorCode::invalid_input, files_.video.string() + ": no face in source frame " +
+                                                std::to_string(batch[i].source_index) + " (strict mode)");
+  }
+  if (faces.empty()) return;
+  c10::InferenceMode guard;
+  std::vector<at::Tensor> regions;
+  std::vector<FaceBox> relative;
+  std::vector<float> mel_values;
+  at::Tensor mel = at::empty({static_cast<int64_t>(faces.size()), 1, mel_.rows, media::kMelStepSize}, at::kFloat);
+  for (size_t k = 0; k < faces.size(); ++k) {
+    Work& w = batch[faces[k]];
+    at::Tensor view = region_view(w.frame, *w.box);
+    regions.push_back(device.is_cpu() ? view : view.to(device));
+    relative.push_back(FaceBox{0, w.box->height(), 0, w.box->width()});
+    media::copy_mel_chunk(mel_, chunk_starts_.at(static_cast<size_t>(w.output_index)), mel_values);
+    std::memcpy(mel[static_cast<int64_t>(k)].data_ptr<float>(), mel_values.data(), mel_values.size() * sizeof(float));
+  }
+  at::Tensor input = make_generator_faces(regions, relative, kFaceSize);
+  at::Tensor patches = generator_output_to_u8(generator.generate(mel.to(device), input));
+  for (size_t k = 0; k < faces.size(); ++k) {
+    paste_patch(regions[k], patches[static_cast<int64_t>(k)], relative[k], options_.blend);
+    if (!device.is_cpu()) {
+      Work& w = batch[faces[k]];
+      region_view(w.frame, *w.box).copy_(regions[k].cpu());
+    }
+  }
+}
+
+void LipSyncRun::generate_stage() {
+  guarded([&] {
+    const bool cpu = on_cpu(*models_.generator);
+    const size_t batch_size = static_cast<size_t>(default_batch(options_.generator_batch, cpu, 16, 128));
+    std::vector<Work> batch;
+    auto flush = [&] {
+      generate_clock_.measure([&] { generate_batch(batch); });
+      generate_clock_.count(static_cast<int64_t>(batch.size()));
+      for (auto& w : batch)
+        if (!rendered_.push(std::move(w))) return false;
+      batch.clear();
+      return true;
+    };
+    while (auto work = detected_.pop()) {
+      check_cancel();
+      batch.push_back(std::move(*work));
+      if (batch.size() >= batch_size && !flush()) return;
+    }
+    if (!batch.empty() && !flush()) return;
+    rendered_.close();
+  });
+}
+
+ItemReport LipSyncRun::run() {
+  prepare_audio();
+  check_cancel();
+
+  media::VideoReaderOptions reader_options;
+  reader_options.constant_frame_rate = true;
+  if (options_.fps) reader_options.output_fps = to_rational(*options_.fps);
+  {
+    // the output frame rate decides the number of mel chunks, so probe the video first
+    media::VideoReader probe(files_.video, reader_options);
+    fps_ = probe.info().still_image && !options_.fps ? to_rational(options_.still_fps) : probe.output_fps();
+  }
+  reader_options.output_fps = fps_;
+  chunk_starts_ = media::mel_chunk_starts(mel_.cols, fps_.value());
+  const int64_t total = static_cast<int64_t>(chunk_starts_.size());
+  const auto scratch = files_.scratch.empty() ? files_.output.parent_path() : files_.scratch;
+  source_ = std::make_unique<FrameSource>(files_.video, reader_options, total, options_.loop,
+                                          scratch.empty() ? std::filesystem::path(".") : scratch);
+  width_ = source_->info().width;
+  height_ = source_->info().height;
+  if (!options_.box && !models_.detector)
+    throw Error(ErrorCode::internal, "no face detector given and no fixed box set");
+
+  media::VideoWriterOptions writer_options;
+  writer_options.width = width_;
+  writer_options.height = height_;
+  writer_options.fps = fps_;
+  writer_options.crf = options_.encode.crf;
+  writer_options.preset = options_.encode.preset;
+  writer_options.lossless = options_.encode.lossless;
+  writer_options.threads = options_.encode.threads;
+  writer_options.audio_source = files_.audio;
+  media::VideoWriter writer(files_.output, writer_options);
+
+  std::thread source_thread([&] { source_stage(); });
+  std::thread detect_thread([&] { detect_stage(); });
+  std::thread generate_thread([&] { generate_stage(); });
+  int64_t done = 0;
+  guarded([&] {
+    while (auto work = rendered_.pop()) {
+      check_cancel();
+      if (hooks_.frame_tap) hooks_.frame_tap(done, work->frame);
+      encode_clock_.measure([&] { writer.write(work->frame); });
+      encode_clock_.count(1);
+      report_progress(++done, false);
+    }
+  });
+  source_thread.join();
+  detect_thread.join();
+  generate_thread.join();
+  latch_.rethrow();
+  check_cancel();
+  if (done != total)
+    throw Error(ErrorCode::internal, "rendered " + std::to_string(done) + " of " + std::to_string(total) + " frames");
+  if (hooks_.progress) hooks_.progress({"finalize", done, total, 0, 0});
+  encode_clock_.measure([&] { writer.finish(); });
+
+  ItemReport report;
+  report.frames = done;
+  report.frames_without_face = frames_without_face_;
+  report.source_frames = source_->source_frames() > 0 ? source_->source_frames() : done;
+  report.width = width_;
+  report.height = height_;
+  report.fps = fps_.value();
+  report.wall_seconds = std::chrono::duration<double>(Clock::now() - started_).count();
+  report.stages = {decode_clock_.timing(), detect_clock_.timing(), generate_clock_.timing(), encode_clock_.timing()};
+  return report;
+}
+
+}  // namespace
+
+ItemReport run_lip_sync(const ItemFiles& files, const ItemOptions& options, const ItemModels& models,
+                        const RunHooks& hooks) {
+  if (!models.generator) throw Error(ErrorCode::internal, "run_lip_sync: no generator");
+  LipSyncRun run(files, options, models, hooks);
+  return run.run();
+}
+
+}  // namespace heygem::pipeline

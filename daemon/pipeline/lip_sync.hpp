@@ -1,0 +1,70 @@
+#pragma once
+// One lip-sync item: (audio, video or still image) -> MP4. Decode, detect, generate, blend and encode
+// run as stages on their own threads, joined by bounded queues, so memory does not grow with the
+// input's length and a GPU overlaps its work with the CPU-bound encoder.
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "daemon/pipeline/item_options.hpp"
+
+namespace heygem::media {
+struct Frame;
+}
+namespace heygem::models {
+class Wav2LipGenerator;
+class FaceDetector;
+}  // namespace heygem::models
+
+namespace heygem::pipeline {
+
+struct ItemProgress {
+  std::string stage;  // "audio", "render", "finalize"
+  int64_t frames_done = 0, frames_total = 0;
+  double fps = 0, eta_seconds = 0;
+};
+
+struct StageTiming {
+  std::string name;
+  double busy_seconds = 0;  // time the stage's thread spent working (not waiting on queues)
+  int64_t frames = 0;
+  double fps() const { return busy_seconds > 0 ? static_cast<double>(frames) / busy_seconds : 0; }
+};
+
+struct ItemReport {
+  int64_t frames = 0;
+  int64_t frames_without_face = 0;
+  int64_t source_frames = 0;
+  int width = 0, height = 0;
+  double fps = 0;
+  double wall_seconds = 0;
+  std::vector<StageTiming> stages;
+};
+
+struct ItemModels {
+  const models::Wav2LipGenerator* generator = nullptr;  // required
+  models::FaceDetector* detector = nullptr;             // required unless options.box is set
+};
+
+struct ItemFiles {
+  std::filesystem::path audio;    // any FFmpeg-readable audio, or a video whose audio track is used
+  std::filesystem::path video;    // a video or a still image
+  std::filesystem::path output;   // the MP4 to write (via a temp file, renamed on success)
+  std::filesystem::path scratch;  // folder for temporary data (loop spill); default: output's folder
+};
+
+struct RunHooks {
+  std::function<void(const ItemProgress&)> progress;  // called from pipeline threads, rate-limited
+  std::function<bool()> cancelled;                    // polled between batches
+  // Every finished frame, BGR24, in order, before it is encoded (parity tests tap here).
+  std::function<void(int64_t index, const media::Frame&)> frame_tap;
+};
+
+// Runs the item. Throws heygem::Error naming the file and the cause (invalid_input), or
+// ErrorCode::cancelled; on any failure no output file is left behind.
+ItemReport run_lip_sync(const ItemFiles& files, const ItemOptions& options, const ItemModels& models,
+                        const RunHooks& hooks = {});
+
+}  // namespace heygem::pipeline
