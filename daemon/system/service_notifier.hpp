@@ -3,6 +3,7 @@
 // RELOADING=1, EXTEND_TIMEOUT_USEC. With libsystemd it uses sd_notify; without it (the GPU machine
 // has no headers) it speaks the same datagram protocol to $NOTIFY_SOCKET itself, so nothing is
 // faked. When NOTIFY_SOCKET is unset every call is a no-op.
+#include <atomic>
 #include <chrono>
 #include <optional>
 #include <string>
@@ -27,9 +28,15 @@ class ServiceNotifier {
   void send(const std::string& message);
   std::string socket_path_;
   std::optional<std::chrono::microseconds> watchdog_interval_;
+  std::atomic<bool> send_failure_reported_{false};  // warn once, then quietly at debug level
 };
 
 // Sockets passed by systemd socket activation (LISTEN_FDS / LISTEN_PID), as fds >= 3; empty if none.
+// Marks them close-on-exec and unsets LISTEN_PID / LISTEN_FDS / LISTEN_FDNAMES so that children do
+// not inherit them. Throws heygem::Error(invalid_argument) naming the variable when it is malformed.
 std::vector<int> activated_sockets();
+
+// The pure part of activated_sockets(): which fds the two variables describe for process `self`.
+std::vector<int> listened_fds(const char* listen_pid, const char* listen_fds, long self);
 
 }  // namespace heygem::system
