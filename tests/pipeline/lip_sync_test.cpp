@@ -1,0 +1,238 @@
+// The lip-sync item end to end on CPU with the untrained generator: timeline (ping-pong, forward,
+// cut), stills, rotation, 10-bit, VFR, frames without a face, strict mode, and a GRID clip with
+// another clip's audio through RetinaFace, checked with ffprobe.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <map>
+
+#include "common/errors.hpp"
+#include "daemon/media/video_reader.hpp"
+#include "daemon/models/retinaface.hpp"
+#include "daemon/models/wav2lip.hpp"
+#include "daemon/pipeline/lip_sync.hpp"
+#include "tests/support/fixtures.hpp"
+#include "tests/support/media_tools.hpp"
+#include "tests/support/temp_dir.hpp"
+
+namespace heygem::pipeline {
+namespace {
+
+constexpr int kLevelStep = 12;  // grey level step between numbered frames
+
+const models::Wav2LipGenerator& generator() {
+  static auto instance = [] {
+    models::HashInitSpec spec;
+    spec.seed = 1;
+    spec.gain_log2["output_block.1.weight"] = -9;
+    return models::Wav2LipGenerator::untrained(models::Placement{}, spec);
+  }();
+  return *instance;
+}
+
+// A grey video whose frame n has luma 16 + n * kLevelStep (lossless), so the source frame of any
+// output frame can be read back from a pixel outside the face box.
+std::filesystem::path numbered_video(const test::TempDir& dir, int frames, const std::string& extra = "",
+                                     const std::string& name = "numbered.mkv") {
+  auto file = dir.path() / name;
+  test::ffmpeg("-f lavfi -i \"color=c=black:s=64x48:r=25,format=gray,geq=lum='16+N*" + std::to_string(kLevelStep) +
+               "'\" -frames:v " + std::to_string(frames) + " " + extra + " -c:v ffv1 '" + file.string() + "'");
+  return file;
+}
+
+std::filesystem::path tone(const test::TempDir& dir, double seconds, const std::string& name = "tone.wav") {
+  auto file = dir.path() / name;
+  test::ffmpeg("-f lavfi -i \"sine=frequency=440:sample_rate=44100:duration=" + std::to_string(seconds) +
+               "\" -ac 2 '" + file.string() + "'");
+  return file;
+}
+
+int source_number(const media::Frame& frame) {
+  const int grey = frame.data[0];  // top-left pixel, outside every test box
+  return static_cast<int>(std::lround((grey - 16.0) / kLevelStep));
+}
+
+struct Run {
+  ItemReport report;
+  std::vector<int> sources;  // decoded source number of each output frame
+  std::map<int64_t, media::Frame> frames;
+};
+
+Run render(const test::TempDir& dir, const std::filesystem::path& audio, const std::filesystem::path& video,
+           ItemOptions options, const models::FaceDetector* detector = nullptr) {
+  Run run;
+  RunHooks hooks;
+  hooks.frame_tap = [&](int64_t i, const media::Frame& f) {
+    run.frames[i] = f;
+    run.sources.push_back(source_number(f));
+  };
+  run.report = run_lip_sync({audio, video, dir.path() / "out.mp4", dir.path()}, options,
+                            {&generator(), const_cast<models::FaceDetector*>(detector)}, hooks);
+  return run;
+}
+
+ItemOptions boxed() {
+  ItemOptions options;
+  options.box = FaceBox{24, 48, 32, 64};
+  options.encode.preset = "ultrafast";
+  return options;
+}
+
+TEST(LipSync, AudioLongerThanVideoPingPongs) {
+  test::TempDir dir;
+  const Run run = render(dir, tone(dir, 1.0), numbered_video(dir, 8), boxed());
+  ASSERT_EQ(run.report.frames, static_cast<int64_t>(run.sources.size()));
+  ASSERT_GT(run.report.frames, 16);
+  for (size_t i = 0; i < run.sources.size(); ++i)
+    EXPECT_EQ(run.sources[i], source_frame_index(static_cast<int64_t>(i), 8, LoopMode::pingpong)) << i;
+  EXPECT_EQ(run.sources[8], 6);  // turned back without repeating the last frame
+}
+
+TEST(LipSync, ForwardLoopWrapsAround) {
+  test::TempDir dir;
+  ItemOptions options = boxed();
+  options.loop = LoopMode::forward;
+  const Run run = render(dir, tone(dir, 1.0), numbered_video(dir, 8), options);
+  for (size_t i = 0; i < run.sources.size(); ++i) EXPECT_EQ(run.sources[i], static_cast<int>(i % 8)) << i;
+}
+
+TEST(LipSync, VideoLongerThanAudioIsCutAndOutputFollowsTheAudio) {
+  test::TempDir dir;
+  const Run run = render(dir, tone(dir, 0.6), numbered_video(dir, 20), boxed());
+  const auto out = test::probe_video(dir.path() / "out.mp4");
+  EXPECT_EQ(out.frames, run.report.frames);
+  EXPECT_NEAR(out.frames / 25.0, 0.6, 1.0 / 25 + 1e-9);
+  for (size_t i = 0; i < run.sources.size(); ++i) EXPECT_EQ(run.sources[i], static_cast<int>(i));
+  EXPECT_TRUE(test::probe_audio(dir.path() / "out.mp4").present);
+}
+
+TEST(LipSync, StillImageBecomesAVideoAtTheConfiguredRate) {
+  test::TempDir dir;
+  auto still = dir.path() / "face.png";
+  test::ffmpeg("-f lavfi -i color=c=gray:s=64x48 -frames:v 1 '" + still.string() + "'");
+  ItemOptions options = boxed();
+  options.still_fps = 10;
+  const Run run = render(dir, tone(dir, 1.0), still, options);
+  EXPECT_DOUBLE_EQ(run.report.fps, 10.0);
+  EXPECT_NEAR(static_cast<double>(run.report.frames), 10.0, 1.0);
+  const auto out = test::probe_video(dir.path() / "out.mp4");
+  EXPECT_NEAR(out.fps, 10.0, 1e-6);
+  EXPECT_EQ(out.width, 64);
+}
+
+TEST(LipSync, RotatedInputIsRenderedUpright) {
+  test::TempDir dir;
+  auto plain = numbered_video(dir, 5, "", "plain.mkv");
+  auto rotated = dir.path() / "rotated.mp4";
+  test::ffmpeg("-display_rotation 90 -i '" + plain.string() + "' -c:v libx264 -qp 0 '" + rotated.string() + "'");
+  ItemOptions options = boxed();
+  options.box = FaceBox{32, 56, 8, 40};  // inside the 48x64 upright frame
+  const Run run = render(dir, tone(dir, 0.2), rotated, options);
+  EXPECT_EQ(run.report.width, 48);
+  EXPECT_EQ(run.report.height, 64);
+  EXPECT_EQ(test::probe_video(dir.path() / "out.mp4").width, 48);
+}
+
+TEST(LipSync, TenBitInputIsConvertedToEightBit) {
+  test::TempDir dir;
+  auto ten = dir.path() / "ten.mkv";
+  test::ffmpeg("-f lavfi -i testsrc2=s=64x48:r=25 -frames:v 6 -pix_fmt yuv420p10le -c:v ffv1 '" + ten.string() + "'");
+  const Run run = render(dir, tone(dir, 0.2), ten, boxed());
+  EXPECT_EQ(run.report.frames, static_cast<int64_t>(run.frames.size()));
+  EXPECT_GT(run.report.frames, 0);
+}
+
+TEST(LipSync, VariableFrameRateBecomesConstant) {
+  test::TempDir dir;
+  auto vfr = dir.path() / "vfr.mkv";
+  // frames at irregular times: 0, 40, 120, 160, 280 ms ... (average ~25 fps over the clip)
+  test::ffmpeg("-f lavfi -i testsrc2=s=64x48:r=25 -frames:v 25 -vf \"setpts='(N+floor(N/3)*0.5)/25/TB'\" "
+               "-fps_mode vfr -c:v ffv1 '" + vfr.string() + "'");
+  const Run run = render(dir, tone(dir, 0.8), vfr, boxed());
+  const auto out = test::probe_video(dir.path() / "out.mp4");
+  EXPECT_GT(out.fps, 0);
+  EXPECT_NEAR(out.frames / out.fps, 0.8, 1.0 / out.fps + 1e-6);
+}
+
+TEST(LipSync, FramesWithoutAFacePassThroughAndAreCounted) {
+  test::TempDir dir;
+  auto detector = models::RetinaFaceDetector::from_file(test::shared_root() / "models" / "retinaface_mobilenet0.25.pth",
+                                                         models::Placement{});
+  auto video = numbered_video(dir, 6);
+  ItemOptions options;
+  options.encode.preset = "ultrafast";
+  const Run run = render(dir, tone(dir, 0.2), video, options, detector.get());
+  EXPECT_EQ(run.report.frames_without_face, run.report.frames);
+  media::VideoReader source(video);
+  media::Frame expected;
+  for (int64_t i = 0; i < run.report.frames; ++i) {
+    ASSERT_TRUE(source.next(expected));
+    EXPECT_EQ(run.frames.at(i).data, expected.data) << "frame " << i << " was changed";
+  }
+}
+
+TEST(LipSync, StrictModeNamesTheFirstFrameWithoutAFace) {
+  test::TempDir dir;
+  auto detector = models::RetinaFaceDetector::from_file(test::shared_root() / "models" / "retinaface_mobilenet0.25.pth",
+                                                         models::Placement{});
+  ItemOptions options;
+  options.strict = true;
+  try {
+    render(dir, tone(dir, 0.2), numbered_video(dir, 6), options, detector.get());
+    FAIL() << "strict mode accepted a video without a face";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("no face in source frame 0"), std::string::npos) << e.what();
+  }
+  EXPECT_FALSE(std::filesystem::exists(dir.path() / "out.mp4"));
+}
+
+double psnr_outside(const media::Frame& a, const media::Frame& b, const FaceBox& box) {
+  double sum = 0;
+  int64_t n = 0;
+  for (int y = 0; y < a.height; ++y)
+    for (int x = 0; x < a.width; ++x) {
+      if (y >= box.top && y < box.bottom && x >= box.left && x < box.right) continue;
+      for (int c = 0; c < 3; ++c) {
+        const double d = a.data[y * a.stride + x * 3 + c] - double(b.data[y * b.stride + x * 3 + c]);
+        sum += d * d;
+        ++n;
+      }
+    }
+  const double mse = sum / n;
+  return mse == 0 ? 99.0 : 10 * std::log10(255.0 * 255.0 / mse);
+}
+
+TEST(LipSync, GridClipWithAnotherClipsAudio) {
+  test::TempDir dir;
+  auto detector = models::RetinaFaceDetector::from_file(test::shared_root() / "models" / "retinaface_mobilenet0.25.pth",
+                                                         models::Placement{});
+  const auto grid = test::shared_root() / "media" / "grid";
+  const auto video = grid / "lbax4n.mpg", audio = grid / "bbaf2n.mpg";
+  ItemOptions options;  // defaults: feather, ping-pong, RetinaFace, crf 18
+  const Run run = render(dir, audio, video, options, detector.get());
+  const auto out = test::probe_video(dir.path() / "out.mp4");
+  const auto in = test::probe_video(video);
+  const auto sound = test::probe_audio(audio);
+  EXPECT_EQ(out.width, in.width);
+  EXPECT_EQ(out.height, in.height);
+  EXPECT_NEAR(out.fps, in.fps, 1e-6);
+  EXPECT_NEAR(out.frames / out.fps, sound.duration, 1.0 / out.fps + 1e-6);
+  EXPECT_TRUE(test::probe_audio(dir.path() / "out.mp4").present);
+  EXPECT_EQ(run.report.frames_without_face, 0);
+
+  // the decoded output differs from the source inside the lower face and matches it elsewhere
+  media::VideoReader source(video), rendered(dir.path() / "out.mp4");
+  media::Frame a, b;
+  const FaceBox face{150, 260, 110, 260};  // generous mouth-and-chin region of this clip
+  double changed = 0, worst_psnr = 99;
+  for (int i = 0; i < 20 && source.next(a) && rendered.next(b); ++i) {
+    worst_psnr = std::min(worst_psnr, psnr_outside(a, b, face));
+    for (int y = 200; y < 240; ++y)
+      for (int x = 150; x < 220; ++x) changed += std::abs(a.data[y * a.stride + x * 3] - b.data[y * b.stride + x * 3]);
+  }
+  EXPECT_GT(worst_psnr, 40.0);
+  EXPECT_GT(changed / (20 * 40 * 70), 2.0) << "the mouth region did not change";
+}
+
+}  // namespace
+}  // namespace heygem::pipeline
