@@ -14,8 +14,17 @@ struct Placement {
 };
 
 // "cpu", "cuda", "cuda:1" and "float32" / "float16" / "bfloat16" (aliases fp32, fp16, bf16).
-// Throws heygem::Error(invalid_argument) naming the bad text; half precision on CPU is refused.
+// Throws heygem::Error(invalid_argument) naming the bad text; half precision on CPU is refused, and
+// so is a CUDA device that this machine does not have. "cuda" means "cuda:0".
 Placement parse_placement(std::string_view device, std::string_view precision);
+// "cpu float32", "cuda:0 float16".
 std::string to_string(const Placement& placement);
+// The two halves of to_string: "cpu" / "cuda:0" and "float32" / "float16" / "bfloat16".
+std::string device_text(const c10::Device& device);
+std::string precision_text(c10::ScalarType dtype);
+
+// Throws heygem::Error(invalid_argument) unless the placement is one parse_placement can produce
+// (for Placements built by hand).
+void check_placement(const Placement& placement);
 
 }  // namespace heygem::models

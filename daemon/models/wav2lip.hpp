@@ -6,6 +6,8 @@
 
 #include <filesystem>
 #include <memory>
+#include <string>
+#include <vector>
 
 #include "daemon/models/checkpoint.hpp"
 #include "daemon/models/hash_init.hpp"
@@ -13,12 +15,21 @@
 
 namespace heygem::models {
 
-class Wav2LipNet;  // torch::nn module holder, defined in wav2lip_net.hpp
+class Wav2LipNet;  // the torch::nn::Module, defined in wav2lip_net.hpp
+
+// What one forward pass computes on its way, for parity tests.
+struct Wav2LipTrace {
+  at::Tensor audio_embedding;          // [B, 512, 1, 1]
+  std::vector<at::Tensor> face_feats;  // outputs of the 7 face-encoder blocks, finest (96x96) first
+  at::Tensor logits;                   // [B, 3, 96, 96], input of the final sigmoid
+};
 
 class Wav2LipGenerator {
  public:
   // Loads weights strictly by name (shape checks, all-or-nothing) and moves them once to `placement`.
-  // Throws heygem::Error(invalid_input) naming the source and the cause.
+  // Throws heygem::Error(invalid_input) naming the source and the cause ("<source>: wav2lip: <key>:
+  // expected [...], got [...]"; "<source>: not a Wav2Lip generator checkpoint: ..." when most keys are
+  // missing), or heygem::Error(invalid_argument) for an unusable placement.
   Wav2LipGenerator(const StateDict& weights, const Placement& placement, const std::string& source_name);
   ~Wav2LipGenerator();
   Wav2LipGenerator(const Wav2LipGenerator&) = delete;
@@ -30,15 +41,23 @@ class Wav2LipGenerator {
   static std::unique_ptr<Wav2LipGenerator> untrained(const Placement& placement, const HashInitSpec& spec);
 
   const Placement& placement() const { return placement_; }
-  // Inputs on any device / dtype; they are moved to the model's. Output float32 on the model's device.
+  // Where the weights came from: the checkpoint path, or "untrained wav2lip (hash-init seed N)".
+  const std::string& source() const { return source_; }
+  // Inputs on any device / floating dtype, in any memory format (kept: on CPU a ChannelsLast face batch
+  // reproduces the reference bit for bit); they are moved to the model's device and precision.
+  // Output float32 on the model's device. Thread-safe (read-only forward under c10::InferenceMode).
+  // Throws heygem::Error(invalid_argument) for shapes other than the ones above.
   at::Tensor generate(const at::Tensor& mel, const at::Tensor& faces) const;
   // Reference intermediates for parity tests: the audio encoder output [B, 512, 1, 1] and the
   // logits before the final sigmoid.
   at::Tensor audio_embedding(const at::Tensor& mel) const;
   at::Tensor logits(const at::Tensor& mel, const at::Tensor& faces) const;
+  // Every intermediate the parity fixtures record (float32, on the model's device).
+  Wav2LipTrace trace(const at::Tensor& mel, const at::Tensor& faces) const;
 
  private:
   Placement placement_;
+  std::string source_;
   std::shared_ptr<Wav2LipNet> net_;
 };
 

@@ -1,0 +1,98 @@
+#include "daemon/models/placement.hpp"
+
+#include <torch/cuda.h>
+
+#include <algorithm>
+#include <cctype>
+#include <charconv>
+
+#include "common/errors.hpp"
+
+namespace heygem::models {
+namespace {
+
+std::string lower(std::string_view text) {
+  std::string out(text);
+  std::transform(out.begin(), out.end(), out.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return out;
+}
+
+[[noreturn]] void refuse(const std::string& what) { throw Error(ErrorCode::invalid_argument, what); }
+
+// "N" of "cuda:N": digits only, no sign, no trailing text.
+c10::DeviceIndex cuda_index(std::string_view digits, std::string_view original) {
+  int index = -1;
+  const auto [end, error] = std::from_chars(digits.data(), digits.data() + digits.size(), index);
+  if (digits.empty() || error != std::errc() || end != digits.data() + digits.size() || index < 0 || index > 127)
+    refuse("device \"" + std::string(original) + "\": expected cpu, cuda or cuda:N with N a device number");
+  return static_cast<c10::DeviceIndex>(index);
+}
+
+c10::Device parse_device(std::string_view text) {
+  const std::string name = lower(text);
+  if (name == "cpu") return c10::Device(c10::kCPU);
+  constexpr std::string_view cuda = "cuda";
+  if (name.rfind(cuda, 0) != 0)
+    refuse("device \"" + std::string(text) + "\": expected cpu, cuda or cuda:N");
+  c10::DeviceIndex index = 0;
+  if (name.size() > cuda.size()) {
+    if (name[cuda.size()] != ':') refuse("device \"" + std::string(text) + "\": expected cpu, cuda or cuda:N");
+    index = cuda_index(std::string_view(name).substr(cuda.size() + 1), text);
+  }
+  return c10::Device(c10::kCUDA, index);
+}
+
+c10::ScalarType parse_precision(std::string_view text) {
+  const std::string name = lower(text);
+  if (name == "float32" || name == "fp32") return c10::kFloat;
+  if (name == "float16" || name == "fp16") return c10::kHalf;
+  if (name == "bfloat16" || name == "bf16") return c10::kBFloat16;
+  refuse("precision \"" + std::string(text) + "\": expected float32, float16 or bfloat16 (fp32, fp16, bf16)");
+}
+
+}  // namespace
+
+void check_placement(const Placement& placement) {
+  const c10::Device& device = placement.device;
+  if (!device.is_cpu() && !device.is_cuda())
+    refuse("device " + device.str() + ": only cpu and cuda are supported");
+  const c10::ScalarType dtype = placement.dtype;
+  if (dtype != c10::kFloat && dtype != c10::kHalf && dtype != c10::kBFloat16)
+    refuse(std::string("precision ") + c10::toString(dtype) + ": expected float32, float16 or bfloat16");
+  if (device.is_cpu() && dtype != c10::kFloat)
+    refuse("precision " + precision_text(dtype) + " needs a CUDA device; on cpu only float32 is supported");
+  if (device.is_cuda()) {
+    const std::size_t count = torch::cuda::device_count();
+    if (count == 0) refuse("device " + device_text(device) + " requested, but CUDA is not available on this machine");
+    const auto index = static_cast<std::size_t>(device.has_index() ? device.index() : 0);
+    if (index >= count)
+      refuse("device " + device_text(device) + " requested, but this machine has " + std::to_string(count) +
+             " CUDA device(s)");
+  }
+}
+
+Placement parse_placement(std::string_view device, std::string_view precision) {
+  Placement placement{parse_device(device), parse_precision(precision)};
+  check_placement(placement);
+  return placement;
+}
+
+std::string device_text(const c10::Device& device) {
+  if (device.is_cuda()) return "cuda:" + std::to_string(device.has_index() ? device.index() : 0);
+  return device.str();
+}
+
+std::string precision_text(c10::ScalarType dtype) {
+  switch (dtype) {
+    case c10::kFloat: return "float32";
+    case c10::kHalf: return "float16";
+    case c10::kBFloat16: return "bfloat16";
+    default: return c10::toString(dtype);
+  }
+}
+
+std::string to_string(const Placement& placement) {
+  return device_text(placement.device) + " " + precision_text(placement.dtype);
+}
+
+}  // namespace heygem::models
