@@ -1,6 +1,7 @@
 #pragma once
 // Plain data that crosses the media library's boundary. No FFmpeg or torch types here, so the
 // pipeline and tests include this without the heavy headers.
+#include <cstddef>
 #include <cstdint>
 #include <vector>
 
@@ -21,7 +22,21 @@ struct Frame {
   int height = 0;
   int stride = 0;
   int64_t pts_index = 0;  // index of this frame on the output (constant-rate) timeline
+  // Position in whatever sequence the frame travels in; the reader sets it equal to pts_index,
+  // later stages may renumber it (e.g. source frame index when looping).
+  int64_t index = 0;
   std::vector<uint8_t> data;
+
+  // Makes the frame a tightly packed width x height BGR24 picture (stride = 3 * width); keeps the
+  // allocation when the size is unchanged, so a reused Frame does not reallocate.
+  void resize(int new_width, int new_height) {
+    width = new_width;
+    height = new_height;
+    stride = 3 * new_width;
+    data.resize(static_cast<size_t>(stride) * static_cast<size_t>(new_height));
+  }
+  uint8_t* row(int y) { return data.data() + static_cast<size_t>(y) * static_cast<size_t>(stride); }
+  const uint8_t* row(int y) const { return data.data() + static_cast<size_t>(y) * static_cast<size_t>(stride); }
 };
 
 // A row-major float matrix (the mel spectrogram: rows = 80 mel bands, cols = time steps).

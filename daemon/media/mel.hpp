@@ -15,6 +15,12 @@ constexpr int kMelStepSize = 16;  // columns per generator input chunk
 // 80 x T, T = 1 + samples / 200.
 Matrix melspectrogram(const std::vector<float>& samples_16k);
 
+// The intermediates, exposed for the parity tests:
+// |STFT| of the pre-emphasised signal, 401 x T (rows = frequency bins), float32 as librosa 0.7 has it.
+Matrix stft_magnitude(const std::vector<float>& samples_16k);
+// The 80 x 401 Slaney mel filterbank (librosa 0.7 filters.mel, float32).
+Matrix mel_filterbank();
+
 // Start column of every output frame's chunk at `fps` (int(i * 80 / fps) while it fits, then one
 // final chunk covering the last 16 columns). Its size is the number of output frames.
 std::vector<int64_t> mel_chunk_starts(int64_t mel_columns, double fps);

@@ -1,0 +1,46 @@
+#pragma once
+// One input file opened with libavformat plus a decoder for its main stream of one media type.
+// Shared by the video reader, the audio reader and the writer's audio track. Internal.
+#include <cstdint>
+#include <filesystem>
+
+#include "daemon/media/ffmpeg_raii.hpp"
+
+namespace heygem::media::ffmpeg {
+
+class StreamDecoder {
+ public:
+  // Throws heygem::Error(invalid_input) naming the file: missing, empty, not media, truncated
+  // (its index points past the end of the file), no stream of `type`, no decoder.
+  StreamDecoder(const std::filesystem::path& file, AVMediaType type);
+
+  const std::filesystem::path& file() const { return file_; }
+  AVFormatContext* format() const { return format_.get(); }
+  AVStream* stream() const { return stream_; }
+  AVCodecContext* codec() const { return codec_.get(); }
+
+  // Duration from the stream, else the container; 0 when neither knows it.
+  double duration_seconds() const;
+
+  // Decodes the next frame into `frame`; false at the end of the stream. Corrupt packets are
+  // skipped (and counted), as the ffmpeg CLI does; read errors throw.
+  bool receive(AVFrame* frame);
+  int64_t skipped_packets() const { return skipped_packets_; }
+
+ private:
+  void open_container();
+  void select_stream(AVMediaType type);
+  void open_decoder();
+  void check_not_truncated() const;
+  bool feed_decoder();  // false once the decoder has been flushed
+
+  std::filesystem::path file_;
+  InputFormatPtr format_;
+  AVStream* stream_ = nullptr;
+  CodecContextPtr codec_;
+  PacketPtr packet_;
+  bool flushed_ = false;
+  int64_t skipped_packets_ = 0;
+};
+
+}  // namespace heygem::media::ffmpeg

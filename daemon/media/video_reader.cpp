@@ -1,0 +1,307 @@
+#include "daemon/media/video_reader.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <string_view>
+
+#include "daemon/media/ffmpeg_error.hpp"
+#include "daemon/media/ffmpeg_raii.hpp"
+#include "daemon/media/stream_decoder.hpp"
+
+extern "C" {
+#include <libavutil/display.h>
+#include <libavutil/pixdesc.h>
+}
+
+namespace heygem::media {
+namespace {
+
+constexpr Rational kDefaultStillFps{25, 1};
+
+// The same conversion cv2.VideoCapture (the reference's reader) asks swscale for, so decoded
+// frames are byte-identical to what the reference sees.
+constexpr int kSwsFlags = SWS_BICUBIC;
+
+bool valid(Rational rate) { return rate.num > 0 && rate.den > 0; }
+Rational from_av(AVRational rate) { return {rate.num, rate.den}; }
+
+// Single pictures come through the image2 demuxer or one of the "<format>_pipe" image demuxers.
+bool is_still_image(const AVFormatContext* format) {
+  const std::string_view name = format->iformat->name;
+  return name == "image2" || (name.size() > 5 && name.substr(name.size() - 5) == "_pipe");
+}
+
+const uint8_t* display_matrix(const AVStream* stream) {
+#if LIBAVCODEC_VERSION_INT >= AV_VERSION_INT(60, 29, 100)
+  const AVPacketSideData* side = av_packet_side_data_get(stream->codecpar->coded_side_data,
+                                                         stream->codecpar->nb_coded_side_data, AV_PKT_DATA_DISPLAYMATRIX);
+  return side && side->size >= 9 * sizeof(int32_t) ? side->data : nullptr;
+#else
+  size_t size = 0;
+  const uint8_t* data = av_stream_get_side_data(stream, AV_PKT_DATA_DISPLAYMATRIX, &size);
+  return data && size >= 9 * sizeof(int32_t) ? data : nullptr;
+#endif
+}
+
+// Clockwise rotation to apply for display, snapped to a multiple of 90 as the ffmpeg CLI does.
+int rotation_degrees(const AVStream* stream) {
+  const uint8_t* matrix = display_matrix(stream);
+  if (!matrix) return 0;
+  const double counterclockwise = av_display_rotation_get(reinterpret_cast<const int32_t*>(matrix));
+  if (std::isnan(counterclockwise)) return 0;
+  const long quarter_turns = std::lround(-counterclockwise / 90.0);
+  return static_cast<int>(((quarter_turns % 4) + 4) % 4) * 90;
+}
+
+int64_t frame_duration(const AVFrame* frame) {
+#if LIBAVUTIL_VERSION_INT >= AV_VERSION_INT(57, 30, 100)
+  return frame->duration;
+#else
+  return frame->pkt_duration;
+#endif
+}
+
+// Rotates a packed BGR24 picture clockwise by 90, 180 or 270 degrees into `out`.
+void rotate_bgr(const uint8_t* src, int width, int height, int degrees, Frame& out) {
+  const bool swaps = degrees == 90 || degrees == 270;
+  out.resize(swaps ? height : width, swaps ? width : height);
+  const size_t src_stride = static_cast<size_t>(width) * 3;
+  for (int dy = 0; dy < out.height; ++dy) {
+    uint8_t* dst_row = out.row(dy);
+    for (int dx = 0; dx < out.width; ++dx) {
+      int sx = dx, sy = dy;
+      if (degrees == 90) {
+        sx = dy;
+        sy = height - 1 - dx;
+      } else if (degrees == 180) {
+        sx = width - 1 - dx;
+        sy = height - 1 - dy;
+      } else if (degrees == 270) {
+        sx = width - 1 - dy;
+        sy = dx;
+      }
+      std::memcpy(dst_row + static_cast<size_t>(dx) * 3, src + static_cast<size_t>(sy) * src_stride + sx * 3, 3);
+    }
+  }
+}
+
+}  // namespace
+
+struct VideoReader::Impl {
+  Impl(const std::filesystem::path& file, const VideoReaderOptions& options);
+
+  bool next(Frame& out);
+
+ private:
+  // A decoded picture waiting for its turn on the constant-rate timeline.
+  struct Pending {
+    ffmpeg::FramePtr frame = ffmpeg::make_frame();
+    int64_t slot = 0;      // output index at which it starts showing
+    int64_t end_slot = 0;  // output index its duration reaches (used for the last picture)
+  };
+
+  void describe();
+  void check_limits() const;
+  bool decode(Pending& into);
+  bool next_constant_rate(Frame& out);
+  bool next_as_decoded(Frame& out);
+  void emit(const AVFrame* picture, Frame& out);
+  void convert(const AVFrame* picture, Frame& out);
+
+ public:
+  ffmpeg::StreamDecoder decoder;
+  VideoReaderOptions options;
+  VideoInfo info;
+  Rational fps;
+
+ private:
+  ffmpeg::SwsPtr sws_;
+  Frame unrotated_;
+  Pending held_, incoming_;
+  bool have_held_ = false, have_incoming_ = false, held_end_known_ = false, stream_done_ = false;
+  int64_t held_until_ = 0;  // held_ shows on output slots [next_index_, held_until_)
+  int64_t next_index_ = 0;
+  int64_t decoded_ = 0;
+  int64_t first_timestamp_ = AV_NOPTS_VALUE;
+  int64_t last_slot_ = -1;
+};
+
+VideoReader::Impl::Impl(const std::filesystem::path& file, const VideoReaderOptions& reader_options)
+    : decoder(file, AVMEDIA_TYPE_VIDEO), options(reader_options) {
+  describe();
+  check_limits();
+}
+
+void VideoReader::Impl::describe() {
+  const AVStream* stream = decoder.stream();
+  const AVCodecParameters* par = stream->codecpar;
+  info.still_image = is_still_image(decoder.format());
+  info.rotation_degrees = rotation_degrees(stream);
+  const bool swaps = info.rotation_degrees == 90 || info.rotation_degrees == 270;
+  info.width = swaps ? par->height : par->width;
+  info.height = swaps ? par->width : par->height;
+  info.codec_name = avcodec_get_name(par->codec_id);
+  info.average_fps = info.still_image ? Rational{0, 1} : from_av(stream->avg_frame_rate);
+  info.duration_seconds = info.still_image ? 0.0 : decoder.duration_seconds();
+
+  if (options.output_fps) {
+    if (!valid(*options.output_fps))
+      throw Error(ErrorCode::invalid_argument, decoder.file().string() + ": output frame rate " +
+                                                   std::to_string(options.output_fps->num) + "/" +
+                                                   std::to_string(options.output_fps->den) + " is not positive");
+    fps = *options.output_fps;
+  } else if (info.still_image) {
+    fps = kDefaultStillFps;
+  } else {
+    const Rational guessed = from_av(av_guess_frame_rate(decoder.format(), decoder.stream(), nullptr));
+    fps = valid(info.average_fps) ? info.average_fps : valid(guessed) ? guessed : kDefaultStillFps;
+  }
+  if (info.still_image)
+    info.frame_count_estimate = 1;
+  else if (info.duration_seconds > 0)
+    info.frame_count_estimate = std::llround(info.duration_seconds * fps.value());
+  else
+    info.frame_count_estimate = stream->nb_frames;
+}
+
+void VideoReader::Impl::check_limits() const {
+  const auto& file = decoder.file();
+  if (info.width <= 0 || info.height <= 0)
+    ffmpeg::fail(ErrorCode::invalid_input, file, "the video stream has no picture size");
+  if (info.width > options.limits.max_width || info.height > options.limits.max_height)
+    ffmpeg::fail(ErrorCode::invalid_input, file,
+                 "picture size " + std::to_string(info.width) + "x" + std::to_string(info.height) +
+                     " is over the limit of " + std::to_string(options.limits.max_width) + "x" +
+                     std::to_string(options.limits.max_height));
+  if (info.duration_seconds > options.limits.max_duration_seconds)
+    ffmpeg::fail(ErrorCode::invalid_input, file,
+                 "duration " + std::to_string(info.duration_seconds) + " s is over the limit of " +
+                     std::to_string(options.limits.max_duration_seconds) + " s");
+}
+
+// Decodes the next picture and places it on the output timeline.
+bool VideoReader::Impl::decode(Pending& into) {
+  AVFrame* frame = into.frame.get();
+  av_frame_unref(frame);
+  if (!decoder.receive(frame)) return false;
+  ++decoded_;
+  const AVRational time_base = decoder.stream()->time_base;
+  const int64_t timestamp = frame->best_effort_timestamp;
+  if (timestamp == AV_NOPTS_VALUE || (first_timestamp_ == AV_NOPTS_VALUE && decoded_ > 1)) {
+    into.slot = last_slot_ + 1;  // no timing: one picture per output slot
+  } else {
+    if (first_timestamp_ == AV_NOPTS_VALUE) first_timestamp_ = timestamp;
+    const double seconds = static_cast<double>(timestamp - first_timestamp_) * av_q2d(time_base);
+    if (seconds > options.limits.max_duration_seconds)
+      ffmpeg::fail(ErrorCode::invalid_input, decoder.file(),
+                   "the video runs past the duration limit of " + std::to_string(options.limits.max_duration_seconds) +
+                       " s");
+    into.slot = std::max<int64_t>(0, std::llround(seconds * fps.value()));
+  }
+  last_slot_ = into.slot;
+  const int64_t duration = frame_duration(frame);
+  const double duration_seconds = duration > 0                     ? static_cast<double>(duration) * av_q2d(time_base)
+                                  : valid(info.average_fps) ? 1.0 / info.average_fps.value()
+                                                                   : 1.0 / fps.value();
+  into.end_slot = into.slot + std::max<int64_t>(1, std::llround(duration_seconds * fps.value()));
+  return true;
+}
+
+bool VideoReader::Impl::next(Frame& out) {
+  const bool produced =
+      options.constant_frame_rate && !info.still_image ? next_constant_rate(out) : next_as_decoded(out);
+  if (!produced && decoded_ == 0)
+    ffmpeg::fail(ErrorCode::invalid_input, decoder.file(),
+                 "has no decodable video frames (" + std::to_string(decoder.skipped_packets()) +
+                     " corrupt packets skipped; the file may be truncated)");
+  return produced;
+}
+
+bool VideoReader::Impl::next_as_decoded(Frame& out) {
+  if (stream_done_ || (info.still_image && decoded_ > 0)) return false;
+  if (!decode(held_)) {
+    stream_done_ = true;
+    return false;
+  }
+  emit(held_.frame.get(), out);
+  return true;
+}
+
+// Variable to constant frame rate: each output slot shows the latest picture that started at or
+// before it; a picture is repeated over gaps and dropped when a later one claims its slot.
+bool VideoReader::Impl::next_constant_rate(Frame& out) {
+  for (;;) {
+    if (have_held_ && held_end_known_) {
+      if (next_index_ < held_until_) {
+        emit(held_.frame.get(), out);
+        return true;
+      }
+      if (!have_incoming_) return false;
+      std::swap(held_, incoming_);
+      have_incoming_ = false;
+      held_end_known_ = false;
+    }
+    if (stream_done_) return false;
+    if (!decode(incoming_)) {
+      stream_done_ = true;
+      if (!have_held_) return false;
+      held_until_ = std::max(held_.end_slot, held_.slot + 1);
+      held_end_known_ = true;
+      continue;
+    }
+    if (!have_held_) {
+      std::swap(held_, incoming_);
+      have_held_ = true;
+      continue;
+    }
+    have_incoming_ = true;
+    held_until_ = incoming_.slot;
+    held_end_known_ = true;
+  }
+}
+
+void VideoReader::Impl::emit(const AVFrame* picture, Frame& out) {
+  convert(picture, out);
+  out.index = out.pts_index = next_index_++;
+}
+
+void VideoReader::Impl::convert(const AVFrame* picture, Frame& out) {
+  const auto& file = decoder.file();
+  const bool swaps = info.rotation_degrees == 90 || info.rotation_degrees == 270;
+  const int shown_width = swaps ? picture->height : picture->width;
+  const int shown_height = swaps ? picture->width : picture->height;
+  if (shown_width > options.limits.max_width || shown_height > options.limits.max_height)
+    ffmpeg::fail(ErrorCode::invalid_input, file,
+                 "frame " + std::to_string(next_index_) + " has the size " + std::to_string(shown_width) + "x" +
+                     std::to_string(shown_height) + ", over the limits");
+  SwsContext* context = sws_getCachedContext(sws_.release(), picture->width, picture->height,
+                                             static_cast<AVPixelFormat>(picture->format), picture->width,
+                                             picture->height, AV_PIX_FMT_BGR24, kSwsFlags, nullptr, nullptr, nullptr);
+  if (!context) {
+    const char* name = av_get_pix_fmt_name(static_cast<AVPixelFormat>(picture->format));
+    ffmpeg::fail(ErrorCode::invalid_input, file,
+                 std::string("cannot convert the pixel format ") + (name ? name : "(unknown)") + " to BGR");
+  }
+  sws_.reset(context);
+  Frame& target = info.rotation_degrees == 0 ? out : unrotated_;
+  target.resize(picture->width, picture->height);
+  uint8_t* planes[4] = {target.data.data(), nullptr, nullptr, nullptr};
+  int strides[4] = {target.stride, 0, 0, 0};
+  const int rows = sws_scale(context, picture->data, picture->linesize, 0, picture->height, planes, strides);
+  if (rows != picture->height) ffmpeg::fail(ErrorCode::invalid_input, file, "pixel conversion failed", rows);
+  if (info.rotation_degrees != 0)
+    rotate_bgr(unrotated_.data.data(), picture->width, picture->height, info.rotation_degrees, out);
+}
+
+VideoReader::VideoReader(const std::filesystem::path& file, const VideoReaderOptions& options)
+    : impl_(std::make_unique<Impl>(file, options)) {}
+VideoReader::~VideoReader() = default;
+VideoReader::VideoReader(VideoReader&&) noexcept = default;
+VideoReader& VideoReader::operator=(VideoReader&&) noexcept = default;
+
+const VideoInfo& VideoReader::info() const { return impl_->info; }
+Rational VideoReader::output_fps() const { return impl_->fps; }
+bool VideoReader::next(Frame& out) { return impl_->next(out); }
+
+}  // namespace heygem::media
