@@ -1,0 +1,424 @@
+#include "daemon/config/config.hpp"
+
+#include <unistd.h>
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <cmath>
+#include <cstdlib>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <set>
+#include <sstream>
+
+#include "common/errors.hpp"
+
+namespace heygem::config {
+namespace {
+
+const std::string kDefaults = R"(# heygemd configuration. Every key is optional; these are the defaults.
+socket:
+  path: ""            # "" = $XDG_RUNTIME_DIR/heygem/heygemd.sock (user) or /run/heygem/heygemd.sock (root)
+  mode: "0660"        # octal permissions of the socket file
+  group: ""           # group owning the socket file; "" = the daemon's group
+state_dir: ""         # "" = $XDG_STATE_HOME/heygem (user) or /var/lib/heygem (root)
+scheduler:
+  max_concurrent_jobs: 1    # per device
+  shutdown_timeout: 30s     # on SIGTERM running jobs get this long, then are requeued
+retention:
+  max_age: 7d               # finished jobs (record, spool, log) are removed after this
+  max_bytes: 20G            # spool size bound; the oldest finished jobs go first
+  cleanup_interval: 10m
+limits:
+  max_input_bytes: 4G       # per input file copied into the spool
+  max_items: 256            # videos per job
+  max_connections: 256
+logging:
+  level: info               # trace, debug, info, warn, error, critical, off
+models:
+  directory: ""             # relative weights resolve here; "" = <state_dir>/models, then ../shared/models
+  default_generator: wav2lip
+  default_detector: retinaface
+  heartbeat_interval: 300s
+  memory_budget: unlimited  # per device, e.g. 8G
+  entries:
+    - name: wav2lip
+      kind: wav2lip
+      weights: ""           # "" = the untrained hash-init generator (clearly labelled)
+      device: cpu
+      precision: float32
+      preload: true
+      keep_alive: forever   # forever | 0 | a duration such as 30m
+    - name: retinaface
+      kind: retinaface
+      weights: retinaface_mobilenet0.25.pth
+      device: cpu
+      precision: float32
+      preload: true
+      keep_alive: forever
+)";
+
+// A config error with the place it comes from.
+class Reader {
+ public:
+  explicit Reader(std::string source) : source_(std::move(source)) {}
+
+  [[noreturn]] void fail(const YAML::Node& node, const std::string& key, const std::string& why) const {
+    std::string where = source_;
+    const auto mark = node.Mark();
+    if (!mark.is_null()) where += ": line " + std::to_string(mark.line + 1);
+    throw Error(ErrorCode::invalid_argument, where + ": key " + key + ": " + why);
+  }
+
+  // Calls `handler(child_key, child_node)` for every key, rejecting keys not in `allowed`.
+  void for_each_key(const YAML::Node& map, const std::string& path, const std::set<std::string>& allowed,
+                    const std::function<void(const std::string&, const YAML::Node&)>& handler) const {
+    if (map.IsNull()) return;
+    if (!map.IsMap()) fail(map, path.empty() ? "(top level)" : path, "expected a mapping");
+    for (const auto& entry : map) {
+      const auto name = entry.first.as<std::string>();
+      const auto full = path.empty() ? name : path + "." + name;
+      if (!allowed.count(name)) {
+        std::string known;
+        for (const auto& k : allowed) known += (known.empty() ? "" : ", ") + k;
+        fail(entry.first, full, "unknown key (known: " + known + ")");
+      }
+      handler(full, entry.second);
+    }
+  }
+
+  std::string scalar(const YAML::Node& node, const std::string& key) const {
+    if (node.IsNull()) return "";
+    if (!node.IsScalar()) fail(node, key, "expected a single value");
+    return node.Scalar();
+  }
+
+  long long integer(const YAML::Node& node, const std::string& key, long long low, long long high) const {
+    const auto text = scalar(node, key);
+    char* end = nullptr;
+    errno = 0;
+    const long long value = std::strtoll(text.c_str(), &end, 10);
+    if (text.empty() || *end != '\0' || errno != 0) fail(node, key, "expected an integer, got \"" + text + "\"");
+    if (value < low || value > high)
+      fail(node, key, "must be between " + std::to_string(low) + " and " + std::to_string(high));
+    return value;
+  }
+
+  bool boolean(const YAML::Node& node, const std::string& key) const {
+    const auto text = scalar(node, key);
+    if (text == "true" || text == "yes" || text == "on") return true;
+    if (text == "false" || text == "no" || text == "off") return false;
+    fail(node, key, "expected true or false, got \"" + text + "\"");
+  }
+
+  std::chrono::milliseconds duration(const YAML::Node& node, const std::string& key) const {
+    const auto text = scalar(node, key);
+    const auto value = parse_duration(text);
+    if (!value) fail(node, key, "expected a duration such as 30s, 5m, 2h or 7d, got \"" + text + "\"");
+    return *value;
+  }
+
+  std::uint64_t bytes(const YAML::Node& node, const std::string& key) const {
+    const auto text = scalar(node, key);
+    const auto value = parse_bytes(text);
+    if (!value) fail(node, key, "expected a size such as 512M or 20G, got \"" + text + "\"");
+    return *value;
+  }
+
+ private:
+  std::string source_;
+};
+
+residency::ModelKind parse_kind(const Reader& r, const YAML::Node& node, const std::string& key) {
+  const auto text = r.scalar(node, key);
+  if (text == "wav2lip") return residency::ModelKind::wav2lip;
+  if (text == "s3fd") return residency::ModelKind::s3fd;
+  if (text == "retinaface") return residency::ModelKind::retinaface;
+  r.fail(node, key, "expected wav2lip, s3fd or retinaface, got \"" + text + "\"");
+}
+
+residency::ModelSpec parse_model_entry(const Reader& r, const YAML::Node& node, const std::string& path) {
+  residency::ModelSpec spec;
+  bool has_name = false, has_kind = false;
+  r.for_each_key(node, path, {"name", "kind", "weights", "device", "precision", "preload", "keep_alive"},
+                 [&](const std::string& key, const YAML::Node& value) {
+                   const auto leaf = key.substr(key.rfind('.') + 1);
+                   if (leaf == "name") {
+                     spec.name = r.scalar(value, key);
+                     if (spec.name.empty()) r.fail(value, key, "must not be empty");
+                     has_name = true;
+                   } else if (leaf == "kind") {
+                     spec.kind = parse_kind(r, value, key);
+                     has_kind = true;
+                   } else if (leaf == "weights") {
+                     spec.weights = r.scalar(value, key);
+                   } else if (leaf == "device") {
+                     spec.device = r.scalar(value, key);
+                     const bool ok = spec.device == "cpu" || spec.device == "cuda" ||
+                                     (spec.device.rfind("cuda:", 0) == 0 && spec.device.size() > 5 &&
+                                      std::all_of(spec.device.begin() + 5, spec.device.end(),
+                                                  [](unsigned char c) { return std::isdigit(c); }));
+                     if (!ok) r.fail(value, key, "expected cpu, cuda or cuda:N, got \"" + spec.device + "\"");
+                   } else if (leaf == "precision") {
+                     spec.precision = r.scalar(value, key);
+                     static const std::set<std::string> known{"float32", "fp32", "float16", "fp16", "bfloat16", "bf16"};
+                     if (!known.count(spec.precision))
+                       r.fail(value, key, "expected float32, float16 or bfloat16, got \"" + spec.precision + "\"");
+                   } else if (leaf == "preload") {
+                     spec.preload = r.boolean(value, key);
+                   } else if (leaf == "keep_alive") {
+                     const auto text = r.scalar(value, key);
+                     if (text == "forever") spec.keep_alive.reset();
+                     else spec.keep_alive = r.duration(value, key);
+                   }
+                 });
+  if (!node.IsMap()) r.fail(node, path, "expected a mapping with name and kind");
+  if (!has_name) r.fail(node, path + ".name", "missing");
+  if (!has_kind) r.fail(node, path + ".kind", "missing");
+  return spec;
+}
+
+// Where a reference to a model name was written, for the cross-checks after merging.
+struct NameRef {
+  std::string value;
+  YAML::Node node;
+  std::string key;
+  const Reader* reader = nullptr;
+};
+
+struct ModelsSection {
+  NameRef default_generator, default_detector;
+  YAML::Node entries_node;
+};
+
+void apply_models(const Reader& r, const YAML::Node& node, DaemonConfig& config, ModelsSection& refs) {
+  r.for_each_key(node, "models",
+                 {"directory", "default_generator", "default_detector", "heartbeat_interval", "memory_budget", "entries"},
+                 [&](const std::string& key, const YAML::Node& value) {
+                   if (key == "models.directory") {
+                     config.models_directory = r.scalar(value, key);
+                   } else if (key == "models.default_generator") {
+                     refs.default_generator = {r.scalar(value, key), value, key, &r};
+                   } else if (key == "models.default_detector") {
+                     refs.default_detector = {r.scalar(value, key), value, key, &r};
+                   } else if (key == "models.heartbeat_interval") {
+                     config.residency.heartbeat_interval = r.duration(value, key);
+                     if (config.residency.heartbeat_interval.count() <= 0) r.fail(value, key, "must be positive");
+                   } else if (key == "models.memory_budget") {
+                     const auto text = r.scalar(value, key);
+                     if (text == "unlimited" || text.empty()) config.residency.memory_budget_bytes.reset();
+                     else config.residency.memory_budget_bytes = r.bytes(value, key);
+                   } else if (key == "models.entries") {
+                     if (!value.IsSequence() || value.size() == 0) r.fail(value, key, "expected a non-empty list of models");
+                     std::vector<residency::ModelSpec> models;
+                     std::set<std::string> names;
+                     for (std::size_t i = 0; i < value.size(); ++i) {
+                       const auto path = key + "[" + std::to_string(i) + "]";
+                       auto spec = parse_model_entry(r, value[i], path);
+                       if (!names.insert(spec.name).second) r.fail(value[i], path + ".name", "duplicate name \"" + spec.name + "\"");
+                       models.push_back(std::move(spec));
+                     }
+                     config.residency.models = std::move(models);
+                     refs.entries_node = value;
+                   }
+                 });
+}
+
+void check_model_reference(const DaemonConfig& config, const NameRef& ref, bool generator) {
+  const Reader& r = *ref.reader;
+  for (const auto& spec : config.residency.models) {
+    if (spec.name != ref.value) continue;
+    const bool is_generator = spec.kind == residency::ModelKind::wav2lip;
+    if (is_generator != generator)
+      r.fail(ref.node, ref.key, "\"" + ref.value + "\" is not a " + (generator ? "generator" : "face detector"));
+    return;
+  }
+  r.fail(ref.node, ref.key, "no model named \"" + ref.value + "\" in models.entries");
+}
+
+void apply(const Reader& r, const YAML::Node& root, DaemonConfig& config, ModelsSection& models) {
+  r.for_each_key(root, "", {"socket", "state_dir", "scheduler", "retention", "limits", "logging", "models"},
+                 [&](const std::string& key, const YAML::Node& value) {
+                   if (key == "socket") {
+                     r.for_each_key(value, key, {"path", "mode", "group"}, [&](const std::string& k, const YAML::Node& v) {
+                       if (k == "socket.path") {
+                         config.socket.path = r.scalar(v, k);
+                       } else if (k == "socket.mode") {
+                         const auto text = r.scalar(v, k);
+                         char* end = nullptr;
+                         const long mode = std::strtol(text.c_str(), &end, 8);
+                         if (text.empty() || *end != '\0' || mode < 0 || mode > 0777)
+                           r.fail(v, k, "expected octal permissions such as \"0660\", got \"" + text + "\"");
+                         if ((mode & 0600) != 0600) r.fail(v, k, "the owner needs read and write access");
+                         config.socket.mode = static_cast<mode_t>(mode);
+                       } else {
+                         config.socket.group = r.scalar(v, k);
+                       }
+                     });
+                   } else if (key == "state_dir") {
+                     config.state_dir = r.scalar(value, key);
+                   } else if (key == "scheduler") {
+                     r.for_each_key(value, key, {"max_concurrent_jobs", "shutdown_timeout"},
+                                    [&](const std::string& k, const YAML::Node& v) {
+                                      if (k == "scheduler.max_concurrent_jobs")
+                                        config.scheduler.max_concurrent_jobs = static_cast<int>(r.integer(v, k, 1, 64));
+                                      else
+                                        config.scheduler.shutdown_timeout = r.duration(v, k);
+                                    });
+                   } else if (key == "retention") {
+                     r.for_each_key(value, key, {"max_age", "max_bytes", "cleanup_interval"},
+                                    [&](const std::string& k, const YAML::Node& v) {
+                                      if (k == "retention.max_age") {
+                                        config.retention.max_age = r.duration(v, k);
+                                      } else if (k == "retention.max_bytes") {
+                                        config.retention.max_bytes = r.bytes(v, k);
+                                      } else {
+                                        config.retention.cleanup_interval = r.duration(v, k);
+                                        if (config.retention.cleanup_interval.count() <= 0) r.fail(v, k, "must be positive");
+                                      }
+                                    });
+                   } else if (key == "limits") {
+                     r.for_each_key(value, key, {"max_input_bytes", "max_items", "max_connections"},
+                                    [&](const std::string& k, const YAML::Node& v) {
+                                      if (k == "limits.max_input_bytes")
+                                        config.limits.max_input_bytes = r.bytes(v, k);
+                                      else if (k == "limits.max_items")
+                                        config.limits.max_items = static_cast<int>(r.integer(v, k, 1, 100000));
+                                      else
+                                        config.limits.max_connections = static_cast<int>(r.integer(v, k, 1, 100000));
+                                    });
+                   } else if (key == "logging") {
+                     r.for_each_key(value, key, {"level"}, [&](const std::string& k, const YAML::Node& v) {
+                       static const std::set<std::string> levels{"trace", "debug", "info", "warn", "error", "critical", "off"};
+                       config.logging.level = r.scalar(v, k);
+                       if (!levels.count(config.logging.level))
+                         r.fail(v, k, "expected trace, debug, info, warn, error, critical or off");
+                     });
+                   } else if (key == "models") {
+                     apply_models(r, value, config, models);
+                   }
+                 });
+}
+
+YAML::Node load_yaml(const std::string& text, const std::string& source) {
+  try {
+    return YAML::Load(text);
+  } catch (const YAML::Exception& e) {
+    const std::string where = e.mark.is_null() ? source : source + ": line " + std::to_string(e.mark.line + 1);
+    throw Error(ErrorCode::invalid_argument, where + ": invalid YAML: " + e.msg);
+  }
+}
+
+std::optional<double> leading_number(const std::string& text, std::string& unit) {
+  std::size_t used = 0;
+  double value = 0;
+  try {
+    value = std::stod(text, &used);
+  } catch (const std::exception&) {
+    return std::nullopt;
+  }
+  if (!std::isfinite(value) || value < 0 || text.empty() || !std::isdigit(static_cast<unsigned char>(text[0])))
+    return std::nullopt;
+  unit = text.substr(used);
+  return value;
+}
+
+}  // namespace
+
+const std::string& embedded_defaults() { return kDefaults; }
+
+std::optional<std::chrono::milliseconds> parse_duration(const std::string& text) {
+  std::string unit;
+  const auto value = leading_number(text, unit);
+  if (!value) return std::nullopt;
+  static const std::map<std::string, double> scale{{"", 1000},      {"ms", 1},         {"s", 1000},
+                                                   {"m", 60'000},   {"h", 3'600'000},  {"d", 86'400'000}};
+  const auto it = scale.find(unit);
+  if (it == scale.end()) return std::nullopt;
+  const double ms = *value * it->second;
+  if (ms > 1e15) return std::nullopt;
+  return std::chrono::milliseconds(static_cast<long long>(std::llround(ms)));
+}
+
+std::optional<std::uint64_t> parse_bytes(const std::string& text) {
+  std::string unit;
+  const auto value = leading_number(text, unit);
+  if (!value) return std::nullopt;
+  if (unit.size() == 3 && unit.substr(1) == "iB") unit = unit.substr(0, 1);
+  else if (unit.size() == 2 && unit[1] == 'B') unit = unit.substr(0, 1);
+  static const std::map<std::string, double> scale{{"", 1}, {"B", 1}, {"K", 1024.0}, {"M", 1024.0 * 1024},
+                                                   {"G", 1024.0 * 1024 * 1024}, {"T", 1024.0 * 1024 * 1024 * 1024}};
+  const auto it = scale.find(unit);
+  if (it == scale.end()) return std::nullopt;
+  const double bytes = *value * it->second;
+  if (bytes > 1.8e19) return std::nullopt;
+  return static_cast<std::uint64_t>(std::llround(bytes));
+}
+
+DaemonConfig parse_config(const std::string& text, const std::string& source) {
+  DaemonConfig config;
+  ModelsSection models;
+  const Reader defaults_reader("embedded defaults");
+  apply(defaults_reader, load_yaml(kDefaults, "embedded defaults"), config, models);
+  const Reader reader(source);
+  apply(reader, load_yaml(text, source), config, models);
+  // The default names were last written either by the defaults or by the file; errors point there.
+  check_model_reference(config, models.default_generator, true);
+  check_model_reference(config, models.default_detector, false);
+  config.residency.default_generator = models.default_generator.value;
+  config.residency.default_detector = models.default_detector.value;
+  return config;
+}
+
+DaemonConfig default_config() { return parse_config("", "embedded defaults"); }
+
+DaemonConfig load_config_file(const std::filesystem::path& file) {
+  std::ifstream in(file, std::ios::binary);
+  if (!in) throw Error(ErrorCode::invalid_argument, "config " + file.string() + ": cannot be read");
+  std::ostringstream text;
+  text << in.rdbuf();
+  return parse_config(text.str(), file.string());
+}
+
+void resolve_paths(DaemonConfig& config, uid_t uid) {
+  if (config.socket.path.empty()) config.socket.path = default_socket_path(uid);
+  if (config.state_dir.empty()) config.state_dir = default_state_dir(uid);
+  const auto directory = config.models_directory.empty() ? config.state_dir / "models" : config.models_directory;
+  const std::filesystem::path fallback = std::filesystem::path("..") / "shared" / "models";
+  for (auto& spec : config.residency.models) {
+    if (spec.weights.empty() || spec.weights.is_absolute()) continue;
+    auto primary = directory / spec.weights;
+    std::error_code ec;
+    if (!std::filesystem::exists(primary, ec) && std::filesystem::exists(fallback / spec.weights, ec)) {
+      const auto found = std::filesystem::absolute(fallback / spec.weights, ec);
+      config.notes.push_back("model " + spec.name + ": " + primary.string() + " not found, using " + found.string());
+      spec.weights = found;
+    } else {
+      spec.weights = std::move(primary);
+    }
+  }
+}
+
+std::filesystem::path default_socket_path(uid_t uid) {
+  if (uid != 0) {
+    if (const char* runtime = std::getenv("XDG_RUNTIME_DIR"); runtime && *runtime)
+      return std::filesystem::path(runtime) / "heygem" / "heygemd.sock";
+    return std::filesystem::path("/tmp") / ("heygem-" + std::to_string(uid)) / "heygemd.sock";
+  }
+  return "/run/heygem/heygemd.sock";
+}
+
+std::filesystem::path default_state_dir(uid_t uid) {
+  if (uid != 0) {
+    if (const char* state = std::getenv("XDG_STATE_HOME"); state && *state)
+      return std::filesystem::path(state) / "heygem";
+    if (const char* home = std::getenv("HOME"); home && *home)
+      return std::filesystem::path(home) / ".local" / "state" / "heygem";
+  }
+  return "/var/lib/heygem";
+}
+
+}  // namespace heygem::config

@@ -1,0 +1,23 @@
+# heygemd: config (yaml-cpp), jobs (store, spool, scheduler), executor (pipeline + residency),
+# server (Boost.Asio on a Unix socket), app (the Daemon wiring) and the thin main.
+# Included from daemon/CMakeLists.txt after the libraries it builds on.
+set(HEYGEMD_DIR ${CMAKE_CURRENT_LIST_DIR})
+
+# Residency and system are built here when daemon/CMakeLists.txt does not list them.
+foreach(part residency system)
+  if(NOT TARGET heygem_${part} AND EXISTS ${HEYGEMD_DIR}/${part}/CMakeLists.txt)
+    add_subdirectory(${HEYGEMD_DIR}/${part} ${CMAKE_CURRENT_BINARY_DIR}/${part})
+  endif()
+endforeach()
+
+add_library(heygemd_config STATIC ${HEYGEMD_DIR}/config/config.cpp)
+heygem_target_defaults(heygemd_config)
+# Only the residency header's plain structs are used (no torch code); its includes need torch's.
+target_include_directories(heygemd_config SYSTEM PUBLIC ${TORCH_INCLUDE_DIRS})
+target_link_libraries(heygemd_config PUBLIC heygem_common PRIVATE ${HEYGEM_YAML_TARGET})
+
+add_library(heygemd_jobs STATIC
+  ${HEYGEMD_DIR}/jobs/job.cpp ${HEYGEMD_DIR}/jobs/store.cpp ${HEYGEMD_DIR}/jobs/spool.cpp
+  ${HEYGEMD_DIR}/jobs/scheduler.cpp)
+heygem_target_defaults(heygemd_jobs)
+target_link_libraries(heygemd_jobs PUBLIC heygem_common nlohmann_json::nlohmann_json spdlog::spdlog Threads::Threads)

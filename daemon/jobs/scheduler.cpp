@@ -1,0 +1,672 @@
+#include "daemon/jobs/scheduler.hpp"
+
+#include <fcntl.h>
+
+#include <algorithm>
+#include <atomic>
+#include <fstream>
+#include <sstream>
+
+#include <spdlog/sinks/basic_file_sink.h>
+#include <spdlog/spdlog.h>
+
+#include "common/errors.hpp"
+
+namespace heygem::jobs {
+
+// A job's log: every line goes to the daemon's log with the job id and to the job's own file.
+class Scheduler::JobLog {
+ public:
+  JobLog(const std::string& id, const std::filesystem::path& file) : id_(id) {
+    try {
+      auto sink = std::make_shared<spdlog::sinks::basic_file_sink_mt>(file.string(), false);
+      file_ = std::make_shared<spdlog::logger>("job " + id, std::move(sink));
+      file_->set_pattern("%Y-%m-%d %H:%M:%S.%e %l %v");
+      file_->flush_on(spdlog::level::trace);
+    } catch (const spdlog::spdlog_ex& e) {
+      spdlog::error("job {}: cannot open its log {}: {}", id, file.string(), e.what());
+    }
+  }
+  void write(spdlog::level::level_enum level, const std::string& line) {
+    spdlog::log(level, "job {}: {}", id_, line);
+    if (file_) file_->log(level, "{}", line);
+  }
+
+ private:
+  std::string id_;
+  std::shared_ptr<spdlog::logger> file_;
+};
+
+struct Scheduler::Entry {
+  Job job;
+  std::string device;
+  std::vector<UniqueFd> outputs;  // per item; invalid where the result stays in the spool
+  std::atomic<bool> cancel_requested{false};
+  bool requeue_on_cancel = false;  // cancelled by shutdown: back to the queue, not "cancelled"
+  std::vector<std::weak_ptr<EventSink>> watchers;
+  std::optional<nlohmann::json> last_running;  // the latest running event, for new watchers
+  std::size_t current_item = 0;
+  std::string last_stage;
+  std::unique_ptr<JobLog> log;
+
+  JobLog& logger(const Spool& spool) {
+    if (!log) log = std::make_unique<JobLog>(job.id, spool.log_path(job.id));
+    return *log;
+  }
+};
+
+namespace {
+
+nlohmann::json event(const std::string& name, const std::string& id) { return {{"event", name}, {"job", id}}; }
+
+nlohmann::json item_json(const ItemResult& item, std::size_t index) {
+  return {{"index", index},
+          {"state", to_string(item.state)},
+          {"video", item.video_name},
+          {"output", item.output_name},
+          {"error", item.error},
+          {"frames", item.frames},
+          {"frames_without_face", item.frames_without_face},
+          {"wall_seconds", item.wall_seconds},
+          {"fps", item.fps},
+          {"output_bytes", item.output_bytes},
+          {"delivered", item.delivered},
+          {"in_spool", item.in_spool}};
+}
+
+void reset_items(Job& job) {
+  for (auto& item : job.items) {
+    const auto video = item.video_name, output = item.output_name;
+    item = ItemResult{};
+    item.video_name = video;
+    item.output_name = output;
+  }
+}
+
+}  // namespace
+
+Scheduler::Scheduler(const std::filesystem::path& state_dir, SchedulerSettings settings, JobExecutor& executor)
+    : state_dir_(state_dir), settings_(settings), executor_(executor), store_(state_dir), spool_(state_dir) {
+  if (settings_.max_concurrent_jobs < 1) throw Error(ErrorCode::invalid_argument, "max_concurrent_jobs must be >= 1");
+}
+
+Scheduler::~Scheduler() { shutdown(std::chrono::milliseconds(0)); }
+
+RecoveryReport Scheduler::start() {
+  RecoveryReport report;
+  auto loaded = store_.load_all();
+  report.quarantined = loaded.quarantined.size();
+  std::lock_guard lock(mutex_);
+  for (auto& job : loaded.jobs) {
+    auto entry = std::make_unique<Entry>();
+    next_sequence_ = std::max(next_sequence_, job.sequence + 1);
+    const bool interrupted = job.state == JobState::running;
+    if (interrupted) {
+      // It was interrupted (crash or kill): run it again from scratch.
+      job.state = JobState::queued;
+      job.started_at_ms = 0;
+      reset_items(job);
+      store_.save(job);
+      ++report.requeued;
+    }
+    if (job.state == JobState::queued) {
+      queue_.emplace(job.sequence, job.id);
+      ++report.queued;
+    } else {
+      ++report.finished;
+    }
+    entry->device = executor_.device_for(job);
+    entry->outputs.resize(job.items.size());
+    entry->job = std::move(job);
+    if (interrupted)
+      entry->logger(spool_).write(spdlog::level::warn, "interrupted while running; requeued from scratch");
+    const auto id = entry->job.id;
+    entries_.emplace(id, std::move(entry));
+  }
+  for (const auto& id : spool_.job_ids()) {
+    if (entries_.count(id)) continue;
+    spdlog::warn("spool: removing {} (no job record owns it)", spool_.job_dir(id).string());
+    spool_.remove_job(id);
+    ++report.orphans_removed;
+  }
+  devices_ = executor_.devices();
+  dispatching_ = true;
+  last_beat_ = std::chrono::steady_clock::now();
+  for (const auto& device : devices_)
+    for (int slot = 0; slot < settings_.max_concurrent_jobs; ++slot)
+      workers_.emplace_back([this, device] { worker_loop(device); });
+  return report;
+}
+
+void Scheduler::shutdown(std::chrono::milliseconds timeout) {
+  std::unique_lock lock(mutex_);
+  dispatching_ = false;
+  changed_.notify_all();
+  if (!changed_.wait_for(lock, timeout, [&] { return running_ == 0; })) {
+    for (auto& [id, entry] : entries_) {
+      if (entry->job.state != JobState::running) continue;
+      entry->requeue_on_cancel = true;
+      entry->cancel_requested = true;
+      entry->logger(spool_).write(spdlog::level::warn, "shutting down: stopping the run, the job will be requeued");
+    }
+  }
+  changed_.wait(lock, [&] { return running_ == 0; });
+  stopping_ = true;
+  changed_.notify_all();
+  lock.unlock();
+  for (auto& worker : workers_)
+    if (worker.joinable()) worker.join();
+  workers_.clear();
+}
+
+Job Scheduler::submit(SubmitRequest request) {
+  if (request.videos.empty()) throw Error(ErrorCode::invalid_argument, "submit: no video given");
+  if (request.outputs.size() != request.videos.size() || request.output_names.size() != request.videos.size())
+    throw Error(ErrorCode::internal, "submit: outputs do not match the videos");
+  Job job;
+  job.id = new_job_id();
+  job.owner = request.owner;
+  job.audio_name = request.audio.name;
+  job.options = request.options.is_null() ? nlohmann::json::object() : request.options;
+  if (!job.options.is_object()) throw Error(ErrorCode::invalid_argument, "submit: options must be an object");
+  job.submitted_at_ms = now_unix_ms();
+  for (std::size_t i = 0; i < request.videos.size(); ++i) {
+    ItemResult item;
+    item.video_name = request.videos[i].name;
+    item.output_name = request.output_names[i];
+    job.items.push_back(std::move(item));
+  }
+  // Copy the inputs before the job exists anywhere, so a half-copied job is never visible.
+  spool_.create_job_dir(job.id);
+  try {
+    spool_.copy_in(request.audio.fd.get(), spool_.audio_path(job.id), settings_.max_input_bytes,
+                   "audio " + request.audio.name);
+    for (std::size_t i = 0; i < request.videos.size(); ++i)
+      spool_.copy_in(request.videos[i].fd.get(), spool_.video_path(job.id, i), settings_.max_input_bytes,
+                     "video " + request.videos[i].name);
+    sync_directory(spool_.job_dir(job.id));
+  } catch (...) {
+    spool_.remove_job(job.id);
+    throw;
+  }
+  auto entry = std::make_unique<Entry>();
+  entry->device = executor_.device_for(job);
+  entry->outputs = std::move(request.outputs);
+  std::lock_guard lock(mutex_);
+  if (!dispatching_) {
+    spool_.remove_job(job.id);
+    throw Error(ErrorCode::resource, "the scheduler is not accepting jobs (shutting down)");
+  }
+  job.sequence = next_sequence_++;
+  entry->job = job;
+  try {
+    store_.save(job);
+  } catch (...) {
+    spool_.remove_job(job.id);
+    throw;
+  }
+  std::string names;
+  for (const auto& item : job.items) names += (names.empty() ? "" : ", ") + item.video_name;
+  entry->logger(spool_).write(spdlog::level::info, "submitted by uid " + std::to_string(job.owner) + ": audio " +
+                                                       job.audio_name + ", " + std::to_string(job.items.size()) +
+                                                       " video(s): " + names + ", options " + job.options.dump());
+  queue_.emplace(job.sequence, job.id);
+  entries_.emplace(job.id, std::move(entry));
+  changed_.notify_all();
+  return job;
+}
+
+std::optional<std::size_t> Scheduler::position(const Entry& entry) const {
+  if (entry.job.state != JobState::queued) return std::nullopt;
+  std::size_t ahead = 0;
+  for (const auto& [sequence, id] : queue_) {
+    if (id == entry.job.id) return ahead + 1;
+    ++ahead;
+  }
+  return std::nullopt;
+}
+
+nlohmann::json Scheduler::summary(const Entry& entry) const {
+  const auto& job = entry.job;
+  auto items = nlohmann::json::array();
+  for (std::size_t i = 0; i < job.items.size(); ++i) items.push_back(item_json(job.items[i], i));
+  nlohmann::json out = {{"id", job.id},
+                        {"owner", job.owner},
+                        {"state", to_string(job.state)},
+                        {"audio", job.audio_name},
+                        {"items", std::move(items)},
+                        {"error", job.error},
+                        {"model", job.model},
+                        {"device", entry.device},
+                        {"options", job.options},
+                        {"submitted_at_ms", job.submitted_at_ms},
+                        {"started_at_ms", job.started_at_ms},
+                        {"finished_at_ms", job.finished_at_ms},
+                        {"attempts", job.attempts}};
+  if (const auto p = position(entry)) out["position"] = *p;
+  return out;
+}
+
+const Scheduler::Entry& Scheduler::visible_entry(const std::string& id, uid_t uid) const {
+  const auto it = entries_.find(id);
+  // Another uid's job answers exactly like a missing one: its existence is not theirs to learn.
+  if (it == entries_.end() || (uid != 0 && it->second->job.owner != uid))
+    throw Error(ErrorCode::not_found, "no job " + id);
+  return *it->second;
+}
+
+Scheduler::Entry& Scheduler::visible_entry(const std::string& id, uid_t uid) {
+  return const_cast<Entry&>(std::as_const(*this).visible_entry(id, uid));
+}
+
+std::vector<nlohmann::json> Scheduler::list(uid_t uid, bool include_finished) const {
+  std::lock_guard lock(mutex_);
+  std::vector<const Entry*> visible;
+  for (const auto& [id, entry] : entries_) {
+    if (uid != 0 && entry->job.owner != uid) continue;
+    if (!include_finished && is_finished(entry->job.state)) continue;
+    visible.push_back(entry.get());
+  }
+  std::sort(visible.begin(), visible.end(),
+            [](const Entry* a, const Entry* b) { return a->job.sequence < b->job.sequence; });
+  std::vector<nlohmann::json> out;
+  for (const auto* entry : visible) out.push_back(summary(*entry));
+  return out;
+}
+
+nlohmann::json Scheduler::status(const std::string& id, uid_t uid) const {
+  std::lock_guard lock(mutex_);
+  const auto& entry = visible_entry(id, uid);
+  auto out = summary(entry);
+  if (entry.last_running) out["progress"] = *entry.last_running;
+  return out;
+}
+
+nlohmann::json Scheduler::cancel(const std::string& id, uid_t uid) {
+  std::lock_guard lock(mutex_);
+  auto& entry = visible_entry(id, uid);
+  switch (entry.job.state) {
+    case JobState::queued:
+      queue_.erase(entry.job.sequence);
+      entry.cancel_requested = true;
+      entry.logger(spool_).write(spdlog::level::info, "cancelled while queued (by uid " + std::to_string(uid) + ")");
+      finish_entry(entry, true, false);
+      broadcast_positions();
+      break;
+    case JobState::running:
+      entry.cancel_requested = true;
+      entry.logger(spool_).write(spdlog::level::info, "cancel requested while running (by uid " + std::to_string(uid) + ")");
+      break;
+    default:
+      throw Error(ErrorCode::invalid_argument, "job " + id + " has already finished (" + to_string(entry.job.state) + ")");
+  }
+  return summary(entry);
+}
+
+bool Scheduler::watch(const std::string& id, uid_t uid, std::weak_ptr<EventSink> sink) {
+  std::lock_guard lock(mutex_);
+  auto& entry = visible_entry(id, uid);
+  const auto target = sink.lock();
+  if (!target) return false;
+  auto state = event("state", id);
+  state["status"] = summary(entry);
+  target->deliver(state);
+  if (const auto p = position(entry)) {
+    auto queued = event("queued", id);
+    queued["position"] = *p;
+    target->deliver(queued);
+  }
+  if (entry.last_running) target->deliver(*entry.last_running);
+  if (is_finished(entry.job.state)) return false;
+  entry.watchers.push_back(std::move(sink));
+  return true;
+}
+
+UniqueFd Scheduler::open_output(const std::string& id, uid_t uid, std::size_t item) const {
+  std::lock_guard lock(mutex_);
+  const auto& entry = visible_entry(id, uid);
+  if (item >= entry.job.items.size())
+    throw Error(ErrorCode::invalid_argument, "job " + id + " has " + std::to_string(entry.job.items.size()) +
+                                                 " item(s); there is no item " + std::to_string(item));
+  const auto& result = entry.job.items[item];
+  if (!result.in_spool) {
+    if (result.delivered)
+      throw Error(ErrorCode::not_found, "item " + std::to_string(item) + " of job " + id +
+                                            " was written to the output the submitter passed");
+    throw Error(ErrorCode::not_found, "item " + std::to_string(item) + " of job " + id + " has no result (" +
+                                          to_string(result.state) + ")");
+  }
+  const auto path = spool_.output_path(id, item);
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd.valid()) throw Error(ErrorCode::internal, "cannot open the spooled result " + path.string());
+  return fd;
+}
+
+std::string Scheduler::read_log(const std::string& id, uid_t uid) const {
+  std::filesystem::path path;
+  {
+    std::lock_guard lock(mutex_);
+    visible_entry(id, uid);
+    path = spool_.log_path(id);
+  }
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+Scheduler::Counts Scheduler::counts() const {
+  std::lock_guard lock(mutex_);
+  return {queue_.size(), running_};
+}
+
+std::chrono::steady_clock::time_point Scheduler::last_beat() const {
+  std::lock_guard lock(mutex_);
+  return last_beat_;
+}
+
+void Scheduler::emit(Entry& entry, const nlohmann::json& ev) {
+  last_beat_ = std::chrono::steady_clock::now();
+  auto& watchers = entry.watchers;
+  watchers.erase(std::remove_if(watchers.begin(), watchers.end(),
+                                [&](const std::weak_ptr<EventSink>& w) {
+                                  const auto sink = w.lock();
+                                  if (!sink) return true;
+                                  sink->deliver(ev);
+                                  return false;
+                                }),
+                 watchers.end());
+}
+
+void Scheduler::broadcast_positions() {
+  std::size_t position = 0;
+  for (const auto& [sequence, id] : queue_) {
+    auto& entry = *entries_.at(id);
+    auto ev = event("queued", id);
+    ev["position"] = ++position;
+    emit(entry, ev);
+  }
+}
+
+void Scheduler::persist(const Entry& entry) {
+  try {
+    store_.save(entry.job);
+  } catch (const Error& e) {
+    // The job goes on in memory; the next save may succeed (disk full is often temporary).
+    spdlog::error("job {}: cannot persist its record: {}", entry.job.id, e.what());
+  }
+}
+
+Scheduler::Entry* Scheduler::next_for(const std::string& device) {
+  for (const auto& [sequence, id] : queue_) {
+    auto& entry = *entries_.at(id);
+    const bool served = std::find(devices_.begin(), devices_.end(), entry.device) != devices_.end();
+    // FIFO per device; a job whose device has no slots (config changed) runs on the first free one.
+    if (entry.device == device || !served) return &entry;
+  }
+  return nullptr;
+}
+
+void Scheduler::worker_loop(std::string device) {
+  std::unique_lock lock(mutex_);
+  for (;;) {
+    Entry* entry = nullptr;
+    changed_.wait_for(lock, std::chrono::seconds(1), [&] {
+      if (stopping_ || !dispatching_) return stopping_;
+      entry = next_for(device);
+      return entry != nullptr;
+    });
+    last_beat_ = std::chrono::steady_clock::now();
+    if (stopping_) return;
+    if (!entry || !dispatching_) continue;
+    queue_.erase(entry->job.sequence);
+    entry->job.state = JobState::running;
+    entry->job.started_at_ms = now_unix_ms();
+    entry->job.attempts += 1;
+    entry->cancel_requested = false;
+    ++running_;
+    persist(*entry);
+    entry->logger(spool_).write(spdlog::level::info, "started on " + device + " (attempt " +
+                                                         std::to_string(entry->job.attempts) + ")");
+    broadcast_positions();
+    lock.unlock();
+    run_entry(*entry);
+    lock.lock();
+  }
+}
+
+void Scheduler::run_entry(Entry& entry) {
+  Job snapshot;
+  {
+    std::lock_guard lock(mutex_);
+    snapshot = entry.job;
+  }
+  RunControl control;
+  control.cancelled = [&entry] { return entry.cancel_requested.load(); };
+  control.loading_model = [this, &entry](const std::string& model) {
+    std::lock_guard lock(mutex_);
+    entry.logger(spool_).write(spdlog::level::info, "loading model " + model);
+    auto ev = event("loading_model", entry.job.id);
+    ev["model"] = model;
+    emit(entry, ev);
+  };
+  control.progress = [this, &entry](const ItemProgressEvent& progress) {
+    std::lock_guard lock(mutex_);
+    auto ev = event("running", entry.job.id);
+    ev.update({{"item", entry.current_item + 1}, {"items", entry.job.items.size()}, {"stage", progress.stage},
+               {"frames_done", progress.frames_done}, {"frames_total", progress.frames_total},
+               {"fps", progress.fps}, {"eta_seconds", progress.eta_seconds}});
+    if (entry.last_stage != progress.stage)
+      entry.logger(spool_).write(spdlog::level::debug, "item " + std::to_string(entry.current_item + 1) + ": stage " + progress.stage);
+    entry.last_stage = progress.stage;
+    entry.last_running = ev;
+    emit(entry, ev);
+  };
+  control.log = [this, &entry](const std::string& line) {
+    std::lock_guard lock(mutex_);
+    entry.logger(spool_).write(spdlog::level::info, line);
+  };
+  bool cancelled = false;
+  try {
+    auto run = executor_.start(snapshot, spool_, control);
+    {
+      std::lock_guard lock(mutex_);
+      entry.job.model = run->model_name();
+    }
+    for (std::size_t item = 0; item < snapshot.items.size() && !cancelled; ++item) {
+      if (entry.cancel_requested) {
+        cancelled = true;
+        break;
+      }
+      try {
+        run_item(entry, *run, item);
+      } catch (const Error& e) {
+        if (e.code() != ErrorCode::cancelled) throw;
+        cancelled = true;
+      }
+    }
+  } catch (const std::exception& e) {
+    // Nothing could run (no model, ...): every item not yet done fails with the cause.
+    std::lock_guard lock(mutex_);
+    if (entry.cancel_requested) {
+      cancelled = true;
+    } else {
+      entry.job.error = e.what();
+      for (auto& item : entry.job.items)
+        if (item.state == ItemState::pending || item.state == ItemState::running) {
+          item.state = ItemState::failed;
+          item.error = e.what();
+        }
+      entry.logger(spool_).write(spdlog::level::err, std::string("failed: ") + e.what());
+    }
+  }
+  std::lock_guard lock(mutex_);
+  finish_entry(entry, cancelled, cancelled && entry.requeue_on_cancel);
+  --running_;
+  changed_.notify_all();
+}
+
+ItemOutcome Scheduler::run_item(Entry& entry, JobRun& run, std::size_t item) {
+  const auto& id = entry.job.id;
+  const auto total = entry.job.items.size();
+  const auto output = spool_.output_path(id, item);
+  {
+    std::lock_guard lock(mutex_);
+    entry.job.items[item].state = ItemState::running;
+    entry.current_item = item;
+    entry.last_stage = "starting";
+    entry.logger(spool_).write(spdlog::level::info, "item " + std::to_string(item + 1) + "/" +
+                                                        std::to_string(total) + ": " +
+                                                        entry.job.items[item].video_name);
+    auto ev = event("running", id);
+    ev.update({{"item", item + 1}, {"items", total}, {"stage", "starting"}, {"frames_done", 0}, {"frames_total", 0},
+               {"fps", 0.0}, {"eta_seconds", 0.0}});
+    entry.last_running = ev;
+    emit(entry, ev);
+  }
+  ItemOutcome outcome;
+  try {
+    outcome = run.run_item(item, output);
+  } catch (const Error& e) {
+    std::lock_guard lock(mutex_);
+    auto& result = entry.job.items[item];
+    if (e.code() == ErrorCode::cancelled) {
+      result.state = ItemState::cancelled;
+      throw;
+    }
+    result.state = ItemState::failed;
+    result.error = e.what();
+    if (entry.job.error.empty()) entry.job.error = "item " + std::to_string(item + 1) + ": " + e.what();
+    entry.logger(spool_).write(spdlog::level::err, "item " + std::to_string(item + 1) + " failed: " + e.what());
+    auto ev = event("item_failed", id);
+    ev.update({{"item", item + 1}, {"items", total}, {"cause", e.what()}});
+    emit(entry, ev);
+    persist(entry);
+    return outcome;
+  }
+  std::lock_guard lock(mutex_);
+  auto& result = entry.job.items[item];
+  result.state = ItemState::done;
+  result.frames = outcome.frames;
+  result.frames_without_face = outcome.frames_without_face;
+  result.wall_seconds = outcome.wall_seconds;
+  result.fps = outcome.fps;
+  std::error_code ec;
+  result.output_bytes = std::filesystem::file_size(output, ec);
+  deliver_output(entry, item);
+  entry.logger(spool_).write(spdlog::level::info,
+                             "item " + std::to_string(item + 1) + " done: " + std::to_string(result.frames) +
+                                 " frames in " + std::to_string(result.wall_seconds) + " s (" +
+                                 std::to_string(result.fps) + " fps), " + std::to_string(result.frames_without_face) +
+                                 " without a face" + (result.delivered ? ", written to the client's output" : ", kept for fetch"));
+  auto ev = event("item_done", id);
+  ev.update({{"item", item + 1}, {"items", total}, {"result", item_json(result, item)}});
+  emit(entry, ev);
+  persist(entry);
+  return outcome;
+}
+
+void Scheduler::deliver_output(Entry& entry, std::size_t item) {
+  auto& result = entry.job.items[item];
+  const auto source = spool_.output_path(entry.job.id, item);
+  auto& fd = entry.outputs[item];
+  if (fd.valid()) {
+    try {
+      deliver_file(source, fd.get(), "output " + result.output_name);
+      result.delivered = true;
+      fd.reset();
+      std::filesystem::remove(source);
+      return;
+    } catch (const Error& e) {
+      entry.logger(spool_).write(spdlog::level::warn, std::string(e.what()) + "; the result stays in the spool for fetch");
+    }
+  }
+  result.in_spool = true;
+}
+
+void Scheduler::finish_entry(Entry& entry, bool cancelled, bool requeue) {
+  auto& job = entry.job;
+  entry.last_running.reset();
+  if (requeue) {
+    job.state = JobState::queued;
+    job.started_at_ms = 0;
+    reset_items(job);
+    std::error_code ec;
+    for (std::size_t i = 0; i < job.items.size(); ++i) std::filesystem::remove(spool_.output_path(job.id, i), ec);
+    queue_.emplace(job.sequence, job.id);
+    persist(entry);
+    entry.logger(spool_).write(spdlog::level::info, "requeued");
+    return;
+  }
+  job.finished_at_ms = now_unix_ms();
+  for (auto& item : job.items)
+    if (item.state == ItemState::pending || item.state == ItemState::running)
+      item.state = cancelled ? ItemState::cancelled : ItemState::failed;
+  const bool any_failed =
+      std::any_of(job.items.begin(), job.items.end(), [](const ItemResult& i) { return i.state == ItemState::failed; });
+  job.state = cancelled ? JobState::cancelled : any_failed ? JobState::failed : JobState::done;
+  entry.outputs.clear();  // closes the client's output fds
+  persist(entry);
+  std::error_code ec;
+  std::filesystem::remove_all(spool_.scratch_dir(job.id), ec);
+  nlohmann::json ev = event(to_string(job.state), job.id);
+  ev["status"] = summary(entry);
+  if (job.state == JobState::failed) ev["cause"] = job.error;
+  if (job.state == JobState::done) {
+    double wall = 0;
+    std::int64_t frames = 0, faceless = 0;
+    for (const auto& item : job.items) {
+      wall += item.wall_seconds;
+      frames += item.frames;
+      faceless += item.frames_without_face;
+    }
+    ev.update({{"frames", frames}, {"frames_without_face", faceless}, {"wall_seconds", wall},
+               {"fps", wall > 0 ? static_cast<double>(frames) / wall : 0.0}});
+  }
+  entry.logger(spool_).write(job.state == JobState::done ? spdlog::level::info : spdlog::level::warn,
+                             to_string(job.state) + (job.error.empty() ? "" : ": " + job.error));
+  emit(entry, ev);
+  entry.watchers.clear();
+  entry.log.reset();
+}
+
+void Scheduler::remove_finished(const std::string& id) {
+  store_.remove(id);
+  spool_.remove_job(id);
+  entries_.erase(id);
+}
+
+CleanupReport Scheduler::cleanup() {
+  std::lock_guard lock(mutex_);
+  CleanupReport report;
+  const auto now = now_unix_ms();
+  std::vector<std::pair<std::int64_t, std::string>> finished;  // (finished_at, id), oldest first
+  for (const auto& [id, entry] : entries_)
+    if (is_finished(entry->job.state)) finished.emplace_back(entry->job.finished_at_ms, id);
+  std::sort(finished.begin(), finished.end());
+  std::vector<std::string> kept;
+  for (const auto& [finished_at, id] : finished) {
+    if (now - finished_at > settings_.retention_max_age.count()) {
+      spdlog::info("retention: removing job {} (finished {} s ago)", id, (now - finished_at) / 1000);
+      remove_finished(id);
+      ++report.removed_jobs;
+    } else {
+      kept.push_back(id);
+    }
+  }
+  std::uint64_t total = 0;
+  for (const auto& id : spool_.job_ids()) total += spool_.job_bytes(id);
+  for (const auto& id : kept) {
+    if (total <= settings_.retention_max_bytes) break;
+    const auto bytes = spool_.job_bytes(id);
+    spdlog::info("retention: removing job {} ({} bytes; the spool holds {} > {} bytes)", id, bytes, total,
+                 settings_.retention_max_bytes);
+    remove_finished(id);
+    total -= std::min(total, bytes);
+    ++report.removed_jobs;
+  }
+  report.spool_bytes = total;
+  return report;
+}
+
+}  // namespace heygem::jobs

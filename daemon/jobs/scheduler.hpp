@@ -1,0 +1,144 @@
+#pragma once
+// The scheduler: the shared, guarded state between the socket loop and the worker threads (pueue
+// style). FIFO per device with `max_concurrent_jobs` slots each; jobs are one audio x N videos,
+// run item by item. Watchers get the current state first, then every event until the end.
+#include <sys/types.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "daemon/jobs/executor.hpp"
+#include "daemon/jobs/job.hpp"
+#include "common/unique_fd.hpp"
+#include "daemon/jobs/spool.hpp"
+#include "daemon/jobs/store.hpp"
+
+namespace heygem::jobs {
+
+// Receives a job's events. deliver() is called with the scheduler's lock held, in event order:
+// it must not block and must not call back into the scheduler (post the event to a queue).
+class EventSink {
+ public:
+  virtual ~EventSink() = default;
+  virtual void deliver(const nlohmann::json& event) = 0;
+};
+
+struct SubmitInput {
+  std::string name;  // the client's display name (logged, shown; never opened)
+  UniqueFd fd;        // open for reading
+};
+
+struct SubmitRequest {
+  uid_t owner = 0;
+  SubmitInput audio;
+  std::vector<SubmitInput> videos;
+  std::vector<std::string> output_names;  // per video, "" where the client gave no fd
+  std::vector<UniqueFd> outputs;           // per video; invalid where none (keep in the spool)
+  nlohmann::json options = nlohmann::json::object();  // already validated item options
+};
+
+struct SchedulerSettings {
+  int max_concurrent_jobs = 1;  // per device
+  std::uint64_t max_input_bytes = 4ULL << 30;
+  std::chrono::milliseconds retention_max_age{7LL * 24 * 3600 * 1000};
+  std::uint64_t retention_max_bytes = 20ULL << 30;
+};
+
+struct RecoveryReport {
+  std::size_t queued = 0, requeued = 0, finished = 0, quarantined = 0, orphans_removed = 0;
+};
+
+struct CleanupReport {
+  std::size_t removed_jobs = 0;
+  std::uint64_t spool_bytes = 0;  // after cleaning
+};
+
+class Scheduler {
+ public:
+  Scheduler(const std::filesystem::path& state_dir, SchedulerSettings settings, JobExecutor& executor);
+  ~Scheduler();  // shutdown(0) if still running
+  Scheduler(const Scheduler&) = delete;
+  Scheduler& operator=(const Scheduler&) = delete;
+
+  // Loads the store (running jobs are requeued from scratch, queued ones keep their order,
+  // corrupt records are quarantined), removes spool folders no record owns, starts the workers.
+  RecoveryReport start();
+  // Stops dispatching; running jobs get `timeout` to finish, then are cancelled and requeued.
+  // Everything is persisted when it returns.
+  void shutdown(std::chrono::milliseconds timeout);
+
+  // Copies the inputs into the spool and queues the job. Throws heygem::Error naming the cause.
+  Job submit(SubmitRequest request);
+  // Jobs `uid` may see (root sees all): unfinished ones, or all with `include_finished`.
+  std::vector<nlohmann::json> list(uid_t uid, bool include_finished) const;
+  // Throws Error(not_found) for unknown ids and for other uids' jobs alike.
+  nlohmann::json status(const std::string& id, uid_t uid) const;
+  // Queued: cancelled at once. Running: the pipeline stops at its next check. Finished: error.
+  nlohmann::json cancel(const std::string& id, uid_t uid);
+  // Sends the current state (and queue position) to `sink` now, then every later event; returns
+  // false if the job had already finished (the state it got is final).
+  bool watch(const std::string& id, uid_t uid, std::weak_ptr<EventSink> sink);
+  // The finished MP4 of item `item` from the spool, opened for reading.
+  UniqueFd open_output(const std::string& id, uid_t uid, std::size_t item) const;
+  std::string read_log(const std::string& id, uid_t uid) const;
+  // Removes finished jobs past retention_max_age, then the oldest finished ones while the spool
+  // exceeds retention_max_bytes.
+  CleanupReport cleanup();
+
+  struct Counts {
+    std::size_t queued = 0, running = 0;
+  };
+  Counts counts() const;
+  // Steady-clock time of the last worker heartbeat (workers beat while idle and between events),
+  // so a watchdog can tell a stuck scheduler from a busy one.
+  std::chrono::steady_clock::time_point last_beat() const;
+
+ private:
+  struct Entry;
+  class JobLog;
+
+  void worker_loop(std::string device);
+  Entry* next_for(const std::string& device);
+  void run_entry(Entry& entry);
+  void finish_entry(Entry& entry, bool cancelled, bool requeue);
+  ItemOutcome run_item(Entry& entry, JobRun& run, std::size_t item);
+  void deliver_output(Entry& entry, std::size_t item);
+  void persist(const Entry& entry);
+  void emit(Entry& entry, const nlohmann::json& event);
+  void broadcast_positions();
+  nlohmann::json summary(const Entry& entry) const;
+  std::optional<std::size_t> position(const Entry& entry) const;
+  const Entry& visible_entry(const std::string& id, uid_t uid) const;
+  Entry& visible_entry(const std::string& id, uid_t uid);
+  void remove_finished(const std::string& id);
+
+  std::filesystem::path state_dir_;
+  SchedulerSettings settings_;
+  JobExecutor& executor_;
+  JobStore store_;
+  Spool spool_;
+
+  mutable std::mutex mutex_;
+  std::condition_variable changed_;
+  std::map<std::string, std::unique_ptr<Entry>> entries_;
+  std::map<std::uint64_t, std::string> queue_;  // sequence -> id of queued jobs
+  std::uint64_t next_sequence_ = 1;
+  std::size_t running_ = 0;
+  bool dispatching_ = false;
+  bool stopping_ = false;
+  std::chrono::steady_clock::time_point last_beat_;
+  std::vector<std::string> devices_;
+  std::vector<std::thread> workers_;
+};
+
+}  // namespace heygem::jobs

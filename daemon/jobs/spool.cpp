@@ -1,0 +1,135 @@
+#include "daemon/jobs/spool.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <vector>
+
+#include "common/errors.hpp"
+#include "daemon/jobs/job.hpp"
+#include "common/unique_fd.hpp"
+#include "daemon/jobs/store.hpp"
+
+namespace heygem::jobs {
+namespace {
+
+constexpr std::size_t kCopyChunk = 1 << 20;
+
+std::string errno_text() { return std::strerror(errno); }
+
+UniqueFd open_or_throw(const std::filesystem::path& path, int flags, mode_t mode = 0600) {
+  UniqueFd fd(::open(path.c_str(), flags | O_CLOEXEC, mode));
+  if (!fd.valid()) throw Error(ErrorCode::resource, "cannot open " + path.string() + ": " + errno_text());
+  return fd;
+}
+
+ssize_t read_some(int fd, char* buffer, std::size_t size) {
+  for (;;) {
+    const ssize_t n = ::read(fd, buffer, size);
+    if (n >= 0 || errno != EINTR) return n;
+  }
+}
+
+void write_all_at(int fd, const char* data, std::size_t size, off_t offset, const std::string& what) {
+  while (size > 0) {
+    const ssize_t n = ::pwrite(fd, data, size, offset);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) throw Error(ErrorCode::resource, "cannot write " + what + ": " + errno_text());
+    data += n;
+    size -= static_cast<std::size_t>(n);
+    offset += n;
+  }
+}
+
+}  // namespace
+
+Spool::Spool(const std::filesystem::path& state_dir) : root_(state_dir / "spool") { create_private_directories(root_); }
+
+std::filesystem::path Spool::job_dir(const std::string& id) const {
+  if (!is_valid_job_id(id)) throw Error(ErrorCode::internal, "not a job id: " + id);
+  return root_ / id;
+}
+std::filesystem::path Spool::audio_path(const std::string& id) const { return job_dir(id) / "audio"; }
+std::filesystem::path Spool::video_path(const std::string& id, std::size_t item) const {
+  return job_dir(id) / ("video-" + std::to_string(item));
+}
+std::filesystem::path Spool::output_path(const std::string& id, std::size_t item) const {
+  return job_dir(id) / ("output-" + std::to_string(item) + ".mp4");
+}
+std::filesystem::path Spool::log_path(const std::string& id) const { return job_dir(id) / "job.log"; }
+std::filesystem::path Spool::scratch_dir(const std::string& id) const { return job_dir(id) / "scratch"; }
+
+void Spool::create_job_dir(const std::string& id) const {
+  create_private_directories(job_dir(id));
+  create_private_directories(scratch_dir(id));
+}
+
+std::uint64_t Spool::copy_in(int source_fd, const std::filesystem::path& target, std::uint64_t max_bytes,
+                             const std::string& what) const {
+  auto out = open_or_throw(target, O_WRONLY | O_CREAT | O_TRUNC);
+  std::vector<char> buffer(kCopyChunk);
+  std::uint64_t total = 0;
+  for (;;) {
+    const ssize_t n = read_some(source_fd, buffer.data(), buffer.size());
+    if (n < 0) throw Error(ErrorCode::invalid_input, "cannot read " + what + ": " + errno_text());
+    if (n == 0) break;
+    total += static_cast<std::uint64_t>(n);
+    if (total > max_bytes)
+      throw Error(ErrorCode::invalid_input, what + " is larger than limits.max_input_bytes (" +
+                                                std::to_string(max_bytes) + " bytes)");
+    write_all_at(out.get(), buffer.data(), static_cast<std::size_t>(n), static_cast<off_t>(total - n),
+                 target.string());
+  }
+  if (total == 0) throw Error(ErrorCode::invalid_input, what + " is empty");
+  if (::fsync(out.get()) != 0) throw Error(ErrorCode::resource, "cannot fsync " + target.string() + ": " + errno_text());
+  return total;
+}
+
+void Spool::remove_job(const std::string& id) const {
+  std::error_code ec;
+  std::filesystem::remove_all(job_dir(id), ec);
+  if (ec) throw Error(ErrorCode::resource, "cannot remove " + job_dir(id).string() + ": " + ec.message());
+}
+
+std::uint64_t Spool::job_bytes(const std::string& id) const {
+  std::uint64_t total = 0;
+  std::error_code ec;
+  for (auto it = std::filesystem::recursive_directory_iterator(job_dir(id), ec);
+       !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
+    std::error_code size_ec;
+    if (it->is_regular_file(size_ec)) total += it->file_size(size_ec);
+  }
+  return total;
+}
+
+std::vector<std::string> Spool::job_ids() const {
+  std::vector<std::string> ids;
+  for (const auto& entry : std::filesystem::directory_iterator(root_)) {
+    const auto name = entry.path().filename().string();
+    if (is_valid_job_id(name)) ids.push_back(name);
+  }
+  return ids;
+}
+
+std::uint64_t deliver_file(const std::filesystem::path& source, int target_fd, const std::string& what) {
+  auto in = open_or_throw(source, O_RDONLY);
+  if (::ftruncate(target_fd, 0) != 0)
+    throw Error(ErrorCode::resource, "cannot truncate " + what + ": " + errno_text());
+  std::vector<char> buffer(kCopyChunk);
+  std::uint64_t total = 0;
+  for (;;) {
+    const ssize_t n = read_some(in.get(), buffer.data(), buffer.size());
+    if (n < 0) throw Error(ErrorCode::resource, "cannot read " + source.string() + ": " + errno_text());
+    if (n == 0) break;
+    write_all_at(target_fd, buffer.data(), static_cast<std::size_t>(n), static_cast<off_t>(total), what);
+    total += static_cast<std::uint64_t>(n);
+  }
+  if (::fsync(target_fd) != 0 && errno != EINVAL && errno != EROFS)
+    throw Error(ErrorCode::resource, "cannot fsync " + what + ": " + errno_text());
+  return total;
+}
+
+}  // namespace heygem::jobs

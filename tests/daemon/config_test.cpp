@@ -1,0 +1,150 @@
+#include "daemon/config/config.hpp"
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+
+#include "common/errors.hpp"
+#include "tests/support/temp_dir.hpp"
+
+namespace heygem::config {
+namespace {
+
+std::string error_of(const std::string& yaml) {
+  try {
+    parse_config(yaml, "test.yaml");
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::invalid_argument);
+    return e.what();
+  }
+  ADD_FAILURE() << "no error for:\n" << yaml;
+  return "";
+}
+
+TEST(Config, EmbeddedDefaultsParseAndDescribeTheModels) {
+  const auto config = default_config();
+  EXPECT_EQ(config.scheduler.max_concurrent_jobs, 1);
+  EXPECT_EQ(config.socket.mode, 0660u);
+  ASSERT_EQ(config.residency.models.size(), 2u);
+  EXPECT_EQ(config.residency.default_generator, "wav2lip");
+  EXPECT_EQ(config.residency.default_detector, "retinaface");
+  EXPECT_TRUE(config.residency.models[0].weights.empty());
+  EXPECT_EQ(config.residency.models[1].kind, residency::ModelKind::retinaface);
+  EXPECT_FALSE(config.residency.models[1].keep_alive.has_value());
+  EXPECT_EQ(config.residency.heartbeat_interval, std::chrono::seconds(300));
+}
+
+TEST(Config, FileOverridesDefaultsKeyByKey) {
+  const auto config = parse_config(
+      "scheduler:\n  max_concurrent_jobs: 3\nretention:\n  max_bytes: 1.5G\n  max_age: 2h\n"
+      "models:\n  memory_budget: 512M\n  heartbeat_interval: 1500ms\n",
+      "test.yaml");
+  EXPECT_EQ(config.scheduler.max_concurrent_jobs, 3);
+  EXPECT_EQ(config.scheduler.shutdown_timeout, std::chrono::seconds(30));  // untouched default
+  EXPECT_EQ(config.retention.max_bytes, 3ULL << 29);
+  EXPECT_EQ(config.retention.max_age, std::chrono::hours(2));
+  EXPECT_EQ(config.residency.memory_budget_bytes, 512ULL << 20);
+  EXPECT_EQ(config.residency.heartbeat_interval, std::chrono::milliseconds(1500));
+  EXPECT_EQ(config.residency.models.size(), 2u);
+}
+
+TEST(Config, EntriesReplaceTheDefaultList) {
+  const auto config = parse_config(
+      "models:\n"
+      "  default_generator: gan\n"
+      "  default_detector: faces\n"
+      "  entries:\n"
+      "    - name: gan\n"
+      "      kind: wav2lip\n"
+      "      weights: /opt/w/wav2lip_gan.pth\n"
+      "      keep_alive: 0\n"
+      "      preload: false\n"
+      "    - name: faces\n"
+      "      kind: s3fd\n"
+      "      keep_alive: 30m\n",
+      "test.yaml");
+  ASSERT_EQ(config.residency.models.size(), 2u);
+  EXPECT_EQ(config.residency.models[0].keep_alive, std::chrono::milliseconds(0));
+  EXPECT_FALSE(config.residency.models[0].preload);
+  EXPECT_EQ(config.residency.models[1].kind, residency::ModelKind::s3fd);
+  EXPECT_EQ(config.residency.models[1].keep_alive, std::chrono::minutes(30));
+  EXPECT_EQ(config.residency.default_generator, "gan");
+}
+
+TEST(Config, UnknownKeyIsRejectedWithItsLine) {
+  const auto message = error_of("scheduler:\n  max_concurrent_jobs: 2\n  max_concurent: 3\n");
+  EXPECT_NE(message.find("test.yaml: line 3"), std::string::npos) << message;
+  EXPECT_NE(message.find("scheduler.max_concurent"), std::string::npos) << message;
+  EXPECT_NE(message.find("unknown key"), std::string::npos) << message;
+}
+
+TEST(Config, BadValuesNameKeyAndLine) {
+  struct Case {
+    std::string yaml, key;
+    int line;
+  };
+  const std::vector<Case> cases{
+      {"scheduler:\n  max_concurrent_jobs: zero\n", "scheduler.max_concurrent_jobs", 2},
+      {"scheduler:\n  max_concurrent_jobs: 0\n", "scheduler.max_concurrent_jobs", 2},
+      {"retention:\n  max_age: soon\n", "retention.max_age", 2},
+      {"socket:\n  mode: \"0999\"\n", "socket.mode", 2},
+      {"logging:\n  level: loud\n", "logging.level", 2},
+      {"models:\n  entries:\n    - name: a\n      kind: wav2lip\n      device: tpu\n", "models.entries[0].device", 5},
+      {"models:\n  entries:\n    - name: a\n      kind: gan\n", "models.entries[0].kind", 4},
+      {"models:\n  entries:\n    - name: a\n      kind: wav2lip\n      colour: red\n", "models.entries[0].colour", 5},
+      {"\nmodels:\n  default_generator: nope\n", "models.default_generator", 3},
+      {"models:\n  default_detector: wav2lip\n", "models.default_detector", 2},
+  };
+  for (const auto& c : cases) {
+    const auto message = error_of(c.yaml);
+    EXPECT_NE(message.find("line " + std::to_string(c.line) + ":"), std::string::npos) << message;
+    EXPECT_NE(message.find("key " + c.key + ":"), std::string::npos) << message;
+  }
+}
+
+TEST(Config, DefaultNamesMustExistAfterEntriesChange) {
+  const auto message = error_of("models:\n  entries:\n    - name: only\n      kind: wav2lip\n");
+  EXPECT_NE(message.find("models.default_generator"), std::string::npos) << message;
+  EXPECT_NE(message.find("embedded defaults"), std::string::npos) << message;
+}
+
+TEST(Config, InvalidYamlNamesTheLine) {
+  const auto message = error_of("scheduler:\n  max_concurrent_jobs: [1,\n");
+  EXPECT_NE(message.find("test.yaml: line"), std::string::npos) << message;
+  EXPECT_NE(message.find("invalid YAML"), std::string::npos) << message;
+}
+
+TEST(Config, MissingFileIsNamed) {
+  try {
+    load_config_file("/nonexistent/heygemd.yaml");
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("/nonexistent/heygemd.yaml"), std::string::npos);
+  }
+}
+
+TEST(Config, DurationsAndSizes) {
+  EXPECT_EQ(parse_duration("250ms"), std::chrono::milliseconds(250));
+  EXPECT_EQ(parse_duration("90"), std::chrono::seconds(90));
+  EXPECT_EQ(parse_duration("7d"), std::chrono::hours(168));
+  EXPECT_FALSE(parse_duration("-1s"));
+  EXPECT_FALSE(parse_duration("5 parsecs"));
+  EXPECT_EQ(parse_bytes("64K"), 65536u);
+  EXPECT_EQ(parse_bytes("1GiB"), 1ULL << 30);
+  EXPECT_EQ(parse_bytes("2MB"), 2ULL << 20);
+  EXPECT_FALSE(parse_bytes("lots"));
+}
+
+TEST(Config, ResolvePathsFillsDefaultsAndResolvesWeights) {
+  test::TempDir dir;
+  auto config = parse_config("state_dir: " + dir.path().string() + "\n", "test.yaml");
+  std::filesystem::create_directories(dir.path() / "models");
+  std::ofstream(dir.path() / "models" / "retinaface_mobilenet0.25.pth") << "x";
+  resolve_paths(config, 1000);
+  EXPECT_FALSE(config.socket.path.empty());
+  EXPECT_EQ(config.residency.models[1].weights, dir.path() / "models" / "retinaface_mobilenet0.25.pth");
+  EXPECT_TRUE(config.residency.models[0].weights.empty());
+}
+
+}  // namespace
+}  // namespace heygem::config

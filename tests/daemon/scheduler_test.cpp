@@ -1,0 +1,362 @@
+// Scheduling behaviour (FIFO per device, slots, cancel, restart recovery, watchers, retention) with
+// a small executor that copies the video to the output and can hold items until the test lets go.
+// The real executor (pipeline + models) is exercised by the integration tests.
+#include "daemon/jobs/scheduler.hpp"
+
+#include <fcntl.h>
+#include <gtest/gtest.h>
+
+#include <condition_variable>
+#include <fstream>
+#include <mutex>
+
+#include "common/errors.hpp"
+#include "tests/support/temp_dir.hpp"
+
+namespace heygem::jobs {
+namespace {
+
+using namespace std::chrono_literals;
+
+class GatedCopyExecutor : public JobExecutor {
+ public:
+  std::vector<std::string> devices() const override { return {"cpu", "gpu"}; }
+  std::string device_for(const Job& job) const override { return job.options.value("device", "cpu"); }
+
+  std::unique_ptr<JobRun> start(const Job& job, const Spool& spool, const RunControl& control) override {
+    if (job.options.value("fail_start", false)) throw Error(ErrorCode::not_found, "no model named nothing");
+    control.loading_model("copy");
+    return std::make_unique<Run>(*this, job, spool, control);
+  }
+
+  // Lets `count` more items run to completion.
+  void release(int count) {
+    std::lock_guard lock(mutex_);
+    permits_ += count;
+    changed_.notify_all();
+  }
+  void wait_started(std::size_t count) {
+    std::unique_lock lock(mutex_);
+    ASSERT_TRUE(changed_.wait_for(lock, 10s, [&] { return started_.size() >= count; })) << started_.size();
+  }
+  std::vector<std::string> started() {
+    std::lock_guard lock(mutex_);
+    return started_;
+  }
+  int max_parallel() {
+    std::lock_guard lock(mutex_);
+    return max_parallel_;
+  }
+
+ private:
+  class Run : public JobRun {
+   public:
+    Run(GatedCopyExecutor& owner, Job job, const Spool& spool, RunControl control)
+        : owner_(owner), job_(std::move(job)), spool_(spool), control_(std::move(control)) {}
+    std::string model_name() const override { return "copy"; }
+    ItemOutcome run_item(std::size_t item, const std::filesystem::path& output) override {
+      {
+        std::unique_lock lock(owner_.mutex_);
+        owner_.started_.push_back(job_.id + "#" + std::to_string(item));
+        owner_.max_parallel_ = std::max(owner_.max_parallel_, ++owner_.running_);
+        owner_.changed_.notify_all();
+        while (owner_.permits_ == 0 && !control_.cancelled()) owner_.changed_.wait_for(lock, 5ms);
+        --owner_.running_;
+        if (control_.cancelled()) throw Error(ErrorCode::cancelled, "cancelled");
+        --owner_.permits_;
+      }
+      if (job_.options.value("fail_item", -1) == static_cast<int>(item))
+        throw Error(ErrorCode::invalid_input, "video " + job_.items[item].video_name + ": no face");
+      control_.progress({"render", 5, 10, 25.0, 0.2});
+      std::filesystem::copy_file(spool_.video_path(job_.id, item), output);
+      return {10, 1, 0.4, 25.0};
+    }
+
+   private:
+    GatedCopyExecutor& owner_;
+    Job job_;
+    const Spool& spool_;
+    RunControl control_;
+  };
+
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  int permits_ = 0, running_ = 0, max_parallel_ = 0;
+  std::vector<std::string> started_;
+};
+
+class EventLog : public EventSink {
+ public:
+  void deliver(const nlohmann::json& event) override {
+    std::lock_guard lock(mutex_);
+    events_.push_back(event);
+    changed_.notify_all();
+  }
+  // Waits for an event named `name`; returns it.
+  nlohmann::json wait_for(const std::string& name) {
+    std::unique_lock lock(mutex_);
+    nlohmann::json found;
+    const bool ok = changed_.wait_for(lock, 10s, [&] {
+      for (const auto& e : events_)
+        if (e["event"] == name) {
+          found = e;
+          return true;
+        }
+      return false;
+    });
+    EXPECT_TRUE(ok) << "no " << name << " event";
+    return found;
+  }
+  std::vector<std::string> names() {
+    std::lock_guard lock(mutex_);
+    std::vector<std::string> out;
+    for (const auto& e : events_) out.push_back(e["event"]);
+    return out;
+  }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  std::vector<nlohmann::json> events_;
+};
+
+class SchedulerTest : public ::testing::Test {
+ protected:
+  UniqueFd file_with(const std::string& name, const std::string& content) {
+    const auto path = dir_.path() / name;
+    std::ofstream(path) << content;
+    return UniqueFd(::open(path.c_str(), O_RDONLY));
+  }
+
+  SubmitRequest request(uid_t owner, std::size_t videos, nlohmann::json options = nlohmann::json::object(),
+                        bool with_outputs = false) {
+    SubmitRequest r;
+    r.owner = owner;
+    r.audio = {"a.wav", file_with("a.wav", "audio")};
+    for (std::size_t i = 0; i < videos; ++i) {
+      const auto name = "v" + std::to_string(i) + ".mp4";
+      r.videos.push_back({name, file_with(name, "video " + std::to_string(i))});
+      if (with_outputs) {
+        const auto out = dir_.path() / ("out" + std::to_string(i) + ".mp4");
+        r.outputs.emplace_back(::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644));
+        r.output_names.push_back(out.string());
+      } else {
+        r.outputs.emplace_back();
+        r.output_names.emplace_back();
+      }
+    }
+    r.options = std::move(options);
+    return r;
+  }
+
+  std::string wait_finished(Scheduler& scheduler, const std::string& id) {
+    for (int i = 0; i < 2000; ++i) {
+      const auto state = scheduler.status(id, 0)["state"].get<std::string>();
+      if (state != "queued" && state != "running") return state;
+      std::this_thread::sleep_for(5ms);
+    }
+    return "timeout";
+  }
+
+  test::TempDir dir_;
+  std::filesystem::path state_ = dir_.path() / "state";
+  GatedCopyExecutor executor_;
+};
+
+TEST_F(SchedulerTest, RunsJobsInOrderOneAtATimePerDevice) {
+  Scheduler scheduler(state_, {}, executor_);
+  scheduler.start();
+  const auto a = scheduler.submit(request(1000, 1)).id;
+  const auto b = scheduler.submit(request(1000, 1)).id;
+  const auto c = scheduler.submit(request(1000, 1)).id;
+  executor_.wait_started(1);
+  EXPECT_EQ(scheduler.counts().running, 1u);
+  EXPECT_EQ(scheduler.status(c, 1000)["position"], 2);
+  executor_.release(3);
+  EXPECT_EQ(wait_finished(scheduler, c), "done");
+  EXPECT_EQ((std::vector<std::string>{a + "#0", b + "#0", c + "#0"}), executor_.started());
+  EXPECT_EQ(executor_.max_parallel(), 1);
+}
+
+TEST_F(SchedulerTest, SlotsArePerDevice) {
+  Scheduler scheduler(state_, {.max_concurrent_jobs = 1}, executor_);
+  scheduler.start();
+  const auto cpu = scheduler.submit(request(1000, 1)).id;
+  const auto gpu = scheduler.submit(request(1000, 1, {{"device", "gpu"}})).id;
+  executor_.wait_started(2);  // both run although one slot each
+  EXPECT_EQ(scheduler.counts().running, 2u);
+  executor_.release(2);
+  EXPECT_EQ(wait_finished(scheduler, cpu), "done");
+  EXPECT_EQ(wait_finished(scheduler, gpu), "done");
+}
+
+TEST_F(SchedulerTest, BatchGivesOneResultPerItemAndKeepsFailuresPerItem) {
+  Scheduler scheduler(state_, {}, executor_);
+  scheduler.start();
+  auto log = std::make_shared<EventLog>();
+  scheduler.submit(request(1000, 1));  // holds the slot, so the watcher below attaches while queued
+  const auto id = scheduler.submit(request(1000, 3, {{"fail_item", 1}})).id;
+  scheduler.watch(id, 1000, log);
+  executor_.release(4);
+  EXPECT_EQ(wait_finished(scheduler, id), "failed");
+  const auto status = scheduler.status(id, 1000);
+  EXPECT_EQ(status["items"][0]["state"], "done");
+  EXPECT_EQ(status["items"][1]["state"], "failed");
+  EXPECT_NE(status["items"][1]["error"].get<std::string>().find("v1.mp4: no face"), std::string::npos);
+  EXPECT_EQ(status["items"][2]["state"], "done");
+  EXPECT_TRUE(status["items"][2]["in_spool"].get<bool>());
+  const auto failed = log->wait_for("failed");
+  EXPECT_NE(failed["cause"].get<std::string>().find("no face"), std::string::npos);
+  const auto names = log->names();
+  ASSERT_GE(names.size(), 2u);
+  EXPECT_EQ(names[0], "state");
+  EXPECT_EQ(names[1], "queued");
+  EXPECT_EQ(std::count(names.begin(), names.end(), "item_done"), 2);
+  EXPECT_EQ(std::count(names.begin(), names.end(), "item_failed"), 1);
+  EXPECT_NE(std::find(names.begin(), names.end(), "loading_model"), names.end());
+  // The spooled result can be fetched; the log carries the job's lines.
+  const auto fd = scheduler.open_output(id, 1000, 2);
+  char buffer[32] = {};
+  EXPECT_EQ(::read(fd.get(), buffer, sizeof buffer), 7);
+  EXPECT_EQ(std::string(buffer), "video 2");
+  EXPECT_NE(scheduler.read_log(id, 1000).find("item 2 failed"), std::string::npos);
+}
+
+TEST_F(SchedulerTest, OutputFdsReceiveTheResult) {
+  Scheduler scheduler(state_, {}, executor_);
+  scheduler.start();
+  const auto id = scheduler.submit(request(1000, 2, nlohmann::json::object(), true)).id;
+  executor_.release(2);
+  EXPECT_EQ(wait_finished(scheduler, id), "done");
+  for (int i = 0; i < 2; ++i) {
+    std::ifstream in(dir_.path() / ("out" + std::to_string(i) + ".mp4"));
+    std::string text((std::istreambuf_iterator<char>(in)), {});
+    EXPECT_EQ(text, "video " + std::to_string(i));
+  }
+  const auto status = scheduler.status(id, 1000);
+  EXPECT_TRUE(status["items"][0]["delivered"].get<bool>());
+  EXPECT_THROW(scheduler.open_output(id, 1000, 0), Error);
+}
+
+TEST_F(SchedulerTest, CancelQueuedAndRunning) {
+  Scheduler scheduler(state_, {}, executor_);
+  scheduler.start();
+  const auto running = scheduler.submit(request(1000, 2)).id;
+  const auto queued = scheduler.submit(request(1000, 1)).id;
+  auto log = std::make_shared<EventLog>();
+  scheduler.watch(queued, 1000, log);
+  executor_.wait_started(1);
+  EXPECT_EQ(scheduler.cancel(queued, 1000)["state"], "cancelled");
+  log->wait_for("cancelled");
+  scheduler.cancel(running, 1000);
+  EXPECT_EQ(wait_finished(scheduler, running), "cancelled");
+  EXPECT_THROW(scheduler.cancel(running, 1000), Error);
+  EXPECT_EQ(executor_.started().size(), 1u);
+}
+
+TEST_F(SchedulerTest, OtherUidsCannotSeeOrTouchAJob) {
+  Scheduler scheduler(state_, {}, executor_);
+  scheduler.start();
+  const auto id = scheduler.submit(request(1000, 1)).id;
+  for (auto call : std::vector<std::function<void()>>{
+           [&] { scheduler.status(id, 1001); }, [&] { scheduler.cancel(id, 1001); },
+           [&] { scheduler.read_log(id, 1001); }, [&] { scheduler.open_output(id, 1001, 0); },
+           [&] { scheduler.watch(id, 1001, std::make_shared<EventLog>()); }}) {
+    try {
+      call();
+      ADD_FAILURE() << "another uid reached the job";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), ErrorCode::not_found);
+      EXPECT_EQ(std::string(e.what()), "no job " + id);
+    }
+  }
+  EXPECT_TRUE(scheduler.list(1001, true).empty());
+  EXPECT_EQ(scheduler.list(1000, true).size(), 1u);
+  EXPECT_EQ(scheduler.list(0, true).size(), 1u);  // root sees every job
+  executor_.release(1);
+  EXPECT_EQ(wait_finished(scheduler, id), "done");
+}
+
+TEST_F(SchedulerTest, RestartRequeuesRunningAndKeepsQueueOrder) {
+  std::string first, second, third;
+  {
+    Scheduler scheduler(state_, {}, executor_);
+    scheduler.start();
+    first = scheduler.submit(request(1000, 1)).id;
+    second = scheduler.submit(request(1000, 1)).id;
+    third = scheduler.submit(request(1000, 1)).id;
+    executor_.wait_started(1);
+    // A crash is simulated by forcing the record of the running job back on disk as "running"
+    // after the scheduler stopped (a clean shutdown would have requeued it itself).
+    scheduler.shutdown(0ms);
+    EXPECT_EQ(scheduler.status(first, 0)["state"], "queued");
+  }
+  {
+    JobStore store(state_);
+    auto loaded = store.load_all();
+    ASSERT_EQ(loaded.jobs.size(), 3u);
+    loaded.jobs[0].state = JobState::running;
+    store.save(loaded.jobs[0]);
+  }
+  Scheduler restarted(state_, {}, executor_);
+  const auto report = restarted.start();
+  EXPECT_EQ(report.requeued, 1u);
+  EXPECT_EQ(report.queued, 3u);
+  executor_.release(3);
+  EXPECT_EQ(wait_finished(restarted, third), "done");
+  const auto started = executor_.started();
+  ASSERT_EQ(started.size(), 4u);
+  EXPECT_EQ((std::vector<std::string>{first + "#0", second + "#0", third + "#0"}),
+            std::vector<std::string>(started.begin() + 1, started.end()));
+  EXPECT_EQ(restarted.status(first, 0)["attempts"], 2);
+}
+
+TEST_F(SchedulerTest, OrphanSpoolFoldersAreRemovedAtStart) {
+  Spool(state_).create_job_dir("abcdefabcdef");
+  Scheduler scheduler(state_, {}, executor_);
+  EXPECT_EQ(scheduler.start().orphans_removed, 1u);
+  EXPECT_FALSE(std::filesystem::exists(state_ / "spool" / "abcdefabcdef"));
+}
+
+TEST_F(SchedulerTest, StartFailureFailsEveryItemWithTheCause) {
+  Scheduler scheduler(state_, {}, executor_);
+  scheduler.start();
+  const auto id = scheduler.submit(request(1000, 2, {{"fail_start", true}})).id;
+  EXPECT_EQ(wait_finished(scheduler, id), "failed");
+  const auto status = scheduler.status(id, 1000);
+  EXPECT_EQ(status["error"], "no model named nothing");
+  EXPECT_EQ(status["items"][1]["error"], "no model named nothing");
+}
+
+TEST_F(SchedulerTest, RetentionRemovesOldFinishedJobsOnly) {
+  Scheduler scheduler(state_, {.retention_max_age = 0ms}, executor_);
+  scheduler.start();
+  const auto done = scheduler.submit(request(1000, 1)).id;
+  executor_.release(1);
+  EXPECT_EQ(wait_finished(scheduler, done), "done");
+  const auto queued = scheduler.submit(request(1000, 1)).id;
+  std::this_thread::sleep_for(5ms);
+  EXPECT_EQ(scheduler.cleanup().removed_jobs, 1u);
+  EXPECT_THROW(scheduler.status(done, 0), Error);
+  EXPECT_FALSE(std::filesystem::exists(state_ / "spool" / done));
+  EXPECT_FALSE(std::filesystem::exists(state_ / "jobs" / (done + ".json")));
+  EXPECT_EQ(scheduler.status(queued, 0)["state"].get<std::string>() != "", true);
+  executor_.release(1);
+  EXPECT_EQ(wait_finished(scheduler, queued), "done");
+}
+
+TEST_F(SchedulerTest, RetentionBoundsTheSpoolSize) {
+  Scheduler scheduler(state_, {.retention_max_bytes = 1}, executor_);
+  scheduler.start();
+  const auto a = scheduler.submit(request(1000, 1)).id;
+  const auto b = scheduler.submit(request(1000, 1)).id;
+  executor_.release(2);
+  EXPECT_EQ(wait_finished(scheduler, b), "done");
+  const auto report = scheduler.cleanup();
+  EXPECT_EQ(report.removed_jobs, 2u);
+  EXPECT_TRUE(scheduler.list(0, true).empty());
+  (void)a;
+}
+
+}  // namespace
+}  // namespace heygem::jobs
