@@ -1,0 +1,64 @@
+#pragma once
+// Helpers for the media tests: a scratch folder, the ffmpeg CLI as an input generator and oracle,
+// SHA-256, WAV samples, MP4 box order and stream facts read back with libavformat.
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "daemon/media/media_types.hpp"
+
+namespace heygem::media::test {
+
+// A fresh folder under the system temp dir, removed with everything in it on destruction.
+class ScratchDir {
+ public:
+  ScratchDir();
+  ~ScratchDir();
+  ScratchDir(const ScratchDir&) = delete;
+  ScratchDir& operator=(const ScratchDir&) = delete;
+  const std::filesystem::path& path() const { return path_; }
+  std::filesystem::path operator/(const std::string& name) const { return path_ / name; }
+
+ private:
+  std::filesystem::path path_;
+};
+
+// The ffmpeg CLI ($HEYGEM_FFMPEG, else `ffmpeg` on PATH); true when it can be run.
+bool ffmpeg_available();
+// Runs `ffmpeg -nostdin -v error -y <arguments>`; throws with the command line when it fails.
+void run_ffmpeg(const std::string& arguments);
+// Decodes `file` with the CLI to raw BGR24 with the same swscale flags the reader uses (the oracle).
+std::vector<uint8_t> ffmpeg_decode_bgr(const std::filesystem::path& file, const std::string& extra_output_args = "");
+// Decodes the first audio stream of `file` with the CLI to 16 kHz mono s16 samples.
+std::vector<int16_t> ffmpeg_decode_mono16k(const std::filesystem::path& file);
+
+std::string sha256_hex(const uint8_t* data, size_t size);
+// Tightly packed BGR bytes of a frame (drops any row padding).
+std::vector<uint8_t> packed_bgr(const Frame& frame);
+double psnr(const Frame& a, const Frame& b);
+
+// 16-bit PCM samples of a canonical WAV file (finds the "data" chunk).
+std::vector<int16_t> read_wav_s16(const std::filesystem::path& file);
+void write_wav_s16(const std::filesystem::path& file, const std::vector<int16_t>& samples, int sample_rate, int channels);
+
+// Top-level MP4 box types in file order.
+std::vector<std::string> mp4_top_level_boxes(const std::filesystem::path& file);
+
+struct StreamFacts {
+  std::string codec;
+  double duration_seconds = 0;
+  int64_t frames = 0;  // packets counted by demuxing
+  int width = 0, height = 0;
+  int sample_rate = 0;
+  std::string pixel_format;
+};
+// The first stream of the type ("video" or "audio") in `file`; codec empty when there is none.
+StreamFacts probe_stream(const std::filesystem::path& file, const std::string& type);
+
+// Reads every frame of `file` with VideoReader.
+std::vector<Frame> read_all_frames(const std::filesystem::path& file, bool constant_frame_rate = true,
+                                   std::optional<Rational> fps = std::nullopt);
+
+}  // namespace heygem::media::test

@@ -1,0 +1,316 @@
+// VideoReader: the GRID clips (frame-exact against the fixture's hashes), synthetic inputs made
+// with the ffmpeg CLI (containers, codecs, VFR, rotation, 10-bit, odd sizes, stills; the CLI's own
+// decode is the oracle) and the error cases.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <fstream>
+#include <random>
+
+#include "common/errors.hpp"
+#include "daemon/media/video_reader.hpp"
+#include "tests/media/media_test_support.hpp"
+#include "tests/support/fixtures.hpp"
+
+namespace heygem::media {
+namespace {
+
+using test::ScratchDir;
+
+std::filesystem::path grid_clip(const std::string& name) {
+  return heygem::test::shared_root() / "media" / "grid" / (name + ".mpg");
+}
+
+// Expects an invalid_input error whose message names the file and contains `cause`.
+template <typename Body>
+void expect_input_error(const std::filesystem::path& file, const std::string& cause, Body body) {
+  try {
+    body();
+    ADD_FAILURE() << "no error for " << file;
+  } catch (const Error& error) {
+    EXPECT_EQ(error.code(), ErrorCode::invalid_input) << error.what();
+    const std::string message = error.what();
+    EXPECT_NE(message.find(file.string()), std::string::npos) << message;
+    EXPECT_NE(message.find(cause), std::string::npos) << "expected \"" << cause << "\" in: " << message;
+  }
+}
+
+TEST(GridDecode, EveryClipHasTheFixtureGeometry) {
+  const auto meta = heygem::test::manifest("e2e").at("meta");
+  const auto size = meta.at("frame_size_wh").get<std::vector<int>>();
+  const auto frames = meta.at("video_num_frames").get<int64_t>();
+  const auto fps = meta.at("video_fps_cv2").get<double>();
+  int clips = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(heygem::test::shared_root() / "media" / "grid")) {
+    if (entry.path().extension() != ".mpg") continue;
+    ++clips;
+    VideoReader reader(entry.path());
+    EXPECT_EQ(reader.info().width, size[0]) << entry.path();
+    EXPECT_EQ(reader.info().height, size[1]);
+    EXPECT_DOUBLE_EQ(reader.output_fps().value(), fps);
+    EXPECT_FALSE(reader.info().still_image);
+    EXPECT_EQ(reader.info().rotation_degrees, 0);
+    EXPECT_EQ(reader.info().frame_count_estimate, frames);
+    Frame frame;
+    int64_t count = 0;
+    while (reader.next(frame)) {
+      EXPECT_EQ(frame.index, count);
+      EXPECT_EQ(frame.width, size[0]);
+      EXPECT_EQ(frame.height, size[1]);
+      ASSERT_GE(frame.data.size(), static_cast<size_t>(frame.stride) * frame.height);
+      ++count;
+    }
+    EXPECT_EQ(count, frames) << entry.path();
+  }
+  EXPECT_GT(clips, 0);
+}
+
+// The key check: frames are byte-identical to what the reference (cv2.VideoCapture) decodes.
+TEST(GridDecode, FramesMatchTheReferenceDecodeBitExactly) {
+  const auto meta = heygem::test::manifest("e2e").at("meta");
+  std::ifstream in(heygem::test::fixtures_root() / "e2e" / "frames_sha256.json");
+  const auto hashes = nlohmann::json::parse(in).at("input_frame_sha256").get<std::vector<std::string>>();
+  VideoReader reader(grid_clip(meta.at("video_clip").get<std::string>()));
+  Frame frame;
+  size_t count = 0;
+  while (reader.next(frame)) {
+    ASSERT_LT(count, hashes.size());
+    const auto bytes = test::packed_bgr(frame);
+    EXPECT_EQ(test::sha256_hex(bytes.data(), bytes.size()), hashes[count]) << "frame " << count;
+    ++count;
+  }
+  EXPECT_EQ(count, hashes.size());
+}
+
+TEST(Sha256, KnownDigest) {
+  const std::string text = "abc";
+  EXPECT_EQ(test::sha256_hex(reinterpret_cast<const uint8_t*>(text.data()), text.size()),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+}
+
+TEST(GridDecode, LimitsAreCheckedUpFront) {
+  const auto clip = grid_clip(heygem::test::manifest("e2e").at("meta").at("video_clip").get<std::string>());
+  VideoReaderOptions narrow;
+  narrow.limits.max_width = 100;
+  expect_input_error(clip, "over the limit", [&] { VideoReader reader(clip, narrow); });
+  VideoReaderOptions short_limit;
+  short_limit.limits.max_duration_seconds = 1.0;
+  expect_input_error(clip, "over the limit", [&] { VideoReader reader(clip, short_limit); });
+}
+
+TEST(GridDecode, OutputRateOptionResamplesTheTimeline) {
+  const auto meta = heygem::test::manifest("e2e").at("meta");
+  const auto clip = grid_clip(meta.at("video_clip").get<std::string>());
+  const auto native = test::read_all_frames(clip);
+  const auto doubled = test::read_all_frames(clip, true, Rational{50, 1});
+  ASSERT_EQ(doubled.size(), 2 * native.size());
+  for (size_t i = 0; i < doubled.size(); ++i) EXPECT_EQ(doubled[i].data, native[i / 2].data) << i;
+  // 10 fps: source frame k starts at slot round(k * 10 / 25); slot n shows the last frame starting at or before it
+  const auto slower = test::read_all_frames(clip, true, Rational{10, 1});
+  ASSERT_EQ(slower.size(), native.size() * 10 / 25);
+  for (size_t n = 0; n < slower.size(); ++n) {
+    size_t k = 0;
+    while (k + 1 < native.size() && std::lround((k + 1) * 10.0 / 25.0) <= static_cast<long>(n)) ++k;
+    EXPECT_EQ(slower[n].data, native[k].data) << n;
+  }
+}
+
+// Synthetic inputs, generated once for the suite.
+class SyntheticDecode : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    if (!test::ffmpeg_available()) return;
+    dir_ = std::make_unique<ScratchDir>();
+  }
+  static void TearDownTestSuite() { dir_.reset(); }
+  void SetUp() override {
+    if (!dir_) GTEST_SKIP() << "the ffmpeg CLI is needed to generate the synthetic inputs";
+  }
+  static std::filesystem::path make(const std::string& name, const std::string& arguments) {
+    const auto path = *dir_ / name;
+    if (!std::filesystem::exists(path)) test::run_ffmpeg(arguments + " '" + path.string() + "'");
+    return path;
+  }
+  // Our frames must equal the CLI's decode (same swscale conversion) byte for byte.
+  static void expect_same_as_cli(const std::filesystem::path& file, int64_t expected_frames) {
+    const auto frames = test::read_all_frames(file, false);
+    ASSERT_EQ(static_cast<int64_t>(frames.size()), expected_frames) << file;
+    const auto oracle = test::ffmpeg_decode_bgr(file, "-fps_mode passthrough");
+    const size_t frame_bytes = static_cast<size_t>(frames[0].width) * frames[0].height * 3;
+    ASSERT_EQ(oracle.size(), frame_bytes * frames.size()) << file;
+    for (size_t i = 0; i < frames.size(); ++i) {
+      const auto ours = test::packed_bgr(frames[i]);
+      EXPECT_TRUE(std::equal(ours.begin(), ours.end(), oracle.begin() + static_cast<std::ptrdiff_t>(i * frame_bytes)))
+          << file << " frame " << i;
+    }
+  }
+  static inline std::unique_ptr<ScratchDir> dir_;
+};
+
+constexpr const char* kSource = "-f lavfi -i testsrc=s=64x48:r=10 -frames:v 6";
+
+TEST_F(SyntheticDecode, ContainersAndCodecsMatchTheCliDecode) {
+  struct Case {
+    const char* name;
+    const char* codec;
+  };
+  const Case cases[] = {
+      {"h264.mkv", "-c:v libx264 -preset ultrafast"},
+      {"h264.mp4", "-c:v libx264 -preset ultrafast -bf 2"},
+      {"mpeg4.avi", "-c:v mpeg4"},
+      {"mpeg2.mpg", "-c:v mpeg2video"},
+      {"mjpeg.avi", "-c:v mjpeg -pix_fmt yuvj420p"},
+      {"vp9.webm", "-c:v libvpx-vp9 -deadline realtime -cpu-used 8"},
+      {"prores.mov", "-c:v prores_ks -profile:v 3 -pix_fmt yuv422p10le"},
+      {"hevc10.mp4", "-c:v libx265 -pix_fmt yuv420p10le -x265-params log-level=error"},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.name);
+    const auto file = make(c.name, std::string(kSource) + " " + c.codec);
+    VideoReader reader(file);
+    EXPECT_EQ(reader.info().width, 64);
+    EXPECT_EQ(reader.info().height, 48);
+    EXPECT_DOUBLE_EQ(reader.output_fps().value(), 10.0);
+    expect_same_as_cli(file, 6);
+    EXPECT_EQ(test::read_all_frames(file).size(), 6u);  // constant rate in, same frames out
+  }
+}
+
+TEST_F(SyntheticDecode, TenBitInputBecomesEightBitBgr) {
+  const auto file = make("hevc10.mp4", std::string(kSource) + " -c:v libx265 -pix_fmt yuv420p10le -x265-params log-level=error");
+  VideoReader reader(file);
+  EXPECT_EQ(reader.info().codec_name, "hevc");
+  expect_same_as_cli(file, 6);
+}
+
+TEST_F(SyntheticDecode, OddSizeKeepsItsSize) {
+  const auto file = make("odd.webm", "-f lavfi -i testsrc=s=65x49:r=10 -frames:v 4 -c:v libvpx-vp9 -deadline realtime -cpu-used 8");
+  const auto frames = test::read_all_frames(file);
+  ASSERT_EQ(frames.size(), 4u);
+  EXPECT_EQ(frames[0].width, 65);
+  EXPECT_EQ(frames[0].height, 49);
+  EXPECT_EQ(frames[0].stride, 65 * 3);
+  expect_same_as_cli(file, 4);
+}
+
+TEST_F(SyntheticDecode, RotationMetadataIsApplied) {
+  const auto plain = make("plain.mp4", std::string(kSource) + " -c:v libx264 -preset ultrafast -qp 0");
+  const auto upright = test::read_all_frames(plain);
+  for (int degrees : {90, 180, 270}) {
+    SCOPED_TRACE(degrees);
+    // the "rotate" tag is the clockwise rotation a player applies
+    const auto file = make("rotate" + std::to_string(degrees) + ".mp4",
+                           "-i '" + plain.string() + "' -c copy -metadata:s:v:0 rotate=" + std::to_string(degrees));
+    VideoReader reader(file);
+    EXPECT_EQ(reader.info().rotation_degrees, degrees);
+    const bool swaps = degrees != 180;
+    EXPECT_EQ(reader.info().width, swaps ? 48 : 64);
+    EXPECT_EQ(reader.info().height, swaps ? 64 : 48);
+    const auto rotated = test::read_all_frames(file);
+    ASSERT_EQ(rotated.size(), upright.size());
+    for (size_t i = 0; i < rotated.size(); ++i) {
+      const Frame& r = rotated[i];
+      const Frame& u = upright[i];
+      ASSERT_EQ(r.width, reader.info().width);
+      // where the upright pixel (x, y) lands after a clockwise turn
+      for (int y = 0; y < u.height; ++y)
+        for (int x = 0; x < u.width; ++x) {
+          const int rx = degrees == 90 ? u.height - 1 - y : degrees == 180 ? u.width - 1 - x : y;
+          const int ry = degrees == 90 ? x : degrees == 180 ? u.height - 1 - y : u.width - 1 - x;
+          ASSERT_EQ(0, std::memcmp(r.row(ry) + rx * 3, u.row(y) + x * 3, 3)) << "frame " << i << " at " << x << "," << y;
+        }
+    }
+    // and the CLI, which rotates the same way, agrees
+    expect_same_as_cli(file, 6);
+  }
+}
+
+TEST_F(SyntheticDecode, VariableFrameRateBecomesConstant) {
+  // 12 pictures at times (in 1/30 s) 0..5 then every 3rd tick: 5, 8, ..., 23 -> gaps to fill
+  const auto file = make("vfr.mp4", "-f lavfi -i testsrc=s=64x48:r=30 -frames:v 12 -vf \"setpts='if(lt(N,6),N,6+3*(N-6))/(30*TB)'\" "
+                                    "-fps_mode passthrough -c:v libx264 -preset ultrafast -qp 0");
+  std::vector<int64_t> ticks;
+  for (int n = 0; n < 12; ++n) ticks.push_back(n < 6 ? n : 6 + 3 * (n - 6));
+  const auto source = test::read_all_frames(file, false);
+  ASSERT_EQ(source.size(), ticks.size());
+  const auto cfr = test::read_all_frames(file, true, Rational{30, 1});
+  // slot n shows the last picture that starts at or before tick n; the last picture lasts >= 1 tick
+  ASSERT_GE(cfr.size(), static_cast<size_t>(ticks.back() + 1));
+  ASSERT_LE(cfr.size(), static_cast<size_t>(ticks.back() + 4));
+  for (size_t n = 0; n < cfr.size(); ++n) {
+    size_t k = 0;
+    while (k + 1 < ticks.size() && ticks[k + 1] <= static_cast<int64_t>(n)) ++k;
+    EXPECT_EQ(cfr[n].data, source[k].data) << "slot " << n << " should show picture " << k;
+    EXPECT_EQ(cfr[n].index, static_cast<int64_t>(n));
+  }
+  // at the stream's average rate: as many frames as the duration says, in source order
+  VideoReader reader(file);
+  const auto average = test::read_all_frames(file);
+  EXPECT_NEAR(static_cast<double>(average.size()), reader.info().duration_seconds * reader.output_fps().value(), 1.0);
+  size_t previous = 0;
+  for (const auto& frame : average) {
+    size_t k = 0;
+    while (k < source.size() && source[k].data != frame.data) ++k;
+    ASSERT_LT(k, source.size()) << "a CFR frame that is no source picture";
+    EXPECT_GE(k, previous);
+    previous = k;
+  }
+}
+
+TEST_F(SyntheticDecode, StillImagesGiveOneFrame) {
+  for (const char* name : {"still.png", "still.jpg"}) {
+    SCOPED_TRACE(name);
+    const auto file = make(name, "-f lavfi -i testsrc=s=64x48 -frames:v 1");
+    VideoReader reader(file);
+    EXPECT_TRUE(reader.info().still_image);
+    EXPECT_EQ(reader.info().frame_count_estimate, 1);
+    EXPECT_DOUBLE_EQ(reader.output_fps().value(), 25.0);
+    expect_same_as_cli(file, 1);
+    VideoReaderOptions options;
+    options.output_fps = Rational{30, 1};
+    EXPECT_DOUBLE_EQ(VideoReader(file, options).output_fps().value(), 30.0);
+  }
+}
+
+TEST_F(SyntheticDecode, BadInputsNameTheFileAndTheCause) {
+  const auto missing = *dir_ / "missing.mp4";
+  expect_input_error(missing, "no such file", [&] { VideoReader reader(missing); });
+
+  const auto empty = *dir_ / "empty.mp4";
+  std::ofstream(empty).close();
+  expect_input_error(empty, "empty", [&] { VideoReader reader(empty); });
+
+  const auto noise = *dir_ / "noise.mp4";
+  {
+    std::mt19937 random(7);
+    std::ofstream out(noise, std::ios::binary);
+    for (int i = 0; i < 8192; ++i) out.put(static_cast<char>(random() & 0xFF));
+  }
+  expect_input_error(noise, "not a readable media file", [&] { VideoReader reader(noise); });
+
+  const auto audio_only = make("tone.wav", "-f lavfi -i sine=f=440:d=0.5");
+  expect_input_error(audio_only, "no video stream", [&] { VideoReader reader(audio_only); });
+
+  const auto directory = dir_->path();
+  expect_input_error(directory, "directory", [&] { VideoReader reader(directory); });
+}
+
+TEST_F(SyntheticDecode, TruncatedFilesAreRejected) {
+  const auto whole = make("whole.mp4", "-f lavfi -i testsrc=s=64x48:r=10 -frames:v 20 -c:v libx264 -preset ultrafast -movflags +faststart");
+  const auto size = std::filesystem::file_size(whole);
+  const auto cut = *dir_ / "cut-faststart.mp4";
+  std::filesystem::copy_file(whole, cut, std::filesystem::copy_options::overwrite_existing);
+  std::filesystem::resize_file(cut, size * 3 / 4);
+  expect_input_error(cut, "truncated", [&] { VideoReader reader(cut); });
+
+  // without faststart the index sits at the end, so a cut file has no index at all
+  const auto tail_index = make("tail-index.mp4", "-f lavfi -i testsrc=s=64x48:r=10 -frames:v 20 -c:v libx264 -preset ultrafast");
+  const auto cut_tail = *dir_ / "cut-tail.mp4";
+  std::filesystem::copy_file(tail_index, cut_tail, std::filesystem::copy_options::overwrite_existing);
+  std::filesystem::resize_file(cut_tail, std::filesystem::file_size(tail_index) / 2);
+  expect_input_error(cut_tail, "truncated", [&] { VideoReader reader(cut_tail); });
+}
+
+}  // namespace
+}  // namespace heygem::media
