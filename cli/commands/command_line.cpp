@@ -1,0 +1,181 @@
+#include "cli/commands/command_line.hpp"
+
+#include <CLI/CLI.hpp>
+
+#include <array>
+#include <ostream>
+#include <sstream>
+
+#include "cli/lib/exit_codes.hpp"
+#include "common/job_id.hpp"
+#include "common/version.hpp"
+
+namespace heygem::cli {
+namespace {
+
+constexpr const char* kDescription =
+    "heygemctl: talk to heygemd, the lip-sync daemon. Submit one audio with one or more videos (or stills);\n"
+    "each video comes back with the mouth re-synced to the audio. heygemctl opens every file itself and\n"
+    "passes descriptors: the daemon never opens a path you name.";
+
+constexpr const char* kEnvironment =
+    "ENVIRONMENT:\n"
+    "  HEYGEM_SOCKET    the daemon's socket when --socket is not given\n"
+    "  XDG_RUNTIME_DIR  a user's default socket is $XDG_RUNTIME_DIR/heygem/heygemd.sock; without it, and for\n"
+    "                   root, /run/heygem/heygemd.sock (the system service, also tried when no user daemon runs)\n";
+
+constexpr const char* kSubmitFooter =
+    "OUTPUT: with one video, -o names the output file or an existing folder; with several, a folder (or a\n"
+    "path ending in '/'). Each video's output is <video stem>.lipsync.mp4 in that folder, or in the current\n"
+    "folder without -o. An existing output is refused unless --force. With --detach and no -o, the results\n"
+    "stay in the daemon's spool for `heygemctl fetch`. A job that fails leaves no output file behind.\n"
+    "Without --detach, submit waits for the job and exits 0 (done), 1 (failed) or 4 (cancelled).";
+
+// Options bound as plain values while parsing, turned into protocol options afterwards.
+struct RawSubmit {
+  std::string blend, loop, box, generator, detector, preset;
+  double fps = 0;
+  int crf = 0;
+  bool strict = false, nosmooth = false, lossless = false;
+  CLI::Option *fps_option = nullptr, *crf_option = nullptr;
+};
+
+struct Parser {
+  CLI::App app{kDescription, "heygemctl"};
+  Invocation invocation;
+  RawSubmit raw;
+  std::vector<std::pair<Command, CLI::App*>> commands;
+
+  CLI::App* command(Command id, const std::string& name, const std::string& description) {
+    CLI::App* sub = app.add_subcommand(name, description);
+    sub->fallthrough();  // global options may follow the command
+    commands.emplace_back(id, sub);
+    return sub;
+  }
+
+  void job_argument(CLI::App* sub, bool required) {
+    auto* option = sub->add_option("JOB", invocation.job_id, "job id (12 hex digits, as submit printed it)");
+    if (required) option->required();
+    option->check([](const std::string& value) {
+      return is_valid_job_id(value) ? std::string() : "not a job id (12 lowercase hex digits): " + value;
+    });
+  }
+
+  Parser() {
+    app.set_version_flag("--version", "heygemctl " + std::string(heygem_version()));
+    app.require_subcommand(1, 1);
+    app.footer(std::string(kEnvironment) + "\n" + exit_codes_help());
+    app.get_formatter()->column_width(34);
+    app.add_option("--socket", invocation.global.socket, "the daemon's Unix socket (default: see ENVIRONMENT)");
+    app.add_flag("--json", invocation.global.json, "machine output: NDJSON messages of the protocol on stdout");
+    app.add_flag("-q,--quiet", invocation.global.quiet, "print nothing but errors (on stderr)");
+
+    add_submit();
+    job_argument(command(Command::status, "status", "show a job, or without JOB the queued and running jobs"), false);
+    command(Command::list, "list", "list your jobs (root: everyone's)")
+        ->add_flag("-a,--all", invocation.all, "include finished jobs");
+    job_argument(command(Command::watch, "watch", "follow a job's progress until it ends (exit code as submit)"), true);
+    job_argument(command(Command::wait, "wait", "wait silently until a job ends (exit code as submit)"), true);
+    job_argument(command(Command::cancel, "cancel", "cancel a queued or running job"), true);
+    CLI::App* fetch = command(Command::fetch, "fetch", "copy a job's results out of the daemon's spool");
+    job_argument(fetch, true);
+    fetch->add_option("-o,--output", invocation.output, "output file (one item) or folder (several items)")
+        ->required();
+    fetch->add_flag("-f,--force", invocation.force, "overwrite existing files");
+    fetch->footer("With a folder, each item is written as <video stem>.lipsync.mp4 in it.");
+    job_argument(command(Command::logs, "logs", "print a job's log"), true);
+    command(Command::models, "models", "list the configured models and whether they are resident");
+    command(Command::ping, "ping", "check that the daemon answers");
+    command(Command::version, "version", "print the versions of heygemctl, heygemd and the protocol");
+    command(Command::reload, "reload", "make the daemon re-read its configuration and reload changed models");
+  }
+
+  void add_submit() {
+    CLI::App* sub = command(Command::submit, "submit", "lip-sync videos to an audio track");
+    SubmitArgs& s = invocation.submit;
+    sub->add_option("-a,--audio", s.audio, "the audio (any format FFmpeg reads, or a video's sound)")->required();
+    sub->add_option("VIDEO", s.videos, "one or more videos or still images")->required()->expected(1, -1);
+    sub->add_option("-o,--output", s.output, "output file (one video) or folder (see OUTPUT)");
+    sub->add_flag("-d,--detach", s.detach, "return after submitting and print the job id");
+    sub->add_flag("-f,--force", s.force, "overwrite existing output files");
+    sub->add_option("--blend", raw.blend, "paste the mouth with a soft mask or the reference's hard box (feather)")
+        ->check(CLI::IsMember({"feather", "hard"}));
+    sub->add_flag("--strict", raw.strict, "fail at the first frame without a face instead of passing it through");
+    sub->add_option("--loop", raw.loop, "how a video shorter than the audio repeats (pingpong)")
+        ->check(CLI::IsMember({"pingpong", "forward"}));
+    raw.fps_option = sub->add_option("--fps", raw.fps, "output frame rate (default: the video's)")
+                         ->check(CLI::Range(0.001, 240.0));
+    sub->add_option("--box", raw.box, "fixed face box T,B,L,R in pixels: no face detection");
+    sub->add_flag("--nosmooth", raw.nosmooth, "no temporal smoothing of the face boxes");
+    sub->add_option("--generator", raw.generator, "generator model by name (default: the daemon's)");
+    sub->add_option("--detector", raw.detector, "face detector model by name (default: the daemon's)");
+    raw.crf_option = sub->add_option("--crf", raw.crf, "x264 quality 0..51, lower is better (18)")
+                         ->check(CLI::Range(0, 51));
+    auto* lossless = sub->add_flag("--lossless", raw.lossless, "lossless x264 (yuv444p): large files");
+    raw.crf_option->excludes(lossless);
+    sub->add_option("--preset", raw.preset, "x264 preset, ultrafast..veryslow (veryfast)")
+        ->check(CLI::IsMember(protocol::x264_presets()));
+    sub->footer(kSubmitFooter);
+  }
+
+  static protocol::FaceBoxOption parse_box(const std::string& text) {
+    std::array<int, 4> values{};
+    std::istringstream in(text);
+    for (std::size_t i = 0; i < 4; ++i) {
+      char comma = ',';
+      if ((i > 0 && !(in >> comma)) || comma != ',' || !(in >> values[i]))
+        throw CLI::ValidationError("--box", "expected T,B,L,R (four integers), got '" + text + "'");
+    }
+    if (in >> std::ws; !in.eof()) throw CLI::ValidationError("--box", "expected T,B,L,R (four integers), got '" + text + "'");
+    return {values[0], values[1], values[2], values[3]};
+  }
+
+  // The plain values into protocol options, validated by the protocol's own rules.
+  void finish_submit() {
+    protocol::SubmitOptions& o = invocation.submit.options;
+    if (!raw.blend.empty()) o.blend = protocol::blend_from_string(raw.blend);
+    if (!raw.loop.empty()) o.loop = protocol::loop_from_string(raw.loop);
+    o.strict = raw.strict;
+    o.nosmooth = raw.nosmooth;
+    o.lossless = raw.lossless;
+    if (raw.fps_option->count()) o.fps = raw.fps;
+    if (raw.crf_option->count()) o.crf = raw.crf;
+    if (!raw.box.empty()) o.box = parse_box(raw.box);
+    if (!raw.generator.empty()) o.generator = raw.generator;
+    if (!raw.detector.empty()) o.detector = raw.detector;
+    if (!raw.preset.empty()) o.preset = raw.preset;
+    try {
+      o = protocol::submit_options_from_json(protocol::to_json(o));
+    } catch (const Error& error) {
+      throw CLI::ValidationError("submit", error.what());
+    }
+  }
+
+  void choose_command() {
+    for (const auto& [id, sub] : commands)
+      if (sub->parsed()) invocation.command = id;
+    if (invocation.command == Command::submit) finish_submit();
+  }
+};
+
+}  // namespace
+
+ParseResult parse_command_line(int argc, const char* const* argv, std::ostream& out, std::ostream& err) {
+  Parser parser;
+  try {
+    parser.app.parse(argc, argv);
+    parser.choose_command();
+  } catch (const CLI::ParseError& error) {
+    const int code = parser.app.exit(error, out, err);
+    return code == 0 ? 0 : to_int(ExitCode::usage);
+  }
+  return std::move(parser.invocation);
+}
+
+std::string help_text(const std::string& command) {
+  Parser parser;
+  if (command.empty()) return parser.app.help();
+  return parser.app.get_subcommand(command)->help();
+}
+
+}  // namespace heygem::cli

@@ -1,0 +1,48 @@
+#pragma once
+// heygemctl's command line: every command and option, parsed with CLI11 into an Invocation.
+#include <iosfwd>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "common/protocol.hpp"
+
+namespace heygem::cli {
+
+enum class Command { submit, status, list, watch, wait, cancel, fetch, logs, models, ping, version, reload };
+
+struct GlobalOptions {
+  std::string socket;  // --socket, "" = HEYGEM_SOCKET or the default
+  bool json = false;
+  bool quiet = false;
+};
+
+struct SubmitArgs {
+  std::string audio;
+  std::vector<std::string> videos;
+  std::string output;  // -o FILE|DIR, "" = none
+  bool detach = false;
+  bool force = false;
+  protocol::SubmitOptions options;
+};
+
+struct Invocation {
+  Command command = Command::ping;
+  GlobalOptions global;
+  SubmitArgs submit;
+  std::string job_id;  // status (optional), watch, wait, cancel, fetch, logs
+  bool all = false;    // list --all
+  std::string output;  // fetch -o
+  bool force = false;  // fetch --force
+};
+
+// Either what to run, or the exit code to end with now (help printed: 0; bad usage: 2, with the
+// message already written to `err`).
+using ParseResult = std::variant<Invocation, int>;
+
+ParseResult parse_command_line(int argc, const char* const* argv, std::ostream& out, std::ostream& err);
+
+// The full --help text of the program and of one command ("" = the program).
+std::string help_text(const std::string& command = "");
+
+}  // namespace heygem::cli
