@@ -38,12 +38,13 @@ class MonoResampler {
  private:
   bool same_input(const AVFrame* frame) const {
     return frame->format == input_format_ && frame->sample_rate == input_rate_ &&
-           av_channel_layout_compare(&frame->ch_layout, &input_layout_.layout) == 0;
+           av_channel_layout_compare(&frame->ch_layout, &source_layout_.layout) == 0;
   }
 
   void open(const AVFrame* frame) {
     input_format_ = frame->format;
     input_rate_ = frame->sample_rate;
+    source_layout_.copy(frame->ch_layout);
     input_layout_.assign(frame->ch_layout);
     AVChannelLayout mono = AV_CHANNEL_LAYOUT_MONO;
     SwrContext* raw = nullptr;
@@ -78,6 +79,11 @@ class MonoResampler {
   struct OwnedLayout {
     AVChannelLayout layout{};
     ~OwnedLayout() { av_channel_layout_uninit(&layout); }
+    void copy(const AVChannelLayout& source) {
+      av_channel_layout_uninit(&layout);
+      av_channel_layout_copy(&layout, &source);
+    }
+    // As copy(), but an unspecified layout becomes the default one for its channel count.
     void assign(const AVChannelLayout& source) {
       av_channel_layout_uninit(&layout);
       if (source.order == AV_CHANNEL_ORDER_UNSPEC || source.nb_channels <= 0)
@@ -92,7 +98,8 @@ class MonoResampler {
   ffmpeg::SwrPtr swr_;
   int input_format_ = -1;
   int input_rate_ = 0;
-  OwnedLayout input_layout_;
+  OwnedLayout source_layout_;  // as the decoder reports it (compared to spot changes)
+  OwnedLayout input_layout_;   // as told to swresample
   std::vector<int16_t> buffer_;
   std::vector<float> samples_;
 };

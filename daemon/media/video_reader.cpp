@@ -11,6 +11,7 @@
 
 extern "C" {
 #include <libavutil/display.h>
+#include <libavutil/mem.h>
 #include <libavutil/pixdesc.h>
 }
 
@@ -22,6 +23,11 @@ constexpr Rational kDefaultStillFps{25, 1};
 // The same conversion cv2.VideoCapture (the reference's reader) asks swscale for, so decoded
 // frames are byte-identical to what the reference sees.
 constexpr int kSwsFlags = SWS_BICUBIC;
+constexpr size_t kRowAlign = 64;
+
+struct AvFree {
+  void operator()(uint8_t* data) const { av_free(data); }
+};
 
 bool valid(Rational rate) { return rate.num > 0 && rate.den > 0; }
 Rational from_av(AVRational rate) { return {rate.num, rate.den}; }
@@ -63,10 +69,9 @@ int64_t frame_duration(const AVFrame* frame) {
 }
 
 // Rotates a packed BGR24 picture clockwise by 90, 180 or 270 degrees into `out`.
-void rotate_bgr(const uint8_t* src, int width, int height, int degrees, Frame& out) {
+void rotate_bgr(const uint8_t* src, size_t src_stride, int width, int height, int degrees, Frame& out) {
   const bool swaps = degrees == 90 || degrees == 270;
   out.resize(swaps ? height : width, swaps ? width : height);
-  const size_t src_stride = static_cast<size_t>(width) * 3;
   for (int dy = 0; dy < out.height; ++dy) {
     uint8_t* dst_row = out.row(dy);
     for (int dx = 0; dx < out.width; ++dx) {
@@ -98,7 +103,7 @@ struct VideoReader::Impl {
   struct Pending {
     ffmpeg::FramePtr frame = ffmpeg::make_frame();
     int64_t slot = 0;      // output index at which it starts showing
-    int64_t end_slot = 0;  // output index its duration reaches (used for the last picture)
+    int64_t end_slot = 0;  // output index at which its duration ends (used for the last picture)
   };
 
   void describe();
@@ -117,7 +122,8 @@ struct VideoReader::Impl {
 
  private:
   ffmpeg::SwsPtr sws_;
-  Frame unrotated_;
+  std::unique_ptr<uint8_t[], AvFree> converted_;  // av_malloc: aligned for swscale's SIMD
+  size_t converted_size_ = 0;
   Pending held_, incoming_;
   bool have_held_ = false, have_incoming_ = false, held_end_known_ = false, stream_done_ = false;
   int64_t held_until_ = 0;  // held_ shows on output slots [next_index_, held_until_)
@@ -204,7 +210,10 @@ bool VideoReader::Impl::decode(Pending& into) {
   const double duration_seconds = duration > 0                     ? static_cast<double>(duration) * av_q2d(time_base)
                                   : valid(info.average_fps) ? 1.0 / info.average_fps.value()
                                                                    : 1.0 / fps.value();
-  into.end_slot = into.slot + std::max<int64_t>(1, std::llround(duration_seconds * fps.value()));
+  into.end_slot = timestamp == AV_NOPTS_VALUE
+                     ? into.slot + 1
+                     : std::llround((static_cast<double>(timestamp - first_timestamp_) * av_q2d(time_base) +
+                                     duration_seconds) * fps.value());
   return true;
 }
 
@@ -246,7 +255,8 @@ bool VideoReader::Impl::next_constant_rate(Frame& out) {
     if (!decode(incoming_)) {
       stream_done_ = true;
       if (!have_held_) return false;
-      held_until_ = std::max(held_.end_slot, held_.slot + 1);
+      // like FFmpeg's fps filter: the last picture lasts until its end time; a video is never empty
+      held_until_ = std::max(held_.end_slot, next_index_ == 0 ? int64_t{1} : int64_t{0});
       held_end_known_ = true;
       continue;
     }
@@ -284,14 +294,26 @@ void VideoReader::Impl::convert(const AVFrame* picture, Frame& out) {
                  std::string("cannot convert the pixel format ") + (name ? name : "(unknown)") + " to BGR");
   }
   sws_.reset(context);
-  Frame& target = info.rotation_degrees == 0 ? out : unrotated_;
-  target.resize(picture->width, picture->height);
-  uint8_t* planes[4] = {target.data.data(), nullptr, nullptr, nullptr};
-  int strides[4] = {target.stride, 0, 0, 0};
+  // swscale's SIMD writes whole vectors past the end of a row: convert into an aligned, padded
+  // buffer, then copy (or rotate) into the tightly packed frame.
+  const size_t stride = (static_cast<size_t>(picture->width) * 3 + kRowAlign - 1) / kRowAlign * kRowAlign;
+  const size_t needed = stride * static_cast<size_t>(picture->height + 1) + kRowAlign;
+  if (converted_size_ < needed) {
+    converted_.reset(static_cast<uint8_t*>(av_malloc(needed)));
+    if (!converted_) throw Error(ErrorCode::resource, "out of memory converting a frame of " + file.string());
+    converted_size_ = needed;
+  }
+  uint8_t* planes[4] = {converted_.get(), nullptr, nullptr, nullptr};
+  int strides[4] = {static_cast<int>(stride), 0, 0, 0};
   const int rows = sws_scale(context, picture->data, picture->linesize, 0, picture->height, planes, strides);
   if (rows != picture->height) ffmpeg::fail(ErrorCode::invalid_input, file, "pixel conversion failed", rows);
-  if (info.rotation_degrees != 0)
-    rotate_bgr(unrotated_.data.data(), picture->width, picture->height, info.rotation_degrees, out);
+  if (info.rotation_degrees != 0) {
+    rotate_bgr(converted_.get(), stride, picture->width, picture->height, info.rotation_degrees, out);
+    return;
+  }
+  out.resize(picture->width, picture->height);
+  for (int y = 0; y < picture->height; ++y)
+    std::memcpy(out.row(y), converted_.get() + static_cast<size_t>(y) * stride, static_cast<size_t>(out.stride));
 }
 
 VideoReader::VideoReader(const std::filesystem::path& file, const VideoReaderOptions& options)
