@@ -20,4 +20,4 @@ add_library(heygemd_jobs STATIC
   ${HEYGEMD_DIR}/jobs/job.cpp ${HEYGEMD_DIR}/jobs/store.cpp ${HEYGEMD_DIR}/jobs/spool.cpp
   ${HEYGEMD_DIR}/jobs/scheduler.cpp)
 heygem_target_defaults(heygemd_jobs)
-target_link_libraries(heygemd_jobs PUBLIC heygem_common nlohmann_json::nlohmann_json spdlog::spdlog Threads::Threads)
+target_link_libraries(heygemd_jobs PUBLIC heygem_common heygem_system nlohmann_json::nlohmann_json spdlog::spdlog Threads::Threads)

@@ -2,7 +2,6 @@
 
 #include <array>
 #include <chrono>
-#include <random>
 
 #include "common/errors.hpp"
 
@@ -132,22 +131,6 @@ Job job_from_json(const nlohmann::json& record) {
 std::int64_t now_unix_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
       .count();
-}
-
-std::string new_job_id() {
-  std::random_device source;
-  const std::uint64_t bits = (static_cast<std::uint64_t>(source()) << 32) ^ source();
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string id(12, '0');
-  for (std::size_t i = 0; i < id.size(); ++i) id[i] = kHex[(bits >> (4 * i)) & 0xF];
-  return id;
-}
-
-bool is_valid_job_id(const std::string& id) {
-  if (id.size() != 12) return false;
-  for (char c : id)
-    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
-  return true;
 }
 
 }  // namespace heygem::jobs

@@ -11,6 +11,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/job_id.hpp"
+
 namespace heygem::jobs {
 
 enum class JobState { queued, running, done, failed, cancelled };
@@ -53,9 +55,5 @@ nlohmann::json to_json(const Job& job);
 Job job_from_json(const nlohmann::json& record);
 
 std::int64_t now_unix_ms();
-// 12 lowercase hex digits from the system's random source.
-std::string new_job_id();
-// Ids are [0-9a-f]{12}: anything else is not a job id (and never reaches the file system).
-bool is_valid_job_id(const std::string& id);
 
 }  // namespace heygem::jobs

@@ -11,6 +11,7 @@
 #include <spdlog/spdlog.h>
 
 #include "common/errors.hpp"
+#include "daemon/system/journal_log.hpp"
 
 namespace heygem::jobs {
 
@@ -28,6 +29,7 @@ class Scheduler::JobLog {
     }
   }
   void write(spdlog::level::level_enum level, const std::string& line) {
+    const system::ScopedLogFields fields({id_, "", ""});  // JOB_ID= in the journal
     spdlog::log(level, "job {}: {}", id_, line);
     if (file_) file_->log(level, "{}", line);
   }
@@ -43,10 +45,13 @@ struct Scheduler::Entry {
   std::vector<UniqueFd> outputs;  // per item; invalid where the result stays in the spool
   std::atomic<bool> cancel_requested{false};
   bool requeue_on_cancel = false;  // cancelled by shutdown: back to the queue, not "cancelled"
-  std::vector<std::weak_ptr<EventSink>> watchers;
-  std::optional<nlohmann::json> last_running;  // the latest running event, for new watchers
+  struct Watcher {
+    std::weak_ptr<EventSink> sink;
+    WatchMode mode;
+  };
+  std::vector<Watcher> watchers;
+  std::optional<protocol::RunningEvent> last_running;  // the latest progress, for new watchers
   std::size_t current_item = 0;
-  std::string last_stage;
   std::unique_ptr<JobLog> log;
 
   JobLog& logger(const Spool& spool) {
@@ -57,21 +62,47 @@ struct Scheduler::Entry {
 
 namespace {
 
-nlohmann::json event(const std::string& name, const std::string& id) { return {{"event", name}, {"job", id}}; }
+protocol::JobState to_protocol(JobState state) {
+  switch (state) {
+    case JobState::queued: return protocol::JobState::queued;
+    case JobState::running: return protocol::JobState::running;
+    case JobState::done: return protocol::JobState::done;
+    case JobState::failed: return protocol::JobState::failed;
+    case JobState::cancelled: return protocol::JobState::cancelled;
+  }
+  return protocol::JobState::failed;
+}
 
-nlohmann::json item_json(const ItemResult& item, std::size_t index) {
-  return {{"index", index},
-          {"state", to_string(item.state)},
-          {"video", item.video_name},
-          {"output", item.output_name},
-          {"error", item.error},
-          {"frames", item.frames},
-          {"frames_without_face", item.frames_without_face},
-          {"wall_seconds", item.wall_seconds},
-          {"fps", item.fps},
-          {"output_bytes", item.output_bytes},
-          {"delivered", item.delivered},
-          {"in_spool", item.in_spool}};
+protocol::ItemState to_protocol(ItemState state) {
+  switch (state) {
+    case ItemState::pending: return protocol::ItemState::pending;
+    case ItemState::running: return protocol::ItemState::running;
+    case ItemState::done: return protocol::ItemState::done;
+    case ItemState::failed: return protocol::ItemState::failed;
+    case ItemState::cancelled: return protocol::ItemState::cancelled;
+  }
+  return protocol::ItemState::failed;
+}
+
+protocol::ItemStatus item_status(const ItemResult& item) {
+  protocol::ItemStatus out;
+  out.name = item.video_name;
+  out.output_name = item.output_name;
+  out.state = to_protocol(item.state);
+  out.frames_done = item.state == ItemState::done ? item.frames : 0;
+  out.frames_total = item.state == ItemState::done ? item.frames : 0;
+  out.frames_without_face = item.frames_without_face;
+  out.fps = item.fps;
+  out.wall_s = item.wall_seconds;
+  out.output_bytes = item.output_bytes;
+  out.delivered = item.delivered;
+  out.in_spool = item.in_spool;
+  out.error = item.error;
+  return out;
+}
+
+protocol::OutputPlace output_place(const ItemResult& item) {
+  return item.delivered ? protocol::OutputPlace::fd : protocol::OutputPlace::spool;
 }
 
 void reset_items(Job& job) {
@@ -118,8 +149,10 @@ RecoveryReport Scheduler::start() {
     entry->device = executor_.device_for(job);
     entry->outputs.resize(job.items.size());
     entry->job = std::move(job);
-    if (interrupted)
+    if (interrupted) {
+      spool_.reset_outputs(entry->job.id, entry->job.items.size());
       entry->logger(spool_).write(spdlog::level::warn, "interrupted while running; requeued from scratch");
+    }
     const auto id = entry->job.id;
     entries_.emplace(id, std::move(entry));
   }
@@ -226,25 +259,47 @@ std::optional<std::size_t> Scheduler::position(const Entry& entry) const {
   return std::nullopt;
 }
 
-nlohmann::json Scheduler::summary(const Entry& entry) const {
+protocol::JobStatus Scheduler::summary(const Entry& entry) const {
   const auto& job = entry.job;
-  auto items = nlohmann::json::array();
-  for (std::size_t i = 0; i < job.items.size(); ++i) items.push_back(item_json(job.items[i], i));
-  nlohmann::json out = {{"id", job.id},
-                        {"owner", job.owner},
-                        {"state", to_string(job.state)},
-                        {"audio", job.audio_name},
-                        {"items", std::move(items)},
-                        {"error", job.error},
-                        {"model", job.model},
-                        {"device", entry.device},
-                        {"options", job.options},
-                        {"submitted_at_ms", job.submitted_at_ms},
-                        {"started_at_ms", job.started_at_ms},
-                        {"finished_at_ms", job.finished_at_ms},
-                        {"attempts", job.attempts}};
-  if (const auto p = position(entry)) out["position"] = *p;
+  protocol::JobStatus out;
+  out.job_id = job.id;
+  out.uid = job.owner;
+  out.state = to_protocol(job.state);
+  out.position = static_cast<int>(position(entry).value_or(0));
+  out.audio_name = job.audio_name;
+  out.model = job.model;
+  out.submitted_at_ms = job.submitted_at_ms;
+  out.started_at_ms = job.started_at_ms;
+  out.finished_at_ms = job.finished_at_ms;
+  out.attempts = job.attempts;
+  out.error = job.error;
+  out.options = protocol::submit_options_from_json(job.options);
+  for (const auto& item : job.items) out.items.push_back(item_status(item));
+  if (entry.last_running && job.state == JobState::running) {
+    const auto& progress = *entry.last_running;
+    auto& item = out.items.at(static_cast<std::size_t>(progress.item));
+    item.stage = progress.stage;
+    item.frames_done = progress.frames_done;
+    item.frames_total = progress.frames_total;
+    item.fps = progress.fps;
+    item.eta_s = progress.eta_s;
+  }
   return out;
+}
+
+protocol::EventBody Scheduler::terminal_event(const Entry& entry) const {
+  const auto& job = entry.job;
+  if (job.state == JobState::cancelled) return protocol::CancelledEvent{};
+  if (job.state == JobState::failed) return protocol::FailedEvent{job.error};
+  protocol::DoneEvent done;
+  for (const auto& item : job.items) {
+    done.outputs.push_back(output_place(item));
+    done.frames += item.frames;
+    done.frames_without_face += item.frames_without_face;
+    done.wall_s += item.wall_seconds;
+  }
+  done.fps = done.wall_s > 0 ? static_cast<double>(done.frames) / done.wall_s : 0.0;
+  return done;
 }
 
 const Scheduler::Entry& Scheduler::visible_entry(const std::string& id, uid_t uid) const {
@@ -259,7 +314,7 @@ Scheduler::Entry& Scheduler::visible_entry(const std::string& id, uid_t uid) {
   return const_cast<Entry&>(std::as_const(*this).visible_entry(id, uid));
 }
 
-std::vector<nlohmann::json> Scheduler::list(uid_t uid, bool include_finished) const {
+std::vector<protocol::JobStatus> Scheduler::list(uid_t uid, bool include_finished) const {
   std::lock_guard lock(mutex_);
   std::vector<const Entry*> visible;
   for (const auto& [id, entry] : entries_) {
@@ -269,20 +324,17 @@ std::vector<nlohmann::json> Scheduler::list(uid_t uid, bool include_finished) co
   }
   std::sort(visible.begin(), visible.end(),
             [](const Entry* a, const Entry* b) { return a->job.sequence < b->job.sequence; });
-  std::vector<nlohmann::json> out;
+  std::vector<protocol::JobStatus> out;
   for (const auto* entry : visible) out.push_back(summary(*entry));
   return out;
 }
 
-nlohmann::json Scheduler::status(const std::string& id, uid_t uid) const {
+protocol::JobStatus Scheduler::status(const std::string& id, uid_t uid) const {
   std::lock_guard lock(mutex_);
-  const auto& entry = visible_entry(id, uid);
-  auto out = summary(entry);
-  if (entry.last_running) out["progress"] = *entry.last_running;
-  return out;
+  return summary(visible_entry(id, uid));
 }
 
-nlohmann::json Scheduler::cancel(const std::string& id, uid_t uid) {
+protocol::JobStatus Scheduler::cancel(const std::string& id, uid_t uid) {
   std::lock_guard lock(mutex_);
   auto& entry = visible_entry(id, uid);
   switch (entry.job.state) {
@@ -303,22 +355,22 @@ nlohmann::json Scheduler::cancel(const std::string& id, uid_t uid) {
   return summary(entry);
 }
 
-bool Scheduler::watch(const std::string& id, uid_t uid, std::weak_ptr<EventSink> sink) {
+bool Scheduler::watch(const std::string& id, uid_t uid, std::weak_ptr<EventSink> sink, WatchMode mode) {
   std::lock_guard lock(mutex_);
   auto& entry = visible_entry(id, uid);
   const auto target = sink.lock();
   if (!target) return false;
-  auto state = event("state", id);
-  state["status"] = summary(entry);
-  target->deliver(state);
-  if (const auto p = position(entry)) {
-    auto queued = event("queued", id);
-    queued["position"] = *p;
-    target->deliver(queued);
+  const bool finished = is_finished(entry.job.state);
+  if (mode == WatchMode::stream) {
+    target->deliver(summary(entry));
+    if (const auto p = position(entry)) target->deliver(protocol::JobEvent{id, protocol::QueuedEvent{static_cast<int>(*p)}});
+    if (entry.last_running && !finished) target->deliver(protocol::JobEvent{id, *entry.last_running});
   }
-  if (entry.last_running) target->deliver(*entry.last_running);
-  if (is_finished(entry.job.state)) return false;
-  entry.watchers.push_back(std::move(sink));
+  if (finished) {
+    target->deliver(protocol::JobEvent{id, terminal_event(entry)});
+    return false;
+  }
+  entry.watchers.push_back({std::move(sink), mode});
   return true;
 }
 
@@ -365,27 +417,24 @@ std::chrono::steady_clock::time_point Scheduler::last_beat() const {
   return last_beat_;
 }
 
-void Scheduler::emit(Entry& entry, const nlohmann::json& ev) {
+void Scheduler::emit(Entry& entry, protocol::EventBody body) {
   last_beat_ = std::chrono::steady_clock::now();
+  const bool terminal = protocol::is_terminal(body);
+  const protocol::Response message = protocol::JobEvent{entry.job.id, std::move(body)};
   auto& watchers = entry.watchers;
   watchers.erase(std::remove_if(watchers.begin(), watchers.end(),
-                                [&](const std::weak_ptr<EventSink>& w) {
-                                  const auto sink = w.lock();
+                                [&](const Entry::Watcher& w) {
+                                  const auto sink = w.sink.lock();
                                   if (!sink) return true;
-                                  sink->deliver(ev);
+                                  if (terminal || w.mode == WatchMode::stream) sink->deliver(message);
                                   return false;
                                 }),
                  watchers.end());
 }
 
 void Scheduler::broadcast_positions() {
-  std::size_t position = 0;
-  for (const auto& [sequence, id] : queue_) {
-    auto& entry = *entries_.at(id);
-    auto ev = event("queued", id);
-    ev["position"] = ++position;
-    emit(entry, ev);
-  }
+  int position = 0;
+  for (const auto& [sequence, id] : queue_) emit(*entries_.at(id), protocol::QueuedEvent{++position});
 }
 
 void Scheduler::persist(const Entry& entry) {
@@ -446,21 +495,18 @@ void Scheduler::run_entry(Entry& entry) {
   control.loading_model = [this, &entry](const std::string& model) {
     std::lock_guard lock(mutex_);
     entry.logger(spool_).write(spdlog::level::info, "loading model " + model);
-    auto ev = event("loading_model", entry.job.id);
-    ev["model"] = model;
-    emit(entry, ev);
+    emit(entry, protocol::LoadingModelEvent{model});
   };
   control.progress = [this, &entry](const ItemProgressEvent& progress) {
     std::lock_guard lock(mutex_);
-    auto ev = event("running", entry.job.id);
-    ev.update({{"item", entry.current_item + 1}, {"items", entry.job.items.size()}, {"stage", progress.stage},
-               {"frames_done", progress.frames_done}, {"frames_total", progress.frames_total},
-               {"fps", progress.fps}, {"eta_seconds", progress.eta_seconds}});
-    if (entry.last_stage != progress.stage)
-      entry.logger(spool_).write(spdlog::level::debug, "item " + std::to_string(entry.current_item + 1) + ": stage " + progress.stage);
-    entry.last_stage = progress.stage;
-    entry.last_running = ev;
-    emit(entry, ev);
+    protocol::RunningEvent running{static_cast<int>(entry.current_item), static_cast<int>(entry.job.items.size()),
+                                   progress.stage, progress.frames_done, progress.frames_total, progress.fps,
+                                   progress.eta_seconds};
+    if (!entry.last_running || entry.last_running->stage != progress.stage)
+      entry.logger(spool_).write(spdlog::level::debug,
+                                 "item " + std::to_string(entry.current_item + 1) + ": stage " + progress.stage);
+    entry.last_running = running;
+    emit(entry, std::move(running));
   };
   control.log = [this, &entry](const std::string& line) {
     std::lock_guard lock(mutex_);
@@ -514,15 +560,12 @@ ItemOutcome Scheduler::run_item(Entry& entry, JobRun& run, std::size_t item) {
     std::lock_guard lock(mutex_);
     entry.job.items[item].state = ItemState::running;
     entry.current_item = item;
-    entry.last_stage = "starting";
     entry.logger(spool_).write(spdlog::level::info, "item " + std::to_string(item + 1) + "/" +
                                                         std::to_string(total) + ": " +
                                                         entry.job.items[item].video_name);
-    auto ev = event("running", id);
-    ev.update({{"item", item + 1}, {"items", total}, {"stage", "starting"}, {"frames_done", 0}, {"frames_total", 0},
-               {"fps", 0.0}, {"eta_seconds", 0.0}});
-    entry.last_running = ev;
-    emit(entry, ev);
+    protocol::RunningEvent running{static_cast<int>(item), static_cast<int>(total), "starting", 0, 0, 0, 0};
+    entry.last_running = running;
+    emit(entry, std::move(running));
   }
   ItemOutcome outcome;
   try {
@@ -538,9 +581,6 @@ ItemOutcome Scheduler::run_item(Entry& entry, JobRun& run, std::size_t item) {
     result.error = e.what();
     if (entry.job.error.empty()) entry.job.error = "item " + std::to_string(item + 1) + ": " + e.what();
     entry.logger(spool_).write(spdlog::level::err, "item " + std::to_string(item + 1) + " failed: " + e.what());
-    auto ev = event("item_failed", id);
-    ev.update({{"item", item + 1}, {"items", total}, {"cause", e.what()}});
-    emit(entry, ev);
     persist(entry);
     return outcome;
   }
@@ -559,9 +599,8 @@ ItemOutcome Scheduler::run_item(Entry& entry, JobRun& run, std::size_t item) {
                                  " frames in " + std::to_string(result.wall_seconds) + " s (" +
                                  std::to_string(result.fps) + " fps), " + std::to_string(result.frames_without_face) +
                                  " without a face" + (result.delivered ? ", written to the client's output" : ", kept for fetch"));
-  auto ev = event("item_done", id);
-  ev.update({{"item", item + 1}, {"items", total}, {"result", item_json(result, item)}});
-  emit(entry, ev);
+  emit(entry, protocol::ItemDoneEvent{static_cast<int>(item), output_place(result), result.frames,
+                                      result.frames_without_face, result.wall_seconds, result.fps});
   persist(entry);
   return outcome;
 }
@@ -591,8 +630,7 @@ void Scheduler::finish_entry(Entry& entry, bool cancelled, bool requeue) {
     job.state = JobState::queued;
     job.started_at_ms = 0;
     reset_items(job);
-    std::error_code ec;
-    for (std::size_t i = 0; i < job.items.size(); ++i) std::filesystem::remove(spool_.output_path(job.id, i), ec);
+    spool_.reset_outputs(job.id, job.items.size());
     queue_.emplace(job.sequence, job.id);
     persist(entry);
     entry.logger(spool_).write(spdlog::level::info, "requeued");
@@ -605,27 +643,14 @@ void Scheduler::finish_entry(Entry& entry, bool cancelled, bool requeue) {
   const bool any_failed =
       std::any_of(job.items.begin(), job.items.end(), [](const ItemResult& i) { return i.state == ItemState::failed; });
   job.state = cancelled ? JobState::cancelled : any_failed ? JobState::failed : JobState::done;
+  if (job.state == JobState::failed && job.error.empty()) job.error = "failed";
   entry.outputs.clear();  // closes the client's output fds
   persist(entry);
   std::error_code ec;
   std::filesystem::remove_all(spool_.scratch_dir(job.id), ec);
-  nlohmann::json ev = event(to_string(job.state), job.id);
-  ev["status"] = summary(entry);
-  if (job.state == JobState::failed) ev["cause"] = job.error;
-  if (job.state == JobState::done) {
-    double wall = 0;
-    std::int64_t frames = 0, faceless = 0;
-    for (const auto& item : job.items) {
-      wall += item.wall_seconds;
-      frames += item.frames;
-      faceless += item.frames_without_face;
-    }
-    ev.update({{"frames", frames}, {"frames_without_face", faceless}, {"wall_seconds", wall},
-               {"fps", wall > 0 ? static_cast<double>(frames) / wall : 0.0}});
-  }
   entry.logger(spool_).write(job.state == JobState::done ? spdlog::level::info : spdlog::level::warn,
                              to_string(job.state) + (job.error.empty() ? "" : ": " + job.error));
-  emit(entry, ev);
+  emit(entry, terminal_event(entry));
   entry.watchers.clear();
   entry.log.reset();
 }

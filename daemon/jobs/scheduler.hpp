@@ -17,6 +17,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/protocol.hpp"
 #include "daemon/jobs/executor.hpp"
 #include "daemon/jobs/job.hpp"
 #include "common/unique_fd.hpp"
@@ -25,12 +26,18 @@
 
 namespace heygem::jobs {
 
-// Receives a job's events. deliver() is called with the scheduler's lock held, in event order:
-// it must not block and must not call back into the scheduler (post the event to a queue).
+// Receives a job's snapshot and events (protocol::JobStatus, protocol::JobEvent). deliver() is
+// called with the scheduler's lock held, in event order: it must not block and must not call back
+// into the scheduler (post the message to a queue).
 class EventSink {
  public:
   virtual ~EventSink() = default;
-  virtual void deliver(const nlohmann::json& event) = 0;
+  virtual void deliver(const protocol::Response& message) = 0;
+};
+
+enum class WatchMode {
+  stream,         // the current snapshot, then every event up to the terminal one (watch)
+  terminal_only,  // only the terminal event (wait)
 };
 
 struct SubmitInput {
@@ -80,14 +87,15 @@ class Scheduler {
   // Copies the inputs into the spool and queues the job. Throws heygem::Error naming the cause.
   Job submit(SubmitRequest request);
   // Jobs `uid` may see (root sees all): unfinished ones, or all with `include_finished`.
-  std::vector<nlohmann::json> list(uid_t uid, bool include_finished) const;
+  std::vector<protocol::JobStatus> list(uid_t uid, bool include_finished) const;
   // Throws Error(not_found) for unknown ids and for other uids' jobs alike.
-  nlohmann::json status(const std::string& id, uid_t uid) const;
+  protocol::JobStatus status(const std::string& id, uid_t uid) const;
   // Queued: cancelled at once. Running: the pipeline stops at its next check. Finished: error.
-  nlohmann::json cancel(const std::string& id, uid_t uid);
-  // Sends the current state (and queue position) to `sink` now, then every later event; returns
-  // false if the job had already finished (the state it got is final).
-  bool watch(const std::string& id, uid_t uid, std::weak_ptr<EventSink> sink);
+  protocol::JobStatus cancel(const std::string& id, uid_t uid);
+  // Sends what `mode` asks for to `sink`: at once what is known now (for a finished job, its
+  // terminal event), later the rest. Returns false when the job had already finished (nothing
+  // more will come).
+  bool watch(const std::string& id, uid_t uid, std::weak_ptr<EventSink> sink, WatchMode mode = WatchMode::stream);
   // The finished MP4 of item `item` from the spool, opened for reading.
   UniqueFd open_output(const std::string& id, uid_t uid, std::size_t item) const;
   std::string read_log(const std::string& id, uid_t uid) const;
@@ -114,9 +122,10 @@ class Scheduler {
   ItemOutcome run_item(Entry& entry, JobRun& run, std::size_t item);
   void deliver_output(Entry& entry, std::size_t item);
   void persist(const Entry& entry);
-  void emit(Entry& entry, const nlohmann::json& event);
+  void emit(Entry& entry, protocol::EventBody body);
   void broadcast_positions();
-  nlohmann::json summary(const Entry& entry) const;
+  protocol::JobStatus summary(const Entry& entry) const;
+  protocol::EventBody terminal_event(const Entry& entry) const;
   std::optional<std::size_t> position(const Entry& entry) const;
   const Entry& visible_entry(const std::string& id, uid_t uid) const;
   Entry& visible_entry(const std::string& id, uid_t uid);

@@ -6,6 +6,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <set>
 #include <vector>
 
 #include "common/errors.hpp"
@@ -88,6 +89,15 @@ std::uint64_t Spool::copy_in(int source_fd, const std::filesystem::path& target,
   return total;
 }
 
+void Spool::reset_outputs(const std::string& id, std::size_t items) const {
+  std::set<std::filesystem::path> keep{audio_path(id), log_path(id)};
+  for (std::size_t i = 0; i < items; ++i) keep.insert(video_path(id, i));
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(job_dir(id), ec))
+    if (!keep.count(entry.path())) std::filesystem::remove_all(entry.path(), ec);
+  create_private_directories(scratch_dir(id));
+}
+
 void Spool::remove_job(const std::string& id) const {
   std::error_code ec;
   std::filesystem::remove_all(job_dir(id), ec);
@@ -115,14 +125,19 @@ std::vector<std::string> Spool::job_ids() const {
 }
 
 std::uint64_t deliver_file(const std::filesystem::path& source, int target_fd, const std::string& what) {
-  auto in = open_or_throw(source, O_RDONLY);
+  const auto in = open_or_throw(source, O_RDONLY);
+  return copy_contents(in.get(), target_fd, what);
+}
+
+std::uint64_t copy_contents(int source_fd, int target_fd, const std::string& what) {
   if (::ftruncate(target_fd, 0) != 0)
     throw Error(ErrorCode::resource, "cannot truncate " + what + ": " + errno_text());
   std::vector<char> buffer(kCopyChunk);
   std::uint64_t total = 0;
   for (;;) {
-    const ssize_t n = read_some(in.get(), buffer.data(), buffer.size());
-    if (n < 0) throw Error(ErrorCode::resource, "cannot read " + source.string() + ": " + errno_text());
+    const ssize_t n = ::pread(source_fd, buffer.data(), buffer.size(), static_cast<off_t>(total));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) throw Error(ErrorCode::resource, "cannot read the result for " + what + ": " + errno_text());
     if (n == 0) break;
     write_all_at(target_fd, buffer.data(), static_cast<std::size_t>(n), static_cast<off_t>(total), what);
     total += static_cast<std::uint64_t>(n);

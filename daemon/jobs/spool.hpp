@@ -26,6 +26,9 @@ class Spool {
   // resource on a write failure (disk full); `what` names the input in the message.
   std::uint64_t copy_in(int source_fd, const std::filesystem::path& target, std::uint64_t max_bytes,
                         const std::string& what) const;
+  // Removes everything of a job but its inputs and log (outputs, half-written temp files, scratch):
+  // a requeued job starts from a clean folder.
+  void reset_outputs(const std::string& id, std::size_t items) const;
   void remove_job(const std::string& id) const;
   std::uint64_t job_bytes(const std::string& id) const;
   std::vector<std::string> job_ids() const;  // folders present (valid ids only)
@@ -39,5 +42,7 @@ class Spool {
 // Replaces the content of `target_fd` (truncate, then write from offset 0) with the file at
 // `source`. Throws heygem::Error(resource) naming `what` and the cause. Returns the bytes written.
 std::uint64_t deliver_file(const std::filesystem::path& source, int target_fd, const std::string& what);
+// The same from an open file (read from offset 0).
+std::uint64_t copy_contents(int source_fd, int target_fd, const std::string& what);
 
 }  // namespace heygem::jobs

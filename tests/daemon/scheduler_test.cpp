@@ -21,10 +21,13 @@ using namespace std::chrono_literals;
 class GatedCopyExecutor : public JobExecutor {
  public:
   std::vector<std::string> devices() const override { return {"cpu", "gpu"}; }
-  std::string device_for(const Job& job) const override { return job.options.value("device", "cpu"); }
+  // The generator named in the options picks the device, as the real executor's config does.
+  std::string device_for(const Job& job) const override {
+    return job.options.value("generator", "") == "gpu_generator" ? "gpu" : "cpu";
+  }
 
   std::unique_ptr<JobRun> start(const Job& job, const Spool& spool, const RunControl& control) override {
-    if (job.options.value("fail_start", false)) throw Error(ErrorCode::not_found, "no model named nothing");
+    if (job.options.value("generator", "") == "nothing") throw Error(ErrorCode::not_found, "no model named nothing");
     control.loading_model("copy");
     return std::make_unique<Run>(*this, job, spool, control);
   }
@@ -65,7 +68,9 @@ class GatedCopyExecutor : public JobExecutor {
         if (control_.cancelled()) throw Error(ErrorCode::cancelled, "cancelled");
         --owner_.permits_;
       }
-      if (job_.options.value("fail_item", -1) == static_cast<int>(item))
+      std::ifstream in(spool_.video_path(job_.id, item));
+      const std::string content((std::istreambuf_iterator<char>(in)), {});
+      if (content == "faceless")
         throw Error(ErrorCode::invalid_input, "video " + job_.items[item].video_name + ": no face");
       control_.progress({"render", 5, 10, 25.0, 0.2});
       std::filesystem::copy_file(spool_.video_path(job_.id, item), output);
@@ -87,9 +92,11 @@ class GatedCopyExecutor : public JobExecutor {
 
 class EventLog : public EventSink {
  public:
-  void deliver(const nlohmann::json& event) override {
+  void deliver(const protocol::Response& message) override {
     std::lock_guard lock(mutex_);
-    events_.push_back(event);
+    auto json = protocol::to_json(message);
+    if (json["type"] == "job") json["event"] = "job";
+    events_.push_back(json);
     changed_.notify_all();
   }
   // Waits for an event named `name`; returns it.
@@ -128,14 +135,16 @@ class SchedulerTest : public ::testing::Test {
     return UniqueFd(::open(path.c_str(), O_RDONLY));
   }
 
+  // `faceless_item`'s video makes the executor fail that item.
   SubmitRequest request(uid_t owner, std::size_t videos, nlohmann::json options = nlohmann::json::object(),
-                        bool with_outputs = false) {
+                        bool with_outputs = false, int faceless_item = -1) {
     SubmitRequest r;
     r.owner = owner;
     r.audio = {"a.wav", file_with("a.wav", "audio")};
     for (std::size_t i = 0; i < videos; ++i) {
       const auto name = "v" + std::to_string(i) + ".mp4";
-      r.videos.push_back({name, file_with(name, "video " + std::to_string(i))});
+      const auto content = static_cast<int>(i) == faceless_item ? "faceless" : "video " + std::to_string(i);
+      r.videos.push_back({name, file_with(name, content)});
       if (with_outputs) {
         const auto out = dir_.path() / ("out" + std::to_string(i) + ".mp4");
         r.outputs.emplace_back(::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644));
@@ -151,7 +160,7 @@ class SchedulerTest : public ::testing::Test {
 
   std::string wait_finished(Scheduler& scheduler, const std::string& id) {
     for (int i = 0; i < 2000; ++i) {
-      const auto state = scheduler.status(id, 0)["state"].get<std::string>();
+      const std::string state(protocol::to_string(scheduler.status(id, 0).state));
       if (state != "queued" && state != "running") return state;
       std::this_thread::sleep_for(5ms);
     }
@@ -171,7 +180,7 @@ TEST_F(SchedulerTest, RunsJobsInOrderOneAtATimePerDevice) {
   const auto c = scheduler.submit(request(1000, 1)).id;
   executor_.wait_started(1);
   EXPECT_EQ(scheduler.counts().running, 1u);
-  EXPECT_EQ(scheduler.status(c, 1000)["position"], 2);
+  EXPECT_EQ(scheduler.status(c, 1000).position, 2);
   executor_.release(3);
   EXPECT_EQ(wait_finished(scheduler, c), "done");
   EXPECT_EQ((std::vector<std::string>{a + "#0", b + "#0", c + "#0"}), executor_.started());
@@ -182,7 +191,7 @@ TEST_F(SchedulerTest, SlotsArePerDevice) {
   Scheduler scheduler(state_, {.max_concurrent_jobs = 1}, executor_);
   scheduler.start();
   const auto cpu = scheduler.submit(request(1000, 1)).id;
-  const auto gpu = scheduler.submit(request(1000, 1, {{"device", "gpu"}})).id;
+  const auto gpu = scheduler.submit(request(1000, 1, {{"generator", "gpu_generator"}})).id;
   executor_.wait_started(2);  // both run although one slot each
   EXPECT_EQ(scheduler.counts().running, 2u);
   executor_.release(2);
@@ -195,24 +204,24 @@ TEST_F(SchedulerTest, BatchGivesOneResultPerItemAndKeepsFailuresPerItem) {
   scheduler.start();
   auto log = std::make_shared<EventLog>();
   scheduler.submit(request(1000, 1));  // holds the slot, so the watcher below attaches while queued
-  const auto id = scheduler.submit(request(1000, 3, {{"fail_item", 1}})).id;
+  const auto id = scheduler.submit(request(1000, 3, nlohmann::json::object(), false, 1)).id;
   scheduler.watch(id, 1000, log);
   executor_.release(4);
   EXPECT_EQ(wait_finished(scheduler, id), "failed");
   const auto status = scheduler.status(id, 1000);
-  EXPECT_EQ(status["items"][0]["state"], "done");
-  EXPECT_EQ(status["items"][1]["state"], "failed");
-  EXPECT_NE(status["items"][1]["error"].get<std::string>().find("v1.mp4: no face"), std::string::npos);
-  EXPECT_EQ(status["items"][2]["state"], "done");
-  EXPECT_TRUE(status["items"][2]["in_spool"].get<bool>());
+  EXPECT_EQ(status.items[0].state, protocol::ItemState::done);
+  EXPECT_EQ(status.items[1].state, protocol::ItemState::failed);
+  EXPECT_NE(status.items[1].error.find("v1.mp4: no face"), std::string::npos);
+  EXPECT_EQ(status.items[2].state, protocol::ItemState::done);
+  EXPECT_TRUE(status.items[2].in_spool);
   const auto failed = log->wait_for("failed");
   EXPECT_NE(failed["cause"].get<std::string>().find("no face"), std::string::npos);
   const auto names = log->names();
   ASSERT_GE(names.size(), 2u);
-  EXPECT_EQ(names[0], "state");
+  EXPECT_EQ(names[0], "job");
   EXPECT_EQ(names[1], "queued");
   EXPECT_EQ(std::count(names.begin(), names.end(), "item_done"), 2);
-  EXPECT_EQ(std::count(names.begin(), names.end(), "item_failed"), 1);
+  EXPECT_EQ(names.back(), "failed");
   EXPECT_NE(std::find(names.begin(), names.end(), "loading_model"), names.end());
   // The spooled result can be fetched; the log carries the job's lines.
   const auto fd = scheduler.open_output(id, 1000, 2);
@@ -234,7 +243,7 @@ TEST_F(SchedulerTest, OutputFdsReceiveTheResult) {
     EXPECT_EQ(text, "video " + std::to_string(i));
   }
   const auto status = scheduler.status(id, 1000);
-  EXPECT_TRUE(status["items"][0]["delivered"].get<bool>());
+  EXPECT_TRUE(status.items[0].delivered);
   EXPECT_THROW(scheduler.open_output(id, 1000, 0), Error);
 }
 
@@ -246,7 +255,7 @@ TEST_F(SchedulerTest, CancelQueuedAndRunning) {
   auto log = std::make_shared<EventLog>();
   scheduler.watch(queued, 1000, log);
   executor_.wait_started(1);
-  EXPECT_EQ(scheduler.cancel(queued, 1000)["state"], "cancelled");
+  EXPECT_EQ(scheduler.cancel(queued, 1000).state, protocol::JobState::cancelled);
   log->wait_for("cancelled");
   scheduler.cancel(running, 1000);
   EXPECT_EQ(wait_finished(scheduler, running), "cancelled");
@@ -289,7 +298,7 @@ TEST_F(SchedulerTest, RestartRequeuesRunningAndKeepsQueueOrder) {
     // A crash is simulated by forcing the record of the running job back on disk as "running"
     // after the scheduler stopped (a clean shutdown would have requeued it itself).
     scheduler.shutdown(0ms);
-    EXPECT_EQ(scheduler.status(first, 0)["state"], "queued");
+    EXPECT_EQ(scheduler.status(first, 0).state, protocol::JobState::queued);
   }
   {
     JobStore store(state_);
@@ -308,7 +317,7 @@ TEST_F(SchedulerTest, RestartRequeuesRunningAndKeepsQueueOrder) {
   ASSERT_EQ(started.size(), 4u);
   EXPECT_EQ((std::vector<std::string>{first + "#0", second + "#0", third + "#0"}),
             std::vector<std::string>(started.begin() + 1, started.end()));
-  EXPECT_EQ(restarted.status(first, 0)["attempts"], 2);
+  EXPECT_EQ(restarted.status(first, 0).attempts, 2);
 }
 
 TEST_F(SchedulerTest, OrphanSpoolFoldersAreRemovedAtStart) {
@@ -321,11 +330,11 @@ TEST_F(SchedulerTest, OrphanSpoolFoldersAreRemovedAtStart) {
 TEST_F(SchedulerTest, StartFailureFailsEveryItemWithTheCause) {
   Scheduler scheduler(state_, {}, executor_);
   scheduler.start();
-  const auto id = scheduler.submit(request(1000, 2, {{"fail_start", true}})).id;
+  const auto id = scheduler.submit(request(1000, 2, {{"generator", "nothing"}})).id;
   EXPECT_EQ(wait_finished(scheduler, id), "failed");
   const auto status = scheduler.status(id, 1000);
-  EXPECT_EQ(status["error"], "no model named nothing");
-  EXPECT_EQ(status["items"][1]["error"], "no model named nothing");
+  EXPECT_EQ(status.error, "no model named nothing");
+  EXPECT_EQ(status.items[1].error, "no model named nothing");
 }
 
 TEST_F(SchedulerTest, RetentionRemovesOldFinishedJobsOnly) {
@@ -340,7 +349,7 @@ TEST_F(SchedulerTest, RetentionRemovesOldFinishedJobsOnly) {
   EXPECT_THROW(scheduler.status(done, 0), Error);
   EXPECT_FALSE(std::filesystem::exists(state_ / "spool" / done));
   EXPECT_FALSE(std::filesystem::exists(state_ / "jobs" / (done + ".json")));
-  EXPECT_EQ(scheduler.status(queued, 0)["state"].get<std::string>() != "", true);
+  EXPECT_NE(scheduler.status(queued, 0).state, protocol::JobState::done);
   executor_.release(1);
   EXPECT_EQ(wait_finished(scheduler, queued), "done");
 }

@@ -1,0 +1,77 @@
+#pragma once
+// Request dispatch: one decoded request of one peer -> its responses. Quick requests answer on the
+// socket thread; blocking ones (submit copies the inputs, fetch copies outputs, logs reads a file,
+// reload loads models) run on a small worker pool and answer from there.
+#include <sys/types.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <boost/asio/thread_pool.hpp>
+#include <nlohmann/json.hpp>
+
+#include "common/peer_credentials.hpp"
+#include "common/protocol.hpp"
+#include "common/unique_fd.hpp"
+#include "daemon/jobs/scheduler.hpp"
+
+namespace heygem::server {
+
+// What the daemon provides beyond the scheduler (models, reload, option checks).
+class DaemonServices {
+ public:
+  virtual ~DaemonServices() = default;
+  virtual std::vector<protocol::ModelRow> models() = 0;
+  // Re-reads the config and swaps models; throws heygem::Error naming the cause (nothing changed).
+  virtual std::string reload() = 0;
+  // Checks submit options against the pipeline and the configured models; returns them as the
+  // job stores them. Throws heygem::Error(invalid_argument / not_found) naming the key.
+  virtual nlohmann::json validate_options(const protocol::SubmitOptions& options) = 0;
+};
+
+// A request's way back to its connection. Thread-safe; does nothing once the connection is gone.
+class Replies {
+ public:
+  virtual ~Replies() = default;
+  virtual void send(protocol::Response response) = 0;
+  // The request is complete: the connection reads the next one.
+  virtual void finish() = 0;
+  // Keeps `sink` alive as long as the connection (a watch's event sink).
+  virtual void hold(std::shared_ptr<jobs::EventSink> sink) = 0;
+};
+
+struct DispatchLimits {
+  int max_items = 64;
+  std::size_t max_log_bytes = 512 * 1024;  // a logs reply carries at most this tail
+};
+
+class Dispatcher {
+ public:
+  Dispatcher(jobs::Scheduler& scheduler, DaemonServices& services, DispatchLimits limits);
+  ~Dispatcher();  // waits for blocking work in flight
+
+  // Handles one request (hello excepted: the connection answers it). `fds` match the request's
+  // declared count. Every path ends in replies->finish(), after its responses.
+  void dispatch(protocol::Request request, std::vector<UniqueFd> fds, const PeerCredentials& peer,
+                std::shared_ptr<Replies> replies);
+
+ private:
+  void submit(protocol::SubmitRequest request, std::vector<UniqueFd> fds, uid_t uid, std::shared_ptr<Replies> replies);
+  void fetch(protocol::FetchRequest request, std::vector<UniqueFd> fds, uid_t uid, std::shared_ptr<Replies> replies);
+  void watch(const std::string& job_id, uid_t uid, jobs::WatchMode mode, const std::shared_ptr<Replies>& replies);
+  protocol::LogsResponse logs(const std::string& job_id, uid_t uid);
+  // Runs `work` on the pool; its result or error is sent, then finish().
+  template <typename Work>
+  void in_background(std::shared_ptr<Replies> replies, Work work);
+
+  jobs::Scheduler& scheduler_;
+  DaemonServices& services_;
+  DispatchLimits limits_;
+  boost::asio::thread_pool pool_;
+};
+
+// An ErrorResponse from the exception in flight (heygem::Error keeps its code; others: internal).
+protocol::ErrorResponse error_response(std::exception_ptr error);
+
+}  // namespace heygem::server
