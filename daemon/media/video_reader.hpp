@@ -3,6 +3,10 @@
 // Honours rotation metadata (display matrix), converts any pixel format (10-bit, yuv444, rgb, pal8)
 // to 8-bit BGR, and turns variable frame rate into constant by duplicating/dropping frames at the
 // output rate (default: the stream's average rate). FFmpeg types stay inside the .cpp.
+// Colour conversion is the one cv2.VideoCapture asks swscale for (SWS_BICUBIC, default BT.601
+// matrix), so frames are byte-identical to what the reference implementation reads. VFR -> CFR
+// follows FFmpeg's fps filter: output slot n shows the latest picture whose timestamp rounds to
+// a slot <= n; the last picture lasts until its own end time.
 #include <filesystem>
 #include <memory>
 #include <optional>

@@ -2,6 +2,14 @@
 // Encodes BGR24 frames once: H.264 (libx264) + AAC taken from the *original* audio file, MP4 with
 // +faststart. Writes into a temporary file beside the target and renames it into place only in
 // finish(); destroying an unfinished writer removes the temporary file.
+//
+// Pixel formats: yuv420p (BT.601 limited range, tagged so) for even sizes. H.264 4:2:0 cannot
+// represent an odd width or height (cropping works in 2-pixel steps), so odd sizes are encoded as
+// yuv444p (High 4:4:4 Predictive profile): the output keeps the source resolution exactly, at the
+// cost of players without 4:4:4 support (some hardware decoders, browsers). Lossless mode is
+// libx264rgb at qp 0 on bgr24: decoding returns exactly the frames written.
+// The AAC track is encoded while the frames arrive (up to the video's current time), so the muxer
+// interleaves as it goes and memory does not grow with the length.
 #include <filesystem>
 #include <memory>
 #include <string>

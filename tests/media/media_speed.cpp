@@ -1,13 +1,16 @@
 // Decode and encode speed of heygem_media on this machine (a measuring tool, not a test).
 //   media_speed decode FILE...         frames/s decoding FILE to BGR at its own rate
 //   media_speed encode WxH FRAMES DIR  frames/s encoding with the default options (crf 18, veryfast)
+//   media_speed mel SECONDS            time of the Wav2Lip mel of SECONDS of 16 kHz noise
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
 #include <filesystem>
 #include <string>
+#include <vector>
 
+#include "daemon/media/mel.hpp"
 #include "daemon/media/video_reader.hpp"
 #include "daemon/media/video_writer.hpp"
 
@@ -59,6 +62,19 @@ void measure_encode(int width, int height, int frames, const std::filesystem::pa
   std::filesystem::remove(output);
 }
 
+void measure_mel(double seconds) {
+  std::vector<float> samples(static_cast<size_t>(seconds * 16000));
+  uint32_t state = 1;
+  for (float& s : samples) {
+    state = state * 1664525u + 1013904223u;
+    s = static_cast<float>(static_cast<int32_t>(state)) / 4294967296.0f;
+  }
+  const auto start = Clock::now();
+  const auto mel = heygem::media::melspectrogram(samples);
+  const double elapsed = seconds_since(start);
+  std::printf("mel of %.0f s: %d columns in %.3f s\n", seconds, mel.cols, elapsed);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -68,12 +84,16 @@ int main(int argc, char** argv) {
       for (int i = 2; i < argc; ++i) measure_decode(argv[i]);
       return 0;
     }
+    if (mode == "mel" && argc > 2) {
+      measure_mel(std::atof(argv[2]));
+      return 0;
+    }
     int width = 0, height = 0;
     if (mode == "encode" && argc > 4 && std::sscanf(argv[2], "%dx%d", &width, &height) == 2) {
       measure_encode(width, height, std::atoi(argv[3]), argv[4]);
       return 0;
     }
-    std::fprintf(stderr, "usage: media_speed decode FILE... | media_speed encode WxH FRAMES DIR\n");
+    std::fprintf(stderr, "usage: media_speed decode FILE... | encode WxH FRAMES DIR | mel SECONDS\n");
     return 2;
   } catch (const std::exception& error) {
     std::fprintf(stderr, "media_speed: %s\n", error.what());
