@@ -75,7 +75,7 @@ mapfile -t audio_inputs < <(inputs_for $(( ${#ordered[@]} / 2 )))
 "$ffmpeg" -hide_banner -loglevel error -y -i "$out/clip.mp4" -t "$short_seconds" \
   -c:v libx264 -preset veryfast -crf 18 -g 50 -c:a aac -b:a 128k \
   -fflags +bitexact -flags:v +bitexact -flags:a +bitexact -map_metadata -1 "$out/short.mp4"
-"$ffmpeg" -hide_banner -loglevel error -y -i "$out/speech.wav" -t "$short_seconds" -c copy \
+"$ffmpeg" -hide_banner -loglevel error -y -i "$out/speech.wav" -t "$short_seconds" -c:a pcm_s16le \
   -fflags +bitexact -flags:a +bitexact -map_metadata -1 "$out/short.wav"
 
 "$python" - "$manifest" "$out" "$seconds" "$short_seconds" "$width" "$height" "$fps" "${ordered[@]}" <<'EOF'

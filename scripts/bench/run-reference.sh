@@ -50,12 +50,22 @@ chmod +x "$work/bin/ffmpeg"
 args=(--checkpoint_path "$checkpoint" --face "$clip" --audio "$audio" --outfile "$work/out.mp4")
 (( ${#box[@]} == 4 )) && args+=(--box "${box[@]}")
 rm -f "$work/out.mp4"
+# Stopped at the time limit: record how far it got (its last tqdm progress line) and since when.
+progress_at_limit() {
+  local last
+  last=$(tr '\r' '\n' <"$work/inference.log" | grep -E '[0-9]+/[0-9]+ \[' | tail -1 | cut -c1-160)
+  metric "${prefix}_outcome" "stopped at the time limit after $(awk -v a="$start" -v b="$(bench_now)" 'BEGIN { printf "%.1f", b - a }') s; last progress: ${last:-none}"
+  exit 143
+}
 start=$(bench_now)
+trap progress_at_limit TERM
 rc=0
 (cd "$work/peer" && PATH="$work/bin:$PATH" PYTHONPATH="$shim${PYTHONPATH:+:$PYTHONPATH}" \
-  "$python" inference.py "${args[@]}") >"$work/inference.log" 2>&1 || rc=$?
+  exec "$python" inference.py "${args[@]}") >"$work/inference.log" 2>&1 &
+wait $! || rc=$?
+trap - TERM
 end=$(bench_now)
-tail -n 25 "$work/inference.log"
+tr '\r' '\n' <"$work/inference.log" | grep -v '^\s*$' | tail -n 25
 
 frames=$(sed -n 's/^Length of mel chunks: \([0-9]*\).*/\1/p' "$work/inference.log" | tail -1)
 if grep -q "Face not detected" "$work/inference.log"; then
