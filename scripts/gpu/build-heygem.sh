@@ -87,5 +87,16 @@ case $mode in
   *) echo "build-heygem: HEYGEM_TORCH_CONFIG must be auto, real or manual, got '$mode'" >&2; exit 2 ;;
 esac
 [[ $configure_only == --configure-only ]] && exit 0
+
+# What the benchmark needs: the daemon, the CLI, heygem-bench and every parity test binary (the unit
+# test binaries are left out to save time). BUILD_TARGETS=all builds everything.
+targets=${BUILD_TARGETS:-}
+if [[ -z $targets ]]; then
+  targets=$(ninja -C "$build" -t targets all 2>/dev/null |
+    grep -v "^cmake_" | sed -n -E 's/^(heygemd|heygemctl|heygem-bench|[A-Za-z0-9_]*parity[A-Za-z0-9_]*): phony$/\1/p' | sort -u | tr '\n' ' ')
+fi
+[[ -n $targets ]] || targets=all
+echo "building: $targets"
 # Keep going past a failing target, so everything that does compile is there for the benchmark.
-cmake --build "$build" -j"$jobs" -- -k 0
+# shellcheck disable=SC2086
+cmake --build "$build" -j"$jobs" --target $targets -- -k 0
