@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The GPU benchmark of issue 7 in one command (docs/bench.md): builds FFmpeg and heygem on the GPU
 # machine, runs the CUDA parity tests, then measures heygem against the x264 floor and the Wav2Lip
-# reference. Writes results.md, results.json and bench.log to $OUT (default ./bench-out).
+# reference. Writes results.md, results.json and bench.log to $OUT (default /tmp/heygem-bench-out).
 # Every phase has a time limit within the run's budget; a failing phase is recorded and the phases
 # that do not depend on it still run.
 # Env: OUT, BENCH_BUDGET_S (540), BENCH_WORK_DIR (/tmp/heygem-bench), BENCH_SECONDS (60),
@@ -12,7 +12,7 @@ set -uo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo"
-OUT=${OUT:-$repo/bench-out}
+OUT=${OUT:-/tmp/heygem-bench-out}
 work=${BENCH_WORK_DIR:-/tmp/heygem-bench}
 budget=${BENCH_BUDGET_S:-540}
 seconds=${BENCH_SECONDS:-60}
@@ -67,10 +67,13 @@ fi
 gpu_used_mib() { nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits 2>/dev/null | head -1; }
 daemon_pid=""
 cleanup() {
+  bench_kill_all
   [[ -n $daemon_pid ]] && kill -TERM "$daemon_pid" 2>/dev/null
   [[ -n $sampler ]] && kill "$sampler" 2>/dev/null
+  return 0
 }
 trap cleanup EXIT
+trap 'exit 143' TERM INT  # so that cleanup runs: phases live in process groups of their own
 
 # ------------------------------------------------------------------- deps, workload, peer weights
 if wanted deps; then

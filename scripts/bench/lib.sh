@@ -90,7 +90,7 @@ phase_wait() {
   fi
   record_phase "$name" "$status" "$rc" "${BENCH_START[$name]}" "$(bench_now)" "$note"
   tail -n "$tail_lines" "$BENCH_WORK/logs/$name.log" | sed "s/^/[$name] /" >>"$BENCH_LOG"
-  unset "BENCH_PID[$name]"
+  unset "BENCH_PID[$name]" "BENCH_WATCHDOG[$name]"
   [[ $status == ok ]]
 }
 
@@ -104,4 +104,10 @@ phase() {
 phase_status() {  # the recorded status of NAME ("" if it never ran)
   awk -v n="$1" -F'"status":"' 'index($0, "\"phase\":\"" n "\"") { split($2, a, "\""); s = a[1] } END { print s }' \
     "$BENCH_WORK/phases.ndjson"
+}
+
+bench_kill_all() {  # ends every phase still running (their process groups) and their watchdogs
+  local name
+  for name in "${!BENCH_PID[@]}"; do kill -TERM -- "-${BENCH_PID[$name]}" 2>/dev/null || true; done
+  for name in "${!BENCH_WATCHDOG[@]}"; do kill -TERM -- "-${BENCH_WATCHDOG[$name]}" 2>/dev/null || true; done
 }

@@ -3,6 +3,7 @@ import json
 import os
 import subprocess
 import tempfile
+import time
 import unittest
 from pathlib import Path
 
@@ -54,6 +55,19 @@ class PhaseTest(unittest.TestCase):
         with tmp:
             self.assertEqual([m["value"] for m in metrics], [1.5, "NVIDIA H200", -2e-3])
             self.assertEqual(metrics[1]["note"], note)
+
+    def test_terminating_the_runner_ends_running_phases(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            marker = f"{tmp}/still-running"
+            body = (f'source "{BENCH_SCRIPTS / "lib.sh"}"\nbench_init "{tmp}" "{tmp}/bench.log" 60\n'
+                    "trap bench_kill_all EXIT\ntrap 'exit 143' TERM\n"
+                    f"phase_start long 50 1 bash -c 'sleep 3; touch {marker}'\nphase_wait long\n")
+            runner = subprocess.Popen(["bash", "-c", body])
+            time.sleep(1.0)
+            runner.terminate()
+            self.assertEqual(runner.wait(timeout=10), 143)
+            time.sleep(3.5)
+            self.assertFalse(os.path.exists(marker), "the phase kept running after its runner ended")
 
 
 if __name__ == "__main__":
