@@ -33,23 +33,41 @@ struct ModelSpec {
   std::optional<std::chrono::milliseconds> keep_alive;  // nullopt = forever; 0 = unload when idle
 };
 
+// The shapes of the warm-up passes, i.e. the pipeline's: 0 = the device default batch (generator
+// 16 on CPU / 128 on GPU, detector 4 / 32, as pipeline::ItemOptions). Frames are height x width.
+struct WarmupShapes {
+  int generator_batch = 0;
+  int detector_batch = 0;
+  int frame_height = 720;
+  int frame_width = 1280;
+  int passes = 2;
+};
+
 struct ResidencyConfig {
   std::vector<ModelSpec> models;
   std::string default_generator;      // names into `models`
   std::string default_detector;
   std::chrono::milliseconds heartbeat_interval{300'000};
   std::optional<std::uint64_t> memory_budget_bytes;  // per device; nullopt = unlimited
+  WarmupShapes warmup;
 };
 
 // What `heygemctl models` shows (one row per configured model).
 struct ModelStatus {
-  std::string name, kind, device, precision, state;  // state: unloaded|loading|warm|busy|unhealthy
+  // state: unloaded | loading | warm (resident, idle) | busy (leased) | unhealthy
+  std::string name, kind, device, precision, state;
   std::uint64_t resident_bytes = 0;
   int leases = 0;
   double load_seconds = 0, warmup_seconds = 0;
   double last_heartbeat_ms = -1;      // latency of the last heartbeat inference, -1 = none yet
   std::optional<std::chrono::system_clock::time_point> expires_at;  // keep_alive deadline when idle
   std::uint64_t generation = 0;       // bumps on every (re)load / hot reload
+  bool untrained = false;             // the hash-init generator: output is not a real lip-sync
+  std::string source;                 // weights file, or "untrained wav2lip (hash-init seed 1)"
+  std::string error;                  // why the model is unhealthy / why its last load failed
+  std::optional<std::chrono::system_clock::time_point> loaded_at;          // LOADED FOR
+  std::optional<std::chrono::system_clock::time_point> last_heartbeat_at;
+  std::uint64_t heartbeats = 0;       // heartbeat inferences run on the current instance
 };
 
 // A held model instance. While any lease exists the instance is never unloaded; a hot reload swaps
@@ -80,12 +98,25 @@ class ModelRegistry {
   // Hot reload: validate and load changed models beside the old ones, then swap atomically.
   // On any error nothing changes and the error is thrown (heygem::Error naming the cause).
   virtual void reload(const ResidencyConfig& config) = 0;
+  // `heygemctl models load NAME`: loads and warms the model now (blocking). Throws like acquire.
+  virtual void load(const std::string& name) = 0;
+  // `heygemctl models unload NAME|--all` (empty name = every model): unloads idle instances now and
+  // returns how many. Throws heygem::Error(not_found) for an unknown name and Error(resource) when
+  // the named model is in use (a model in use is never unloaded).
+  virtual std::size_t unload(const std::string& name) = 0;
   virtual std::vector<ModelStatus> status() const = 0;
   virtual bool healthy() const = 0;
   // Tells the registry a job runs on `device` now (heartbeats are skipped while busy).
   virtual void set_device_busy(const std::string& device, bool busy) = 0;
 };
 
+// Validates `config` (unique names, defaults naming a generator / a detector, parseable devices)
+// and starts one owner thread per device; nothing is loaded before start(). Throws heygem::Error.
+//
+// Memory budget: before a load, the least-recently-used idle models of the device are unloaded
+// until the new one fits. If it still does not fit because the rest is in use, the acquire FAILS
+// at once with heygem::Error(resource) naming the sizes and the models in use (waiting could
+// deadlock a job that holds one model and needs another).
 std::unique_ptr<ModelRegistry> make_model_registry(const ResidencyConfig& config);
 
 }  // namespace heygem::residency
