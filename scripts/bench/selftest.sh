@@ -4,4 +4,5 @@
 # Needs a python3 with numpy (and torch for the checkpoint round trip): Debian's /usr/bin/python3 here.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/tests"
+export PYTHONDONTWRITEBYTECODE=1  # nothing left behind in the tree
 exec "${PYTHON:-/usr/bin/python3}" -m unittest discover -s . -p 'test_*.py' "$@"
