@@ -36,8 +36,8 @@ int run_submit(const Invocation& invocation, Io& io) {
 
   // Everything local first, so nothing is submitted when a file is missing or an output exists.
   std::vector<UniqueFd> inputs;
-  inputs.push_back(open_input(args.audio));
-  for (const auto& video : args.videos) inputs.push_back(open_input(video));
+  inputs.push_back(open_input(io.cwd / args.audio));
+  for (const auto& video : args.videos) inputs.push_back(open_input(io.cwd / video));
   std::vector<OutputFile> outputs;
   for (const auto& path : plan.outputs) outputs.push_back(OutputFile::create(path, args.force));
 

@@ -16,9 +16,9 @@ namespace {
   throw CliError(ExitCode::local_file, path.string() + ": " + why);
 }
 
-bool names_a_folder(const std::string& target) {
+bool names_a_folder(const std::string& target, const std::filesystem::path& resolved) {
   std::error_code ignored;
-  return target.back() == '/' || std::filesystem::is_directory(target, ignored);
+  return target.back() == '/' || std::filesystem::is_directory(resolved, ignored);
 }
 
 }  // namespace
@@ -59,12 +59,13 @@ std::string output_name_for(const std::filesystem::path& video) {
 std::vector<std::filesystem::path> plan_outputs(const std::vector<std::filesystem::path>& videos,
                                                 const std::string& target, const std::filesystem::path& cwd) {
   std::vector<std::filesystem::path> outputs;
-  const bool into_folder = target.empty() || names_a_folder(target);
+  const std::filesystem::path resolved = cwd / target;  // an absolute target stays as it is
+  const bool into_folder = target.empty() || names_a_folder(target, resolved);
   if (!into_folder && videos.size() > 1)
     throw CliError(ExitCode::usage, "-o " + target + ": with " + std::to_string(videos.size()) +
                                         " videos, -o must be an existing folder (or end in '/')");
-  if (!into_folder) return {std::filesystem::path(target)};
-  const std::filesystem::path folder = target.empty() ? cwd : std::filesystem::path(target);
+  if (!into_folder) return {resolved};
+  const std::filesystem::path folder = target.empty() ? cwd : resolved;
   std::set<std::filesystem::path> seen;
   for (const auto& video : videos) {
     outputs.push_back(folder / output_name_for(video));

@@ -43,7 +43,8 @@ class OutputFile {
 std::string output_name_for(const std::filesystem::path& video);
 
 // Where each video's output goes. `target` is -o ("" = none): with one video a file or an existing
-// folder (or a path ending in '/'); with several, a folder. No -o: the current folder. Throws
+// folder (or a path ending in '/'); with several, a folder. No -o: the current folder. Relative
+// paths are taken from `cwd`. Throws
 // CliError(usage) when -o is a file but there are several videos, or two outputs would collide.
 std::vector<std::filesystem::path> plan_outputs(const std::vector<std::filesystem::path>& videos,
                                                 const std::string& target, const std::filesystem::path& cwd);
