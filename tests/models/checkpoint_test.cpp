@@ -206,7 +206,7 @@ TEST(LegacyCrafted, TruncatedStorageData) {
   LegacyParts parts;
   parts.object = one_tensor();
   Bytes bytes = legacy_file(parts);
-  bytes.resize(bytes.size() - 3);
+  bytes.erase(bytes.end() - 3, bytes.end());
   expect_rejected(bytes, "truncated");
 }
 
