@@ -21,3 +21,25 @@ add_library(heygemd_jobs STATIC
   ${HEYGEMD_DIR}/jobs/scheduler.cpp)
 heygem_target_defaults(heygemd_jobs)
 target_link_libraries(heygemd_jobs PUBLIC heygem_common heygem_system nlohmann_json::nlohmann_json spdlog::spdlog Threads::Threads)
+
+add_library(heygemd_server STATIC
+  ${HEYGEMD_DIR}/server/listener.cpp ${HEYGEMD_DIR}/server/dispatcher.cpp ${HEYGEMD_DIR}/server/server.cpp)
+heygem_target_defaults(heygemd_server)
+target_link_libraries(heygemd_server PUBLIC heygemd_jobs heygem_common Boost::boost spdlog::spdlog Threads::Threads)
+
+# The executor needs the pipeline (and so torch, FFmpeg) and the residency registry.
+if(TARGET heygem_pipeline AND TARGET heygem_residency)
+  add_library(heygemd_executor STATIC ${HEYGEMD_DIR}/jobs/item_executor.cpp)
+  heygem_target_defaults(heygemd_executor)
+  target_link_libraries(heygemd_executor PUBLIC heygemd_jobs heygem_pipeline heygem_residency heygem_system)
+
+  add_library(heygemd_app STATIC ${HEYGEMD_DIR}/app/daemon.cpp)
+  heygem_target_defaults(heygemd_app)
+  target_link_libraries(heygemd_app PUBLIC heygemd_config heygemd_server heygemd_executor heygem_system
+                        PRIVATE ${HEYGEM_YAML_TARGET})
+
+  add_executable(heygemd ${HEYGEMD_DIR}/app/main.cpp)
+  heygem_target_defaults(heygemd)
+  target_link_libraries(heygemd PRIVATE heygemd_app CLI11::CLI11)
+  install(TARGETS heygemd RUNTIME DESTINATION sbin)
+endif()

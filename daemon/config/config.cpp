@@ -15,6 +15,7 @@
 #include <sstream>
 
 #include "common/errors.hpp"
+#include "common/socket_path.hpp"
 
 namespace heygem::config {
 namespace {
@@ -384,7 +385,12 @@ DaemonConfig load_config_file(const std::filesystem::path& file) {
 }
 
 void resolve_paths(DaemonConfig& config, uid_t uid) {
-  if (config.socket.path.empty()) config.socket.path = default_socket_path(uid);
+  if (config.socket.path.empty()) {
+    auto environment = SocketEnvironment::current();
+    environment.heygem_socket.clear();  // the daemon's --socket / HEYGEM_SOCKET are applied by the caller
+    environment.uid = uid;
+    config.socket.path = default_socket_path(environment);
+  }
   if (config.state_dir.empty()) config.state_dir = default_state_dir(uid);
   const auto directory = config.models_directory.empty() ? config.state_dir / "models" : config.models_directory;
   const std::filesystem::path fallback = std::filesystem::path("..") / "shared" / "models";
@@ -400,15 +406,6 @@ void resolve_paths(DaemonConfig& config, uid_t uid) {
       spec.weights = std::move(primary);
     }
   }
-}
-
-std::filesystem::path default_socket_path(uid_t uid) {
-  if (uid != 0) {
-    if (const char* runtime = std::getenv("XDG_RUNTIME_DIR"); runtime && *runtime)
-      return std::filesystem::path(runtime) / "heygem" / "heygemd.sock";
-    return std::filesystem::path("/tmp") / ("heygem-" + std::to_string(uid)) / "heygemd.sock";
-  }
-  return "/run/heygem/heygemd.sock";
 }
 
 std::filesystem::path default_state_dir(uid_t uid) {

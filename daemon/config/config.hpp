@@ -64,13 +64,11 @@ DaemonConfig parse_config(const std::string& text, const std::string& source);
 DaemonConfig load_config_file(const std::filesystem::path& file);
 DaemonConfig default_config();
 
-// Fills the empty socket path and state dir with this uid's defaults and makes relative weights
+// Fills the empty socket path (common/socket_path.hpp's default) and state dir with this uid's defaults and makes relative weights
 // absolute: models.directory ("" = <state_dir>/models), falling back to ../shared/models (the
 // repo's sibling data folder) with a note in `notes`.
 void resolve_paths(DaemonConfig& config, uid_t uid);
 
-// $XDG_RUNTIME_DIR/heygem/heygemd.sock for a user, /run/heygem/heygemd.sock for root.
-std::filesystem::path default_socket_path(uid_t uid);
 // $XDG_STATE_HOME/heygem (or ~/.local/state/heygem) for a user, /var/lib/heygem for root.
 std::filesystem::path default_state_dir(uid_t uid);
 

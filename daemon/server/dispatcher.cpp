@@ -15,17 +15,16 @@ namespace {
 // Forwards a job's snapshot and events to the connection; a terminal event completes the request.
 class WatchSink : public jobs::EventSink {
  public:
-  explicit WatchSink(std::weak_ptr<Replies> replies) : replies_(std::move(replies)) {}
+  // The connection holds the sink (Replies::hold); Replies only points back weakly, so no cycle.
+  explicit WatchSink(std::shared_ptr<Replies> replies) : replies_(std::move(replies)) {}
   void deliver(const protocol::Response& message) override {
-    const auto replies = replies_.lock();
-    if (!replies) return;
-    replies->send(message);
+    replies_->send(message);
     if (const auto* event = std::get_if<protocol::JobEvent>(&message); event && protocol::is_terminal(event->body))
-      replies->finish();
+      replies_->finish();
   }
 
  private:
-  std::weak_ptr<Replies> replies_;
+  std::shared_ptr<Replies> replies_;
 };
 
 void require_access(int fd, bool writable, const std::string& what) {

@@ -1,0 +1,285 @@
+#include "daemon/app/daemon.hpp"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <mutex>
+#include <csignal>
+#include <thread>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <spdlog/spdlog.h>
+
+#include "common/errors.hpp"
+#include "common/socket_path.hpp"
+#include "common/version.hpp"
+#include "daemon/jobs/item_executor.hpp"
+#include "daemon/jobs/scheduler.hpp"
+#include "daemon/jobs/store.hpp"
+#include "daemon/residency/model_registry.hpp"
+#include "daemon/server/dispatcher.hpp"
+#include "daemon/server/listener.hpp"
+#include "daemon/server/server.hpp"
+#include "daemon/system/service_notifier.hpp"
+
+namespace heygem::app {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+constexpr auto kStatusInterval = std::chrono::seconds(5);
+
+void apply_log_level(const std::string& level) { spdlog::set_level(spdlog::level::from_str(level)); }
+
+protocol::ModelRow to_row(const residency::ModelStatus& status) {
+  protocol::ModelRow row;
+  row.name = status.name;
+  row.kind = status.kind;
+  row.device = status.device;
+  row.precision = status.precision;
+  row.state = status.state;
+  row.resident_bytes = status.resident_bytes;
+  row.leases = status.leases;
+  row.load_s = status.load_seconds;
+  row.warmup_s = status.warmup_seconds;
+  row.heartbeat_ms = status.last_heartbeat_ms;
+  if (status.expires_at)
+    row.expires_in_s = std::max(
+        0.0, std::chrono::duration<double>(*status.expires_at - std::chrono::system_clock::now()).count());
+  row.generation = status.generation;
+  return row;
+}
+
+// The daemon's parts, in the order they start (and the reverse of how they stop).
+class Daemon : public server::DaemonServices {
+ public:
+  Daemon(const DaemonOptions& options, config::DaemonConfig config)
+      : options_(options), config_(std::move(config)) {}
+
+  int run();
+
+  std::vector<protocol::ModelRow> models() override {
+    std::vector<protocol::ModelRow> rows;
+    for (const auto& status : registry_->status()) rows.push_back(to_row(status));
+    return rows;
+  }
+
+  std::string reload() override {
+    std::lock_guard lock(reload_mutex_);
+    notifier_.reloading();
+    try {
+      auto fresh = load_daemon_config(options_);
+      registry_->reload(fresh.residency);
+      executor_->update_config(fresh.residency);
+      apply_log_level(fresh.logging.level);
+      for (const auto& note : fresh.notes) spdlog::info("config: {}", note);
+      const auto message = "reloaded " + (options_.config_file ? options_.config_file->string() : std::string("the embedded defaults")) +
+                           ": " + std::to_string(fresh.residency.models.size()) + " model(s) configured" +
+                           " (socket, state_dir, scheduler and retention changes need a restart)";
+      spdlog::info("{}", message);
+      notifier_.ready(status_line());
+      return message;
+    } catch (const std::exception& e) {
+      spdlog::error("reload failed, everything stays as it was: {}", e.what());
+      notifier_.ready(status_line());
+      throw;
+    }
+  }
+
+  nlohmann::json validate_options(const protocol::SubmitOptions& options) override {
+    auto json = protocol::to_json(options);
+    executor_->validate(json);
+    return json;
+  }
+
+ private:
+  server::Listener open_listener();
+  void start_signals();
+  void schedule_cleanup();
+  void schedule_status();
+  void begin_shutdown(const char* why);
+  std::string status_line() const;
+
+  DaemonOptions options_;
+  config::DaemonConfig config_;
+  system::ServiceNotifier notifier_;
+  boost::asio::io_context io_;
+  std::unique_ptr<residency::ModelRegistry> registry_;
+  std::unique_ptr<jobs::ItemExecutor> executor_;
+  std::unique_ptr<jobs::Scheduler> scheduler_;
+  std::unique_ptr<server::Dispatcher> dispatcher_;
+  std::unique_ptr<server::Server> server_;
+  std::optional<boost::asio::signal_set> signals_;
+  std::optional<boost::asio::steady_timer> cleanup_timer_, status_timer_;
+  boost::asio::thread_pool background_{1};  // reloads from SIGHUP, the shutdown wait
+  std::mutex reload_mutex_;
+  bool stopping_ = false;
+};
+
+server::Listener Daemon::open_listener() {
+  const auto activated = system::activated_sockets();
+  if (!activated.empty()) {
+    spdlog::info("using the socket systemd passed (fd {})", activated.front());
+    return server::Listener::adopt(activated.front());
+  }
+  auto listener = server::Listener::bind({config_.socket.path, config_.socket.mode, config_.socket.group, 128});
+  spdlog::info("listening on {} (mode {:o})", listener.path().string(), config_.socket.mode);
+  return listener;
+}
+
+std::string Daemon::status_line() const {
+  std::size_t warm = 0;
+  for (const auto& status : registry_->status())
+    if (status.state == "warm" || status.state == "busy") ++warm;
+  const auto counts = scheduler_->counts();
+  return std::to_string(warm) + " model(s) warm, " + std::to_string(counts.running) + " job(s) running, " +
+         std::to_string(counts.queued) + " queued";
+}
+
+void Daemon::start_signals() {
+  signals_.emplace(io_, SIGTERM, SIGINT, SIGHUP);
+  signals_->async_wait([this](const boost::system::error_code& error, int signal) {
+    if (error) return;
+    if (signal == SIGHUP) {
+      spdlog::info("SIGHUP: reloading the config");
+      boost::asio::post(background_, [this] {
+        try {
+          reload();
+        } catch (const std::exception&) {
+          // reload() logged it; the daemon serves on with the old config.
+        }
+      });
+      start_signals();
+      return;
+    }
+    begin_shutdown(signal == SIGTERM ? "SIGTERM" : "SIGINT");
+  });
+}
+
+void Daemon::schedule_cleanup() {
+  cleanup_timer_->expires_after(config_.retention.cleanup_interval);
+  cleanup_timer_->async_wait([this](const boost::system::error_code& error) {
+    if (error || stopping_) return;
+    boost::asio::post(background_, [this] {
+      try {
+        const auto report = scheduler_->cleanup();
+        if (report.removed_jobs) spdlog::info("retention: removed {} job(s); the spool holds {} bytes", report.removed_jobs, report.spool_bytes);
+      } catch (const std::exception& e) {
+        spdlog::error("retention: {}", e.what());
+      }
+    });
+    schedule_cleanup();
+  });
+}
+
+// STATUS= now and then; WATCHDOG=1 only while the scheduler's workers show signs of life.
+void Daemon::schedule_status() {
+  const auto watchdog = notifier_.watchdog_interval();
+  const auto interval = watchdog ? std::min<Clock::duration>(*watchdog, kStatusInterval) : Clock::duration(kStatusInterval);
+  status_timer_->expires_after(interval);
+  status_timer_->async_wait([this, watchdog](const boost::system::error_code& error) {
+    if (error || stopping_) return;
+    notifier_.status(status_line());
+    // Workers beat at least once a second when idle and on every event when busy; a long silence
+    // while running means a stuck pipeline thread, and systemd should restart us.
+    if (watchdog && Clock::now() - scheduler_->last_beat() < std::max<Clock::duration>(*watchdog * 4, std::chrono::minutes(2)))
+      notifier_.watchdog();
+    schedule_status();
+  });
+}
+
+void Daemon::begin_shutdown(const char* why) {
+  if (stopping_) return;
+  stopping_ = true;
+  spdlog::info("{}: stopping (running work gets {} ms, then is requeued)", why, config_.scheduler.shutdown_timeout.count());
+  notifier_.stopping();
+  server_->stop_accepting();
+  if (cleanup_timer_) cleanup_timer_->cancel();
+  if (status_timer_) status_timer_->cancel();
+  if (signals_) signals_->cancel();
+  boost::asio::post(background_, [this] {
+    scheduler_->shutdown(config_.scheduler.shutdown_timeout);
+    boost::asio::post(io_, [this] {
+      server_->stop_all();
+      io_.stop();
+    });
+  });
+}
+
+int Daemon::run() {
+  jobs::create_private_directories(config_.state_dir);
+  for (const auto& note : config_.notes) spdlog::info("config: {}", note);
+  auto listener = open_listener();
+
+  notifier_.status("loading models");
+  registry_ = residency::make_model_registry(config_.residency);
+  const auto load_start = Clock::now();
+  registry_->start();
+  spdlog::info("models ready in {:.2f} s", std::chrono::duration<double>(Clock::now() - load_start).count());
+
+  executor_ = std::make_unique<jobs::ItemExecutor>(*registry_, config_.residency);
+  jobs::SchedulerSettings settings;
+  settings.max_concurrent_jobs = config_.scheduler.max_concurrent_jobs;
+  settings.max_input_bytes = config_.limits.max_input_bytes;
+  settings.retention_max_age = config_.retention.max_age;
+  settings.retention_max_bytes = config_.retention.max_bytes;
+  scheduler_ = std::make_unique<jobs::Scheduler>(config_.state_dir, settings, *executor_);
+  const auto recovered = scheduler_->start();
+  spdlog::info("job store {}: {} queued ({} interrupted and requeued), {} finished, {} quarantined, {} orphan spool folder(s) removed",
+               config_.state_dir.string(), recovered.queued, recovered.requeued, recovered.finished,
+               recovered.quarantined, recovered.orphans_removed);
+
+  dispatcher_ = std::make_unique<server::Dispatcher>(*scheduler_, *this, server::DispatchLimits{config_.limits.max_items});
+  server_ = std::make_unique<server::Server>(io_, listener.release_fd(), *dispatcher_, config_.limits.max_connections);
+  server_->start();
+  start_signals();
+  cleanup_timer_.emplace(io_);
+  status_timer_.emplace(io_);
+  schedule_cleanup();
+  schedule_status();
+  notifier_.ready(status_line());
+  spdlog::info("heygemd {} ready: {}", heygem_version(), status_line());
+
+  io_.run();
+
+  background_.join();
+  dispatcher_.reset();  // waits for replies in flight
+  server_.reset();
+  scheduler_.reset();
+  registry_->stop();
+  spdlog::info("heygemd stopped");
+  return 0;
+}
+
+}  // namespace
+
+config::DaemonConfig load_daemon_config(const DaemonOptions& options) {
+  auto config = options.config_file ? config::load_config_file(*options.config_file) : config::default_config();
+  const auto environment = SocketEnvironment::current();
+  if (options.socket)
+    config.socket.path = *options.socket;
+  else if (!environment.heygem_socket.empty())
+    config.socket.path = environment.heygem_socket;
+  if (options.state_dir) config.state_dir = *options.state_dir;
+  if (options.log_level) {
+    const auto level = spdlog::level::from_str(*options.log_level);
+    if (level == spdlog::level::off && *options.log_level != "off")
+      throw Error(ErrorCode::invalid_argument, "--log-level: expected trace, debug, info, warn, error, critical or off, got \"" +
+                                                   *options.log_level + "\"");
+    config.logging.level = *options.log_level;
+  }
+  config::resolve_paths(config, ::geteuid());
+  return config;
+}
+
+int run_daemon(const DaemonOptions& options, config::DaemonConfig config) {
+  apply_log_level(config.logging.level);
+  Daemon daemon(options, std::move(config));
+  return daemon.run();
+}
+
+}  // namespace heygem::app

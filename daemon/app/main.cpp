@@ -1,0 +1,79 @@
+// heygemd: the lip-sync daemon. It never forks: run it under systemd (Type=notify) or a shell.
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <iostream>
+
+#include <spdlog/spdlog.h>
+
+#include "common/errors.hpp"
+#include "common/version.hpp"
+#include "daemon/app/daemon.hpp"
+#include "daemon/system/journal_log.hpp"
+
+namespace {
+
+// Exit codes: 0 clean stop / valid config, 1 runtime failure, 2 usage or config error.
+constexpr int kExitFailure = 1;
+constexpr int kExitConfig = 2;
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using heygem::app::DaemonOptions;
+  CLI::App cli{"heygemd: lip-sync daemon (Wav2Lip) with resident models, driven by heygemctl over a Unix socket"};
+  cli.footer(
+      "Exit codes: 0 clean stop (SIGTERM/SIGINT) or valid config, 1 runtime failure (socket taken, models that do "
+      "not load), 2 usage or config error.\nSignals: SIGTERM/SIGINT stop gracefully; SIGHUP reloads the config.\n"
+      "Environment: HEYGEM_SOCKET (socket path when --socket is not given), XDG_RUNTIME_DIR, XDG_STATE_HOME.");
+  std::string config_file, socket, state_dir, log_level;
+  bool check_config = false, foreground = false, version = false;
+  cli.add_option("--config", config_file, "YAML config file (default: the embedded defaults)");
+  cli.add_option("--socket", socket, "Unix socket path (default: $HEYGEM_SOCKET, the config's socket.path, "
+                                     "$XDG_RUNTIME_DIR/heygem/heygemd.sock or /run/heygem/heygemd.sock)");
+  cli.add_option("--state-dir", state_dir, "job store, spool and logs (default: config state_dir, "
+                                           "$XDG_STATE_HOME/heygem or /var/lib/heygem)");
+  cli.add_flag("--check-config", check_config, "validate the config (and show the resolved settings), then exit");
+  cli.add_flag("--foreground", foreground, "stay in the foreground (heygemd never forks; kept for init scripts)");
+  cli.add_option("--log-level", log_level, "trace, debug, info, warn, error, critical or off (overrides logging.level)");
+  cli.add_flag("--version", version, "print the version and exit");
+  CLI11_PARSE(cli, argc, argv);
+
+  if (version) {
+    std::cout << "heygemd " << heygem::heygem_version() << "\n";
+    return 0;
+  }
+  auto logger = heygem::system::make_service_logger("heygemd", heygem::system::LogTarget::automatic);
+  spdlog::set_default_logger(logger);
+
+  DaemonOptions options;
+  if (!config_file.empty()) options.config_file = config_file;
+  if (!socket.empty()) options.socket = socket;
+  if (!state_dir.empty()) options.state_dir = state_dir;
+  if (!log_level.empty()) options.log_level = log_level;
+
+  heygem::config::DaemonConfig config;
+  try {
+    config = heygem::app::load_daemon_config(options);
+  } catch (const heygem::Error& e) {
+    std::cerr << "heygemd: config error: " << e.what() << "\n";
+    return kExitConfig;
+  }
+  if (check_config) {
+    std::cout << "config OK (" << (config_file.empty() ? "embedded defaults" : config_file) << ")\n"
+              << "socket: " << config.socket.path.string() << "\nstate_dir: " << config.state_dir.string() << "\n";
+    for (const auto& model : config.residency.models)
+      std::cout << "model " << model.name << ": "
+                << (model.weights.empty() ? std::string("untrained hash-init weights") : model.weights.string()) << " on "
+                << model.device << "\n";
+    for (const auto& note : config.notes) std::cout << "note: " << note << "\n";
+    return 0;
+  }
+  try {
+    return heygem::app::run_daemon(options, std::move(config));
+  } catch (const std::exception& e) {
+    spdlog::critical("heygemd: {}", e.what());
+    std::cerr << "heygemd: " << e.what() << "\n";
+    return kExitFailure;
+  }
+}

@@ -1,0 +1,153 @@
+#include "daemon/jobs/item_executor.hpp"
+
+#include <algorithm>
+
+#include "common/errors.hpp"
+#include "daemon/models/face_detector.hpp"
+#include "daemon/models/wav2lip.hpp"
+#include "daemon/pipeline/lip_sync.hpp"
+#include "daemon/system/journal_log.hpp"
+
+namespace heygem::jobs {
+namespace {
+
+bool is_generator(const residency::ModelSpec& spec) { return spec.kind == residency::ModelKind::wav2lip; }
+
+std::string names_of(const std::vector<residency::ModelSpec>& models, bool generators) {
+  std::string out;
+  for (const auto& spec : models)
+    if (is_generator(spec) == generators) out += (out.empty() ? "" : ", ") + spec.name;
+  return out.empty() ? "none" : out;
+}
+
+// Marks a device busy for the registry while a job runs on it.
+class BusyDevice {
+ public:
+  BusyDevice(residency::ModelRegistry& registry, std::string device) : registry_(registry), device_(std::move(device)) {
+    registry_.set_device_busy(device_, true);
+  }
+  ~BusyDevice() { registry_.set_device_busy(device_, false); }
+  BusyDevice(const BusyDevice&) = delete;
+  BusyDevice& operator=(const BusyDevice&) = delete;
+
+ private:
+  residency::ModelRegistry& registry_;
+  std::string device_;
+};
+
+class LipSyncJobRun : public JobRun {
+ public:
+  LipSyncJobRun(residency::ModelRegistry& registry, const Job& job, const Spool& spool, RunControl control,
+                std::string device)
+      : job_(job), spool_(spool), control_(std::move(control)), options_(pipeline::parse_item_options(job.options)) {
+    auto on_loading = [this](const std::string& role, const std::string& name) {
+      return [this, role, name] { control_.loading_model(name.empty() ? "default " + role : name); };
+    };
+    generator_ = registry.acquire_generator(options_.generator, on_loading("generator", options_.generator));
+    if (!generator_ || !generator_->generator())
+      throw Error(ErrorCode::internal, "the registry returned no generator for \"" + options_.generator + "\"");
+    if (!options_.box) {
+      detector_ = registry.acquire_detector(options_.detector, on_loading("detector", options_.detector));
+      if (!detector_ || !detector_->detector())
+        throw Error(ErrorCode::internal, "the registry returned no detector for \"" + options_.detector + "\"");
+    }
+    busy_ = std::make_unique<BusyDevice>(registry, std::move(device));
+    control_.log("models: generator " + generator_->name() + (detector_ ? ", detector " + detector_->name() : ", fixed box"));
+  }
+
+  std::string model_name() const override { return generator_->name(); }
+
+  ItemOutcome run_item(std::size_t item, const std::filesystem::path& output) override {
+    pipeline::ItemFiles files;
+    files.audio = spool_.audio_path(job_.id);
+    files.video = spool_.video_path(job_.id, item);
+    files.output = output;
+    files.scratch = spool_.scratch_dir(job_.id);
+    pipeline::ItemModels models;
+    models.generator = generator_->generator();
+    // The pipeline only calls the detector's const detect(); the lease hands out a const view.
+    models.detector = detector_ ? const_cast<models::FaceDetector*>(detector_->detector()) : nullptr;
+    pipeline::RunHooks hooks;
+    hooks.progress = [this](const pipeline::ItemProgress& p) {
+      control_.progress({p.stage, p.frames_done, p.frames_total, p.fps, p.eta_seconds});
+    };
+    hooks.cancelled = control_.cancelled;
+    const system::ScopedLogFields fields({job_.id, generator_->name(), ""});
+    try {
+      const auto report = pipeline::run_lip_sync(files, options_, models, hooks);
+      return {report.frames, report.frames_without_face, report.wall_seconds, report.fps};
+    } catch (const Error& e) {
+      // The spool's file names mean nothing to the client: speak of its own names.
+      std::string message = e.what();
+      replace_all(message, files.video.string(), "video " + job_.items[item].video_name);
+      replace_all(message, files.audio.string(), "audio " + job_.audio_name);
+      throw Error(e.code(), message);
+    }
+  }
+
+ private:
+  static void replace_all(std::string& text, const std::string& from, const std::string& to) {
+    for (auto at = text.find(from); at != std::string::npos; at = text.find(from, at + to.size()))
+      text.replace(at, from.size(), to);
+  }
+
+  Job job_;
+  const Spool& spool_;
+  RunControl control_;
+  pipeline::ItemOptions options_;
+  std::shared_ptr<residency::ModelLease> generator_, detector_;
+  std::unique_ptr<BusyDevice> busy_;
+};
+
+}  // namespace
+
+ItemExecutor::ItemExecutor(residency::ModelRegistry& registry, residency::ResidencyConfig config)
+    : registry_(registry), config_(std::move(config)) {}
+
+void ItemExecutor::update_config(residency::ResidencyConfig config) {
+  std::lock_guard lock(mutex_);
+  config_ = std::move(config);
+}
+
+const residency::ModelSpec* ItemExecutor::find(const std::string& name) const {
+  for (const auto& spec : config_.models)
+    if (spec.name == name) return &spec;
+  return nullptr;
+}
+
+std::vector<std::string> ItemExecutor::devices() const {
+  std::lock_guard lock(mutex_);
+  std::vector<std::string> out;
+  for (const auto& spec : config_.models)
+    if (is_generator(spec) && std::find(out.begin(), out.end(), spec.device) == out.end()) out.push_back(spec.device);
+  if (out.empty()) out.push_back("cpu");
+  return out;
+}
+
+std::string ItemExecutor::device_for(const Job& job) const {
+  std::lock_guard lock(mutex_);
+  const auto named = job.options.value("generator", std::string());
+  const auto* spec = find(named.empty() ? config_.default_generator : named);
+  return spec ? spec->device : "cpu";
+}
+
+void ItemExecutor::validate(const nlohmann::json& options) const {
+  const auto parsed = pipeline::parse_item_options(options);
+  std::lock_guard lock(mutex_);
+  const auto check = [&](const std::string& name, bool generator) {
+    if (name.empty()) return;
+    const auto* spec = find(name);
+    if (!spec || is_generator(*spec) != generator)
+      throw Error(ErrorCode::not_found, std::string("option ") + (generator ? "generator" : "detector") +
+                                            ": no " + (generator ? "generator" : "face detector") + " model named \"" +
+                                            name + "\" (configured: " + names_of(config_.models, generator) + ")");
+  };
+  check(parsed.generator, true);
+  check(parsed.detector, false);
+}
+
+std::unique_ptr<JobRun> ItemExecutor::start(const Job& job, const Spool& spool, const RunControl& control) {
+  return std::make_unique<LipSyncJobRun>(registry_, job, spool, control, device_for(job));
+}
+
+}  // namespace heygem::jobs

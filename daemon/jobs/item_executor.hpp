@@ -1,0 +1,37 @@
+#pragma once
+// The real executor: a job's run holds leases on its generator and detector from the
+// ModelRegistry (loading them if needed, shown as "loading_model"), marks its device busy (no
+// heartbeats meanwhile), and runs each item through pipeline::run_lip_sync from the spool.
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "daemon/jobs/executor.hpp"
+#include "daemon/residency/model_registry.hpp"
+
+namespace heygem::jobs {
+
+class ItemExecutor : public JobExecutor {
+ public:
+  ItemExecutor(residency::ModelRegistry& registry, residency::ResidencyConfig config);
+
+  std::vector<std::string> devices() const override;
+  std::string device_for(const Job& job) const override;
+  std::unique_ptr<JobRun> start(const Job& job, const Spool& spool, const RunControl& control) override;
+
+  // After a successful reload: names and devices of new jobs follow the new config.
+  void update_config(residency::ResidencyConfig config);
+  // Checks option JSON as the pipeline reads it, and that named models exist with the right role.
+  // Throws heygem::Error naming the key or the model.
+  void validate(const nlohmann::json& options) const;
+
+ private:
+  const residency::ModelSpec* find(const std::string& name) const;  // under mutex_
+
+  residency::ModelRegistry& registry_;
+  mutable std::mutex mutex_;
+  residency::ResidencyConfig config_;
+};
+
+}  // namespace heygem::jobs
