@@ -33,7 +33,8 @@ HashInitSpec fixture_spec() {
   const auto meta = test::manifest(kFolder).at("meta");
   HashInitSpec spec;
   spec.seed = meta.at("seed").get<std::uint32_t>();
-  for (const auto& [name, gain] : meta.value("gain_log2", nlohmann::json::object()).items())
+  const auto gains = meta.value("gain_log2", nlohmann::json::object());
+  for (const auto& [name, gain] : gains.items())
     spec.gain_log2[name] = gain.get<int>();
   return spec;
 }
