@@ -52,15 +52,15 @@ int source_number(const media::Frame& frame) {
   return static_cast<int>(std::lround((grey - 16.0) / kLevelStep));
 }
 
-struct Run {
+struct Rendered {
   ItemReport report;
   std::vector<int> sources;  // decoded source number of each output frame
   std::map<int64_t, media::Frame> frames;
 };
 
-Run render(const test::TempDir& dir, const std::filesystem::path& audio, const std::filesystem::path& video,
+Rendered render(const test::TempDir& dir, const std::filesystem::path& audio, const std::filesystem::path& video,
            ItemOptions options, const models::FaceDetector* detector = nullptr) {
-  Run run;
+  Rendered run;
   RunHooks hooks;
   hooks.frame_tap = [&](int64_t i, const media::Frame& f) {
     run.frames[i] = f;
@@ -80,7 +80,7 @@ ItemOptions boxed() {
 
 TEST(LipSync, AudioLongerThanVideoPingPongs) {
   test::TempDir dir;
-  const Run run = render(dir, tone(dir, 1.0), numbered_video(dir, 8), boxed());
+  const Rendered run = render(dir, tone(dir, 1.0), numbered_video(dir, 8), boxed());
   ASSERT_EQ(run.report.frames, static_cast<int64_t>(run.sources.size()));
   ASSERT_GT(run.report.frames, 16);
   for (size_t i = 0; i < run.sources.size(); ++i)
@@ -92,13 +92,13 @@ TEST(LipSync, ForwardLoopWrapsAround) {
   test::TempDir dir;
   ItemOptions options = boxed();
   options.loop = LoopMode::forward;
-  const Run run = render(dir, tone(dir, 1.0), numbered_video(dir, 8), options);
+  const Rendered run = render(dir, tone(dir, 1.0), numbered_video(dir, 8), options);
   for (size_t i = 0; i < run.sources.size(); ++i) EXPECT_EQ(run.sources[i], static_cast<int>(i % 8)) << i;
 }
 
 TEST(LipSync, VideoLongerThanAudioIsCutAndOutputFollowsTheAudio) {
   test::TempDir dir;
-  const Run run = render(dir, tone(dir, 0.6), numbered_video(dir, 20), boxed());
+  const Rendered run = render(dir, tone(dir, 0.6), numbered_video(dir, 20), boxed());
   const auto out = test::probe_video(dir.path() / "out.mp4");
   EXPECT_EQ(out.frames, run.report.frames);
   EXPECT_NEAR(out.frames / 25.0, 0.6, 1.0 / 25 + 1e-9);
@@ -112,7 +112,7 @@ TEST(LipSync, StillImageBecomesAVideoAtTheConfiguredRate) {
   test::ffmpeg("-f lavfi -i color=c=gray:s=64x48 -frames:v 1 '" + still.string() + "'");
   ItemOptions options = boxed();
   options.still_fps = 10;
-  const Run run = render(dir, tone(dir, 1.0), still, options);
+  const Rendered run = render(dir, tone(dir, 1.0), still, options);
   EXPECT_DOUBLE_EQ(run.report.fps, 10.0);
   EXPECT_NEAR(static_cast<double>(run.report.frames), 10.0, 1.0);
   const auto out = test::probe_video(dir.path() / "out.mp4");
@@ -127,7 +127,7 @@ TEST(LipSync, RotatedInputIsRenderedUpright) {
   test::ffmpeg("-display_rotation 90 -i '" + plain.string() + "' -c:v libx264 -qp 0 '" + rotated.string() + "'");
   ItemOptions options = boxed();
   options.box = FaceBox{32, 56, 8, 40};  // inside the 48x64 upright frame
-  const Run run = render(dir, tone(dir, 0.2), rotated, options);
+  const Rendered run = render(dir, tone(dir, 0.2), rotated, options);
   EXPECT_EQ(run.report.width, 48);
   EXPECT_EQ(run.report.height, 64);
   EXPECT_EQ(test::probe_video(dir.path() / "out.mp4").width, 48);
@@ -137,7 +137,7 @@ TEST(LipSync, TenBitInputIsConvertedToEightBit) {
   test::TempDir dir;
   auto ten = dir.path() / "ten.mkv";
   test::ffmpeg("-f lavfi -i testsrc2=s=64x48:r=25 -frames:v 6 -pix_fmt yuv420p10le -c:v ffv1 '" + ten.string() + "'");
-  const Run run = render(dir, tone(dir, 0.2), ten, boxed());
+  const Rendered run = render(dir, tone(dir, 0.2), ten, boxed());
   EXPECT_EQ(run.report.frames, static_cast<int64_t>(run.frames.size()));
   EXPECT_GT(run.report.frames, 0);
 }
@@ -148,7 +148,7 @@ TEST(LipSync, VariableFrameRateBecomesConstant) {
   // frames at irregular times: 0, 40, 120, 160, 280 ms ... (average ~25 fps over the clip)
   test::ffmpeg("-f lavfi -i testsrc2=s=64x48:r=25 -frames:v 25 -vf \"setpts='(N+floor(N/3)*0.5)/25/TB'\" "
                "-fps_mode vfr -c:v ffv1 '" + vfr.string() + "'");
-  const Run run = render(dir, tone(dir, 0.8), vfr, boxed());
+  const Rendered run = render(dir, tone(dir, 0.8), vfr, boxed());
   const auto out = test::probe_video(dir.path() / "out.mp4");
   EXPECT_GT(out.fps, 0);
   EXPECT_NEAR(out.frames / out.fps, 0.8, 1.0 / out.fps + 1e-6);
@@ -161,7 +161,7 @@ TEST(LipSync, FramesWithoutAFacePassThroughAndAreCounted) {
   auto video = numbered_video(dir, 6);
   ItemOptions options;
   options.encode.preset = "ultrafast";
-  const Run run = render(dir, tone(dir, 0.2), video, options, detector.get());
+  const Rendered run = render(dir, tone(dir, 0.2), video, options, detector.get());
   EXPECT_EQ(run.report.frames_without_face, run.report.frames);
   media::VideoReader source(video);
   media::Frame expected;
@@ -209,7 +209,7 @@ TEST(LipSync, GridClipWithAnotherClipsAudio) {
   const auto grid = test::shared_root() / "media" / "grid";
   const auto video = grid / "lbax4n.mpg", audio = grid / "bbaf2n.mpg";
   ItemOptions options;  // defaults: feather, ping-pong, RetinaFace, crf 18
-  const Run run = render(dir, audio, video, options, detector.get());
+  const Rendered run = render(dir, audio, video, options, detector.get());
   const auto out = test::probe_video(dir.path() / "out.mp4");
   const auto in = test::probe_video(video);
   const auto sound = test::probe_audio(audio);
