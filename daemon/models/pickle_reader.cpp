@@ -1,6 +1,8 @@
 #include "daemon/models/pickle_reader.hpp"
 
-#include <ATen/ops/empty.h>
+// ATen/EmptyTensor.h rather than ATen/ops/empty.h: the latter pulls in ATen/core/List.h, which
+// clang rejects in C++20 mode with libtorch 1.13 (the clang fuzz build compiles this file).
+#include <ATen/EmptyTensor.h>
 
 #include <bit>
 #include <cctype>
@@ -535,7 +537,7 @@ std::int64_t element_size(at::ScalarType dtype) {
 }
 
 at::Tensor allocate_storage(at::ScalarType dtype, std::int64_t numel) {
-  return at::empty({numel}, at::TensorOptions().dtype(dtype));
+  return at::Tensor(at::detail::empty_cpu({numel}, dtype));
 }
 
 at::Tensor make_tensor_view(const StorageSlice& slice, std::int64_t offset,
@@ -559,7 +561,7 @@ at::Tensor make_tensor_view(const StorageSlice& slice, std::int64_t offset,
   }
   const bool inside = last && (empty ? offset <= slice.numel : *last < slice.numel);
   if (!inside) checkpoint_io::fail(source, "pickle: " + describe() + " reaches outside the storage");
-  return at::empty({0}, slice.flat.options())
+  return at::Tensor(at::detail::empty_cpu({0}, slice.flat.scalar_type()))
       .set_(slice.flat.storage(), slice.offset + offset, sizes, strides);
 }
 
