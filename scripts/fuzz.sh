@@ -43,7 +43,7 @@ cmake --build "$build_dir" --target "${build_targets[@]}" -j "${HEYGEM_JOBS:-$(n
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/heygem-fuzz.XXXXXX")
 trap 'rm -rf "$work"' EXIT
-artifacts=${HEYGEM_FUZZ_ARTIFACTS:-$repo/$build_dir/artifacts}
+artifacts=${HEYGEM_FUZZ_ARTIFACTS:-$build_dir/artifacts}  # build_dir: absolute, or relative to the repo
 mkdir -p "$artifacts"
 
 # Bigger inputs only slow the search down; checkpoints need room for a zip with a few records.
