@@ -1,0 +1,352 @@
+// Real heygemd and heygemctl processes on a temporary socket and state dir, the real pipeline on
+// GRID clips (trimmed to keep the suite quick), RetinaFace from the shared models folder or the
+// e2e fixture's fixed box, fast x264 settings.
+#include <gtest/gtest.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <random>
+#include <regex>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "common/fd_passing.hpp"
+#include "common/protocol.hpp"
+#include "tests/integration/process.hpp"
+#include "tests/support/fixtures.hpp"
+#include "tests/support/media_tools.hpp"
+#include "tests/support/temp_dir.hpp"
+
+namespace heygem::integration {
+namespace {
+
+using namespace std::chrono_literals;
+namespace fs = std::filesystem;
+
+constexpr uid_t kNobody = 65534;
+constexpr gid_t kNoGroup = 65534;
+
+// Inputs shared by every test: 1-second cuts of two GRID clips (the e2e fixture's video and audio).
+struct Inputs {
+  fs::path audio, video, other_video, third_video;
+  std::string box;  // "T,B,L,R" from the e2e fixture
+};
+
+class DaemonE2E : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    media_dir_ = std::make_unique<test::TempDir>();
+    fs::permissions(media_dir_->path(), fs::perms::owner_all | fs::perms::others_exec | fs::perms::group_exec);
+    const auto meta = test::manifest("e2e")["meta"];
+    const auto grid = test::shared_root() / "media" / "grid";
+    const auto video_clip = grid / (meta["video_clip"].get<std::string>() + ".mpg");
+    const auto audio_clip = grid / (meta["audio_clips"][0].get<std::string>() + ".mpg");
+    auto& in = inputs_;
+    in.audio = media_dir_->path() / "speech.wav";
+    in.video = media_dir_->path() / "face.mp4";
+    in.other_video = media_dir_->path() / "face2.mp4";
+    in.third_video = media_dir_->path() / "face3.mp4";
+    test::ffmpeg("-i " + audio_clip.string() + " -t 1 -vn -ac 1 -ar 16000 " + in.audio.string());
+    for (const auto& [target, start] : {std::pair{in.video, "0"}, {in.other_video, "1"}, {in.third_video, "2"}})
+      test::ffmpeg("-ss " + std::string(start) + " -i " + video_clip.string() +
+                   " -t 1 -an -c:v libx264 -preset ultrafast -crf 10 " + target.string());
+    const auto box = meta["box_top_bottom_left_right"];
+    in.box = std::to_string(box[0].get<int>()) + "," + std::to_string(box[1].get<int>()) + "," +
+             std::to_string(box[2].get<int>()) + "," + std::to_string(box[3].get<int>());
+  }
+  static void TearDownTestSuite() { media_dir_.reset(); }
+
+  void SetUp() override {
+    fs::permissions(dir_.path(), fs::perms::owner_all | fs::perms::others_exec | fs::perms::group_exec);
+    scratch_ = dir_.path() / "scratch";
+    fs::create_directories(scratch_);
+    write_config("");
+  }
+  void TearDown() override {
+    if (daemon_ && daemon_->running()) {
+      daemon_->kill(SIGTERM);
+      const auto code = daemon_->wait(120s);
+      EXPECT_EQ(code, 0) << "heygemd did not stop cleanly\n" << daemon_log();
+    }
+  }
+
+  void write_config(const std::string& extra) {
+    const auto models = test::shared_root() / "models";
+    std::ofstream(config_) << "socket:\n  path: " << socket_.string() << "\n  mode: \"0666\"\n"
+                           << "state_dir: " << (dir_.path() / "state").string() << "\n"
+                           << "scheduler:\n  shutdown_timeout: 1s\n"
+                           << "models:\n  directory: " << models.string() << "\n"
+                           << extra;
+  }
+
+  void start_daemon() {
+    daemon_ = std::make_unique<BackgroundProcess>(
+        std::vector<std::string>{HEYGEMD_BINARY, "--config", config_.string(), "--log-level", "debug"}, log_);
+    for (int i = 0; i < 1200; ++i) {
+      if (ctl({"ping"}).exit_code == 0) return;
+      ASSERT_TRUE(daemon_->running()) << "heygemd exited\n" << daemon_log();
+      std::this_thread::sleep_for(100ms);
+    }
+    FAIL() << "heygemd did not answer ping\n" << daemon_log();
+  }
+
+  RunResult ctl(std::vector<std::string> args, RunOptions options = {}) {
+    args.insert(args.begin(), {HEYGEMCTL_BINARY, "--socket", socket_.string()});
+    return run_process(args, scratch_, options);
+  }
+
+  // submit --detach with the fixed box and fast encoding; returns the job id.
+  std::string submit_detached(const std::vector<fs::path>& videos) {
+    std::vector<std::string> args{"submit", "--detach", "--quiet", "--audio", inputs_.audio.string(),
+                                  "--box", inputs_.box, "--crf", "35", "--preset", "ultrafast"};
+    for (const auto& v : videos) args.push_back(v.string());
+    const auto result = ctl(args);
+    EXPECT_EQ(result.exit_code, 0) << result.err;
+    std::smatch match;
+    const std::regex id("[0-9a-f]{12}");
+    EXPECT_TRUE(std::regex_search(result.out, match, id)) << "no job id in: " << result.out;
+    return match.str();
+  }
+
+  nlohmann::json status(const std::string& job) {
+    const auto result = ctl({"--json", "status", job});
+    EXPECT_EQ(result.exit_code, 0) << result.err;
+    return nlohmann::json::parse(result.out);
+  }
+
+  void wait_for_state(const std::string& job, const std::string& state) {
+    for (int i = 0; i < 3000; ++i) {
+      if (status(job)["state"] == state) return;
+      std::this_thread::sleep_for(50ms);
+    }
+    FAIL() << "job " << job << " never reached " << state;
+  }
+
+  std::string daemon_log() {
+    std::ifstream in(log_);
+    return std::string((std::istreambuf_iterator<char>(in)), {});
+  }
+
+  static std::unique_ptr<test::TempDir> media_dir_;
+  static Inputs inputs_;
+  test::TempDir dir_;
+  fs::path scratch_;
+  fs::path socket_ = dir_.path() / "heygemd.sock";
+  fs::path config_ = dir_.path() / "heygemd.yaml";
+  fs::path log_ = dir_.path() / "heygemd.log";
+  std::unique_ptr<BackgroundProcess> daemon_;
+};
+
+std::unique_ptr<test::TempDir> DaemonE2E::media_dir_;
+Inputs DaemonE2E::inputs_;
+
+TEST_F(DaemonE2E, SubmitAndWaitThroughThePipelineWithRetinaFace) {
+  start_daemon();
+  const auto output = dir_.path() / "out.mp4";
+  const auto result = ctl({"submit", "--audio", inputs_.audio.string(), inputs_.video.string(), "-o", output.string(),
+                           "--crf", "35", "--preset", "ultrafast"});
+  ASSERT_EQ(result.exit_code, 0) << result.out << result.err << daemon_log();
+  const auto probed = test::probe_video(output);
+  ASSERT_TRUE(probed.present);
+  EXPECT_EQ(probed.codec, "h264");
+  EXPECT_EQ(probed.width, test::probe_video(inputs_.video).width);
+  EXPECT_GT(probed.frames, 0);
+  EXPECT_TRUE(test::probe_audio(output).present);
+  // The result went into the client's file, not the spool.
+  const auto jobs = nlohmann::json::parse(ctl({"--json", "list", "--all"}).out);
+  ASSERT_EQ(jobs["jobs"].size(), 1u);
+  EXPECT_TRUE(jobs["jobs"][0]["items"][0]["delivered"].get<bool>());
+  EXPECT_EQ(jobs["jobs"][0]["items"][0]["frames_without_face"], 0);
+}
+
+TEST_F(DaemonE2E, OneAudioThreeVideosGivesThreeOutputsWithPerItemProgress) {
+  start_daemon();
+  const auto out_dir = dir_.path() / "outs";
+  fs::create_directories(out_dir);
+  const auto result = ctl({"--json", "submit", "--audio", inputs_.audio.string(), inputs_.video.string(),
+                           inputs_.other_video.string(), inputs_.third_video.string(), "-o", out_dir.string(), "--box",
+                           inputs_.box, "--crf", "35", "--preset", "ultrafast"});
+  ASSERT_EQ(result.exit_code, 0) << result.out << result.err << daemon_log();
+  std::set<int> running_items, done_items;
+  std::istringstream lines(result.out);
+  std::string line, last_event;
+  while (std::getline(lines, line)) {
+    if (line.empty()) continue;
+    const auto message = nlohmann::json::parse(line);
+    if (message.value("type", "") != "event") continue;
+    last_event = message["event"];
+    if (last_event == "running") running_items.insert(message["item"].get<int>());
+    if (last_event == "item_done") done_items.insert(message["item"].get<int>());
+  }
+  EXPECT_EQ(running_items, (std::set<int>{0, 1, 2}));
+  EXPECT_EQ(done_items, (std::set<int>{0, 1, 2}));
+  EXPECT_EQ(last_event, "done");
+  int outputs = 0;
+  for (const auto& entry : fs::directory_iterator(out_dir)) {
+    EXPECT_TRUE(test::probe_video(entry.path()).present) << entry.path();
+    ++outputs;
+  }
+  EXPECT_EQ(outputs, 3);
+}
+
+TEST_F(DaemonE2E, DetachThenWatchFromASecondClientThenFetch) {
+  start_daemon();
+  const auto job = submit_detached({inputs_.video});
+  const auto watched = ctl({"--json", "watch", job});
+  EXPECT_EQ(watched.exit_code, 0) << watched.err;
+  EXPECT_NE(watched.out.find("\"event\":\"done\""), std::string::npos) << watched.out;
+  EXPECT_EQ(ctl({"wait", job}).exit_code, 0);
+  const auto fetched = dir_.path() / "fetched.mp4";
+  const auto result = ctl({"fetch", job, "-o", fetched.string()});
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  EXPECT_TRUE(test::probe_video(fetched).present);
+  const auto logs = ctl({"logs", job});
+  EXPECT_EQ(logs.exit_code, 0);
+  EXPECT_NE(logs.out.find("item 1 done"), std::string::npos) << logs.out;
+  EXPECT_NE(daemon_log().find("job " + job + ":"), std::string::npos);  // daemon lines carry the id
+}
+
+TEST_F(DaemonE2E, CancelAQueuedAndARunningJob) {
+  start_daemon();
+  const auto running = submit_detached({inputs_.video, inputs_.other_video, inputs_.third_video});
+  const auto queued = submit_detached({inputs_.video});
+  wait_for_state(running, "running");
+  EXPECT_EQ(status(queued)["state"], "queued");
+  EXPECT_EQ(ctl({"cancel", queued}).exit_code, 0);
+  EXPECT_EQ(status(queued)["state"], "cancelled");
+  EXPECT_EQ(ctl({"cancel", running}).exit_code, 0);
+  EXPECT_EQ(ctl({"wait", running}).exit_code, 4);  // cancelled
+  EXPECT_EQ(status(running)["state"], "cancelled");
+  EXPECT_TRUE(ctl({"ping"}).exit_code == 0);
+}
+
+TEST_F(DaemonE2E, KillDashNineDuringAJobThenRestartCompletesItAndTheQueuedOne) {
+  start_daemon();
+  const auto first = submit_detached({inputs_.video, inputs_.other_video});
+  const auto second = submit_detached({inputs_.third_video});
+  wait_for_state(first, "running");
+  daemon_->kill(SIGKILL);
+  ASSERT_TRUE(daemon_->wait(30s).has_value());
+  start_daemon();  // the stale socket is replaced; the store is recovered
+  EXPECT_EQ(ctl({"wait", first}).exit_code, 0) << daemon_log();
+  EXPECT_EQ(ctl({"wait", second}).exit_code, 0) << daemon_log();
+  EXPECT_EQ(status(first)["attempts"], 2);
+  EXPECT_EQ(status(second)["attempts"], 1);
+  for (const auto& [job, items] : {std::pair{first, 2}, {second, 1}}) {
+    const auto out = dir_.path() / ("fetched-" + job);
+    fs::create_directories(out);
+    ASSERT_EQ(ctl({"fetch", job, "-o", out.string()}).exit_code, 0);
+    EXPECT_EQ(std::distance(fs::directory_iterator(out), fs::directory_iterator()), items);
+  }
+  EXPECT_NE(daemon_log().find("interrupted while running; requeued"), std::string::npos);
+}
+
+TEST_F(DaemonE2E, AnotherUidCanNeitherSeeNorCancelAJob) {
+  start_daemon();
+  const auto job = submit_detached({inputs_.video});
+  const RunOptions nobody{kNobody, kNoGroup};
+  EXPECT_EQ(ctl({"ping"}, nobody).exit_code, 0);  // it may talk to the daemon...
+  const auto seen = ctl({"status", job}, nobody);
+  EXPECT_EQ(seen.exit_code, 5) << seen.out << seen.err;  // ...but the job does not exist for it
+  EXPECT_EQ(ctl({"cancel", job}, nobody).exit_code, 5);
+  EXPECT_EQ(ctl({"logs", job}, nobody).exit_code, 5);
+  const auto listed = ctl({"--json", "list", "--all"}, nobody);
+  EXPECT_EQ(listed.exit_code, 0);
+  EXPECT_TRUE(nlohmann::json::parse(listed.out)["jobs"].empty()) << listed.out;
+  EXPECT_EQ(ctl({"wait", job}).exit_code, 0);  // the owner's job went on untouched
+}
+
+class RawClient {
+ public:
+  explicit RawClient(const fs::path& socket) : fd_(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) {
+    sockaddr_un address{};
+    address.sun_family = AF_UNIX;
+    std::strncpy(address.sun_path, socket.c_str(), sizeof address.sun_path - 1);
+    EXPECT_EQ(::connect(fd_.get(), reinterpret_cast<sockaddr*>(&address), sizeof address), 0);
+    timeval timeout{10, 0};
+    ::setsockopt(fd_.get(), SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
+  }
+  void write(const std::string& bytes) { (void)!::write(fd_.get(), bytes.data(), bytes.size()); }
+  // The reply: an error's code, "closed" when the daemon hung up, or the reply's type.
+  std::string reply() {
+    try {
+      const auto frame = recv_frame_with_fds(fd_.get());
+      if (!frame) return "closed";
+      const auto message = nlohmann::json::parse(frame->payload);
+      return message["type"] == "error" ? message["code"].get<std::string>() : message["type"].get<std::string>();
+    } catch (const std::exception&) {
+      return "closed";
+    }
+  }
+
+ private:
+  UniqueFd fd_;
+};
+
+TEST_F(DaemonE2E, HostileBytesGetAnErrorOrACloseAndTheDaemonStillAnswers) {
+  start_daemon();
+  const std::string hello = protocol::encode_frame(R"({"type":"hello","version":1})");
+  {
+    RawClient random_bytes(socket_);
+    std::mt19937 random(42);
+    std::string bytes(8192, '\0');
+    for (auto& b : bytes) b = static_cast<char>(random());
+    random_bytes.write(bytes);
+    const auto reply = random_bytes.reply();
+    EXPECT_TRUE(reply == "protocol" || reply == "closed") << reply;
+  }
+  {
+    RawClient oversized(socket_);
+    oversized.write(hello);
+    EXPECT_EQ(oversized.reply(), "hello");
+    oversized.write(std::string("\xff\xff\xff\xff", 4));
+    EXPECT_EQ(oversized.reply(), "protocol");
+    EXPECT_EQ(oversized.reply(), "closed");
+  }
+  {
+    RawClient wrong_version(socket_);
+    wrong_version.write(protocol::encode_frame(R"({"type":"hello","version":99})"));
+    EXPECT_EQ(wrong_version.reply(), "protocol");
+    EXPECT_EQ(wrong_version.reply(), "closed");
+  }
+  {
+    RawClient unknown_type(socket_);
+    unknown_type.write(hello);
+    EXPECT_EQ(unknown_type.reply(), "hello");
+    unknown_type.write(protocol::encode_frame(R"({"type":"self_destruct"})"));
+    EXPECT_EQ(unknown_type.reply(), "protocol");
+  }
+  EXPECT_EQ(ctl({"ping"}).exit_code, 0) << daemon_log();
+}
+
+TEST_F(DaemonE2E, ConfigErrorNamesKeyAndLine) {
+  write_config("  entries:\n    - name: wav2lip\n      kind: wav2lip\n      device: quantum\n");
+  int bad_line = 0;
+  {
+    std::ifstream in(config_);
+    std::string line;
+    for (int number = 1; std::getline(in, line); ++number)
+      if (line.find("quantum") != std::string::npos) bad_line = number;
+  }
+  ASSERT_GT(bad_line, 0);
+  const auto check = run_process({HEYGEMD_BINARY, "--check-config", "--config", config_.string()}, scratch_);
+  EXPECT_EQ(check.exit_code, 2);
+  EXPECT_NE(check.err.find("line " + std::to_string(bad_line) + ":"), std::string::npos) << check.err;
+  EXPECT_NE(check.err.find("models.entries[0].device"), std::string::npos) << check.err;
+  write_config("");
+  EXPECT_EQ(run_process({HEYGEMD_BINARY, "--check-config", "--config", config_.string()}, scratch_).exit_code, 0);
+}
+
+TEST_F(DaemonE2E, ASecondDaemonOnTheSameSocketRefusesToStart) {
+  start_daemon();
+  const auto second = run_process({HEYGEMD_BINARY, "--config", config_.string()}, scratch_, {.timeout = 120s});
+  EXPECT_NE(second.exit_code, 0);
+  EXPECT_NE(second.err.find("another heygemd is running"), std::string::npos) << second.err;
+  EXPECT_EQ(ctl({"ping"}).exit_code, 0);
+}
+
+}  // namespace
+}  // namespace heygem::integration
