@@ -64,6 +64,17 @@ void check_input(const at::Tensor& tensor, const char* what, int64_t channels, i
                                                  c10::toString(tensor.scalar_type()));
 }
 
+// The reference builds its batches from numpy transposes, so both are NHWC-strided (for the 1-channel
+// mel: strides (1280, 1, 16, 1)). Convolution kernels are chosen by layout; giving the network the
+// same strides reproduces the reference's numbers bit for bit (CPU, same torch build) and costs one
+// small copy. contiguous(ChannelsLast) would not restride the 1-channel mel, hence empty_strided.
+at::Tensor reference_layout(const at::Tensor& x, const Placement& placement) {
+  const auto s = x.sizes();
+  const std::vector<int64_t> strides{s[1] * s[2] * s[3], 1, s[3] * s[1], s[1]};
+  if (x.device() == placement.device && x.scalar_type() == placement.dtype && x.strides().equals(strides)) return x;
+  return at::empty_strided(s, strides, x.options().device(placement.device).dtype(placement.dtype)).copy_(x);
+}
+
 void check_batches(const at::Tensor& mel, const at::Tensor& faces) {
   if (mel.size(0) != faces.size(0))
     throw Error(ErrorCode::invalid_argument, "wav2lip: mel batch " + std::to_string(mel.size(0)) +
@@ -102,7 +113,7 @@ std::unique_ptr<Wav2LipGenerator> Wav2LipGenerator::untrained(const Placement& p
 at::Tensor Wav2LipGenerator::audio_embedding(const at::Tensor& mel) const {
   check_input(mel, "mel", 1, kMelBins, kMelSteps);
   c10::InferenceMode inference;
-  return net_->encode_audio(mel.to(placement_.device, placement_.dtype)).to(at::kFloat);
+  return net_->encode_audio(reference_layout(mel, placement_)).to(at::kFloat);
 }
 
 at::Tensor Wav2LipGenerator::logits(const at::Tensor& mel, const at::Tensor& faces) const {
@@ -110,7 +121,7 @@ at::Tensor Wav2LipGenerator::logits(const at::Tensor& mel, const at::Tensor& fac
   check_input(faces, "faces", kFaceChannels, kFaceSize, kFaceSize);
   check_batches(mel, faces);
   c10::InferenceMode inference;
-  return net_->logits(mel.to(placement_.device, placement_.dtype), faces.to(placement_.device, placement_.dtype))
+  return net_->logits(reference_layout(mel, placement_), reference_layout(faces, placement_))
       .to(at::kFloat);
 }
 
@@ -126,7 +137,7 @@ Wav2LipTrace Wav2LipGenerator::trace(const at::Tensor& mel, const at::Tensor& fa
   check_batches(mel, faces);
   c10::InferenceMode inference;
   Wav2LipTrace trace;
-  net_->logits(mel.to(placement_.device, placement_.dtype), faces.to(placement_.device, placement_.dtype), &trace);
+  net_->logits(reference_layout(mel, placement_), reference_layout(faces, placement_), &trace);
   trace.audio_embedding = trace.audio_embedding.to(at::kFloat);
   trace.logits = trace.logits.to(at::kFloat);
   for (auto& feat : trace.face_feats) feat = feat.to(at::kFloat);

@@ -43,8 +43,9 @@ class Wav2LipGenerator {
   const Placement& placement() const { return placement_; }
   // Where the weights came from: the checkpoint path, or "untrained wav2lip (hash-init seed N)".
   const std::string& source() const { return source_; }
-  // Inputs on any device / floating dtype, in any memory format (kept: on CPU a ChannelsLast face batch
-  // reproduces the reference bit for bit); they are moved to the model's device and precision.
+  // Inputs on any device / floating dtype and in any memory format; they are moved to the model's
+  // device and precision and given the reference's NHWC strides (on CPU float32 that reproduces the
+  // reference's numbers bit for bit).
   // Output float32 on the model's device. Thread-safe (read-only forward under c10::InferenceMode).
   // Throws heygem::Error(invalid_argument) for shapes other than the ones above.
   at::Tensor generate(const at::Tensor& mel, const at::Tensor& faces) const;

@@ -22,8 +22,9 @@ nlohmann::json keys_json(const std::string& folder) {
 }
 
 StateDict layout_from_keys(const std::string& folder) {
+  const nlohmann::json keys = keys_json(folder);
   StateDict layout;
-  for (const auto& entry : keys_json(folder).at("entries")) {
+  for (const auto& entry : keys.at("entries")) {
     const auto shape = entry.at("shape").get<std::vector<int64_t>>();
     const auto dtype = entry.at("dtype").get<std::string>() == "int64" ? at::kLong : at::kFloat;
     layout.emplace_back(entry.at("name").get<std::string>(), at::zeros(shape, dtype));
@@ -35,7 +36,8 @@ HashInitSpec fixture_spec() {
   const auto meta = test::manifest("wav2lip").at("meta");
   HashInitSpec spec;
   spec.seed = meta.at("seed").get<std::uint32_t>();
-  for (const auto& [name, g] : meta.value("gain_log2", nlohmann::json::object()).items()) spec.gain_log2[name] = g.get<int>();
+  if (meta.contains("gain_log2"))
+    for (const auto& [name, g] : meta.at("gain_log2").items()) spec.gain_log2[name] = g.get<int>();
   return spec;
 }
 
@@ -128,11 +130,13 @@ TEST(Wav2LipGenerator, UnexpectedKeyIsNamed) {
 
 TEST(Wav2LipGenerator, OtherModelIsNotAWav2LipCheckpoint) {
   const StateDict s3fd = layout_from_keys("s3fd");
+  ASSERT_FALSE(s3fd.empty());
   const std::string first_key = fixture_weights().front().first;
   const std::string message =
       error_of([&] { Wav2LipGenerator(s3fd, Placement{}, "s3fd.pth"); }, ErrorCode::invalid_input);
   EXPECT_EQ(message.rfind("s3fd.pth: not a Wav2Lip generator checkpoint: missing key " + first_key, 0), 0u)
       << message;
+  EXPECT_NE(message.find("the first " + s3fd.front().first), std::string::npos) << message;
 }
 
 TEST(Wav2LipGenerator, FromFileOfAnotherModelNamesTheFile) {
@@ -184,6 +188,18 @@ TEST(Wav2LipGenerator, UntrainedIsLabelledDeterministicAndInRange) {
   EXPECT_LT(first.max().item<float>(), 1.0f);
   // generate() = sigmoid(logits())
   EXPECT_TRUE(at::allclose(first, generator->logits(mel, faces).sigmoid(), 0, 0));
+}
+
+TEST(Wav2LipGenerator, ResultDoesNotDependOnInputLayout) {
+  const Wav2LipGenerator generator(fixture_weights(), Placement{}, "fixture");
+  const at::Tensor mel = at::rand({2, 1, 80, 16}) * 8 - 4;
+  const at::Tensor faces = at::rand({2, 6, 96, 96});
+  // Same values, other strides: every second row of a taller batch, and a double-precision copy.
+  const at::Tensor strided_faces = at::repeat_interleave(faces, 2, 2).slice(2, 0, 192, 2);
+  ASSERT_TRUE(strided_faces.equal(faces));
+  const at::Tensor expected = generator.generate(mel, faces);
+  EXPECT_TRUE(generator.generate(mel, strided_faces).equal(expected));
+  EXPECT_TRUE(generator.generate(mel.to(at::kDouble), faces.contiguous(at::MemoryFormat::ChannelsLast)).equal(expected));
 }
 
 TEST(Wav2LipGenerator, RejectsBadInputShapes) {
