@@ -130,9 +130,11 @@ TEST(Load, ConcurrentClientsAllCompleteInFifoOrderAndResourcesReturnToBaseline) 
   EXPECT_EQ(jobs.size(), static_cast<std::size_t>(clients * per_client + 1));
   // One device, one job at a time: a job submitted earlier never starts later.
   std::sort(jobs.begin(), jobs.end(), [](const auto& a, const auto& b) { return a.submitted_at_ms < b.submitted_at_ms; });
-  for (std::size_t i = 1; i < jobs.size(); ++i)
-    if (jobs[i - 1].submitted_at_ms < jobs[i].submitted_at_ms)
+  for (std::size_t i = 1; i < jobs.size(); ++i) {
+    if (jobs[i - 1].submitted_at_ms < jobs[i].submitted_at_ms) {
       EXPECT_LE(jobs[i - 1].started_at_ms, jobs[i].started_at_ms) << jobs[i - 1].job_id << " vs " << jobs[i].job_id;
+    }
+  }
 
   std::this_thread::sleep_for(1s);
   EXPECT_EQ(daemon.open_fds(), fds_before) << "file descriptors leaked";
