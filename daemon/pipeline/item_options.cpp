@@ -60,6 +60,8 @@ ItemOptions parse_item_options(const nlohmann::json& options) {
       out.strict = get<bool>(value, key, "true or false");
     } else if (key == "loop") {
       out.loop = parse_loop_mode(get<std::string>(value, key, "a string"));
+    } else if (key == "length") {
+      out.length = parse_output_length(get<std::string>(value, key, "a string"));
     } else if (key == "fps") {
       if (value.is_null()) continue;
       const double fps = get<double>(value, key, "a number");
@@ -103,6 +105,7 @@ nlohmann::json to_json(const ItemOptions& o) {
   nlohmann::json j = {{"blend", std::string(to_string(o.blend))},
                       {"strict", o.strict},
                       {"loop", std::string(to_string(o.loop))},
+                      {"length", std::string(to_string(o.length))},
                       {"still_fps", o.still_fps},
                       {"nosmooth", !o.smooth},
                       {"pads", {o.pads.top, o.pads.bottom, o.pads.left, o.pads.right}},

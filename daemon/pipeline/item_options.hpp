@@ -22,6 +22,7 @@ struct ItemOptions {
   BlendMode blend = BlendMode::feather;
   bool strict = false;                // fail on the first frame without a face instead of passing it through
   LoopMode loop = LoopMode::pingpong;
+  OutputLength length = OutputLength::audio;  // `reference` reproduces inference.py's frame count
   std::optional<double> fps;          // output frame rate; default the source's average (stills: still_fps)
   double still_fps = 25.0;
   std::optional<FaceBox> box;         // fixed face box: no detection, no pads, no smoothing

@@ -147,6 +147,7 @@ class LipSyncRun {
   const RunHooks& hooks_;
 
   media::Matrix mel_;
+  int64_t audio_samples_ = 0;
   std::vector<int64_t> chunk_starts_;
   std::unique_ptr<FrameSource> source_;
   media::Rational fps_;
@@ -156,7 +157,8 @@ class LipSyncRun {
 
   BoundedQueue<Work> decoded_{kQueueFrames}, detected_{kQueueFrames}, rendered_{kQueueFrames};
   FailureLatch latch_;
-  StageClock decode_clock_{"decode"}, detect_clock_{"detect"}, generate_clock_{"generate"}, encode_clock_{"encode"};
+  StageClock decode_clock_{"decode"}, detect_clock_{"detect"}, generate_clock_{"generate"},
+      blend_clock_{"blend"}, encode_clock_{"encode"};
   Clock::time_point started_ = Clock::now();
   Clock::time_point last_progress_{};
 };
@@ -164,6 +166,7 @@ class LipSyncRun {
 void LipSyncRun::prepare_audio() {
   if (hooks_.progress) hooks_.progress({"audio", 0, 0, 0, 0});
   std::vector<float> samples = media::load_audio_16k_mono(files_.audio);
+  audio_samples_ = static_cast<int64_t>(samples.size());
   mel_ = media::melspectrogram(samples);
   if (mel_.cols < media::kMelStepSize)
     throw Error(ErrorCode::invalid_input, files_.audio.string() + ": the audio is too short (" +
@@ -282,11 +285,13 @@ void LipSyncRun::generate_batch(std::vector<Work>& batch) {
       throw Error(ErrorCode::invalid_input, files_.video.string() + ": no face in source frame " +
                                                 std::to_string(batch[i].source_index) + " (strict mode)");
   }
+  generate_clock_.count(static_cast<int64_t>(batch.size()));
   if (faces.empty()) return;
   c10::InferenceMode guard;
   std::vector<at::Tensor> regions;
   std::vector<FaceBox> relative;
   std::vector<float> mel_values;
+  at::Tensor patches = generate_clock_.measure([&] {
   at::Tensor mel = at::empty({static_cast<int64_t>(faces.size()), 1, mel_.rows, media::kMelStepSize}, at::kFloat);
   for (size_t k = 0; k < faces.size(); ++k) {
     Work& w = batch[faces[k]];
@@ -297,14 +302,19 @@ void LipSyncRun::generate_batch(std::vector<Work>& batch) {
     std::memcpy(mel[static_cast<int64_t>(k)].data_ptr<float>(), mel_values.data(), mel_values.size() * sizeof(float));
   }
   at::Tensor input = make_generator_faces(regions, relative, kFaceSize);
-  at::Tensor patches = generator_output_to_u8(generator.generate(mel.to(device), input));
-  for (size_t k = 0; k < faces.size(); ++k) {
-    paste_patch(regions[k], patches[static_cast<int64_t>(k)], relative[k], options_.blend);
-    if (!device.is_cpu()) {
-      Work& w = batch[faces[k]];
-      region_view(w.frame, *w.box).copy_(regions[k].cpu());
+  return generator_output_to_u8(generator.generate(mel.to(device), input));
+  });
+  // paste-back (and, on a GPU, the copy of the pasted regions back into the host frames)
+  blend_clock_.measure([&] {
+    for (size_t k = 0; k < faces.size(); ++k) {
+      paste_patch(regions[k], patches[static_cast<int64_t>(k)], relative[k], options_.blend);
+      if (!device.is_cpu()) {
+        Work& w = batch[faces[k]];
+        region_view(w.frame, *w.box).copy_(regions[k].cpu());
+      }
     }
-  }
+  });
+  blend_clock_.count(static_cast<int64_t>(faces.size()));
 }
 
 void LipSyncRun::generate_stage() {
@@ -313,8 +323,7 @@ void LipSyncRun::generate_stage() {
     const size_t batch_size = static_cast<size_t>(default_batch(options_.generator_batch, cpu, 16, 128));
     std::vector<Work> batch;
     auto flush = [&] {
-      generate_clock_.measure([&] { generate_batch(batch); });
-      generate_clock_.count(static_cast<int64_t>(batch.size()));
+      generate_batch(batch);
       for (auto& w : batch)
         if (!rendered_.push(std::move(w))) return false;
       batch.clear();
@@ -343,7 +352,7 @@ ItemReport LipSyncRun::run() {
     fps_ = probe.info().still_image && !options_.fps ? to_rational(options_.still_fps) : probe.output_fps();
   }
   reader_options.output_fps = fps_;
-  chunk_starts_ = media::mel_chunk_starts(mel_.cols, fps_.value());
+  chunk_starts_ = frame_mel_starts(mel_.cols, audio_samples_, media::kMelSampleRate, fps_.value(), options_.length);
   const int64_t total = static_cast<int64_t>(chunk_starts_.size());
   const auto scratch = files_.scratch.empty() ? files_.output.parent_path() : files_.scratch;
   source_ = std::make_unique<FrameSource>(files_.video, reader_options, total, options_.loop,
@@ -395,7 +404,8 @@ ItemReport LipSyncRun::run() {
   report.height = height_;
   report.fps = fps_.value();
   report.wall_seconds = std::chrono::duration<double>(Clock::now() - started_).count();
-  report.stages = {decode_clock_.timing(), detect_clock_.timing(), generate_clock_.timing(), encode_clock_.timing()};
+  report.stages = {decode_clock_.timing(), detect_clock_.timing(), generate_clock_.timing(), blend_clock_.timing(),
+                   encode_clock_.timing()};
   return report;
 }
 

@@ -58,6 +58,7 @@ TEST(E2eParity, FramesBeforeEncodingMatchTheReference) {
   ItemOptions options;
   options.blend = BlendMode::hard;
   options.loop = LoopMode::forward;
+  options.length = OutputLength::reference;  // inference.py's frame count (the fixture's)
   options.box = job.box;
   options.smooth = false;
   options.generator_batch = job.batch;

@@ -1,0 +1,160 @@
+// heygem-bench: one lip-sync item straight through the pipeline library (no daemon), printing the
+// per-stage throughput; or the bare detector forward. Interface: docs/bench.md. The last stdout line
+// is one JSON object for scripts/bench/record.py.
+#include <ATen/ATen.h>
+#include <CLI/CLI.hpp>
+#include <c10/core/InferenceMode.h>
+#include <nlohmann/json.hpp>
+#include <torch/cuda.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <iostream>
+
+#include "daemon/media/video_reader.hpp"
+#include "daemon/models/hash_init.hpp"
+#include "daemon/models/retinaface.hpp"
+#include "daemon/models/s3fd.hpp"
+#include "daemon/models/wav2lip.hpp"
+#include "daemon/pipeline/lip_sync.hpp"
+
+namespace {
+
+using namespace heygem;
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
+
+void synchronize(const models::Placement& placement) {
+  if (placement.device.is_cuda()) torch::cuda::synchronize(placement.device.index() < 0 ? 0 : placement.device.index());
+}
+
+std::filesystem::path default_retinaface_weights() {
+  const char* shared = std::getenv("HEYGEM_SHARED");
+  return std::filesystem::path(shared && *shared ? shared : "../shared") / "models" / "retinaface_mobilenet0.25.pth";
+}
+
+std::unique_ptr<models::FaceDetector> load_detector(const std::string& kind, std::filesystem::path weights,
+                                                    const models::Placement& placement) {
+  if (kind == "retinaface")
+    return models::RetinaFaceDetector::from_file(weights.empty() ? default_retinaface_weights() : weights, placement);
+  if (kind == "s3fd") return models::S3fdDetector::from_file(weights, placement);
+  throw std::runtime_error("unknown detector " + kind);
+}
+
+// Frames of the video as one uint8 [N, H, W, 3] tensor (decoded once, outside the timing).
+at::Tensor read_frames(const std::filesystem::path& video, int count) {
+  media::VideoReader reader(video);
+  std::vector<at::Tensor> frames;
+  media::Frame frame;
+  while (static_cast<int>(frames.size()) < count && reader.next(frame))
+    frames.push_back(at::from_blob(frame.data.data(), {frame.height, frame.width, 3}, {frame.stride, 3, 1}, at::kByte).clone());
+  if (frames.empty()) throw std::runtime_error("no frames in " + video.string());
+  return at::stack(frames);
+}
+
+nlohmann::json detector_only(const std::string& kind, const std::filesystem::path& weights,
+                             const std::filesystem::path& video, int frames, int batch, const models::Placement& placement) {
+  auto detector = load_detector(kind, weights, placement);
+  const at::Tensor all = read_frames(video, frames).to(placement.device);
+  c10::InferenceMode guard;
+  auto run_forward = [&](const at::Tensor& chunk) {
+    if (auto* s3fd = dynamic_cast<models::S3fdDetector*>(detector.get())) {
+      (void)s3fd->forward(s3fd->preprocess(chunk));
+    } else if (auto* retina = dynamic_cast<models::RetinaFaceDetector*>(detector.get())) {
+      (void)retina->forward(retina->preprocess(chunk));
+    }
+  };
+  run_forward(all.slice(0, 0, std::min<int64_t>(batch, all.size(0))));  // warm-up (cuDNN autotune, allocator)
+  synchronize(placement);
+  auto start = Clock::now();
+  int64_t done = 0;
+  for (int64_t i = 0; i < all.size(0); i += batch) {
+    run_forward(all.slice(0, i, std::min<int64_t>(i + batch, all.size(0))));
+    done += std::min<int64_t>(batch, all.size(0) - i);
+  }
+  synchronize(placement);
+  const double forward_s = seconds_since(start);
+  start = Clock::now();
+  for (int64_t i = 0; i < all.size(0); i += batch) (void)detector->detect(all.slice(0, i, std::min<int64_t>(i + batch, all.size(0))));
+  synchronize(placement);
+  const double detect_s = seconds_since(start);
+  return {{"frames", done}, {"forward_s", forward_s}, {"forward_fps", done / forward_s},
+          {"detect_s", detect_s}, {"detect_fps", done / detect_s}, {"width", all.size(2)}, {"height", all.size(1)}};
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"heygem-bench: the lip-sync pipeline (or a detector) without the daemon, timed per stage"};
+  std::string audio, video, box_text, detector = "retinaface", detector_only_kind, weights, detector_weights;
+  std::string device = "cpu", precision = "float32", detector_precision = "float32", output;
+  int frames = 64, batch = 16;
+  bool json_only = false;
+  app.add_option("--audio", audio, "audio (or a video whose sound is used)");
+  app.add_option("--video", video, "video or still image")->required();
+  app.add_option("--box", box_text, "fixed face box T,B,L,R (no detection)");
+  app.add_option("--detector", detector, "retinaface or s3fd (when no --box)");
+  app.add_option("--detector-weights", detector_weights, "detector checkpoint (default: HEYGEM_SHARED/models)");
+  app.add_option("--detector-only", detector_only_kind, "time only this detector's forward: s3fd or retinaface");
+  app.add_option("--weights", weights, "weights for --detector-only");
+  app.add_option("--frames", frames, "frames for --detector-only");
+  app.add_option("--batch", batch, "batch for --detector-only");
+  app.add_option("--device", device, "cpu, cuda, cuda:N");
+  app.add_option("--precision", precision, "generator precision: float32, float16, bfloat16");
+  app.add_option("--detector-precision", detector_precision, "detector precision");
+  app.add_option("-o,--output", output, "output MP4 (default: a temporary file, removed)");
+  app.add_flag("--json", json_only, "print only the JSON result");
+  CLI11_PARSE(app, argc, argv);
+  try {
+    const auto detector_placement = models::parse_placement(device, detector_precision);
+    if (!detector_only_kind.empty()) {
+      auto result = detector_only(detector_only_kind, weights, video, frames, batch, detector_placement);
+      std::cout << result.dump() << std::endl;
+      return 0;
+    }
+    if (audio.empty()) throw std::runtime_error("--audio is required");
+    const auto placement = models::parse_placement(device, precision);
+    models::HashInitSpec spec;  // the untrained generator (speed does not depend on the values)
+    spec.seed = 1;
+    spec.gain_log2["output_block.1.weight"] = -9;
+    auto start = Clock::now();
+    auto generator = models::Wav2LipGenerator::untrained(placement, spec);
+    const double load_s = seconds_since(start);
+
+    pipeline::ItemOptions options;
+    std::unique_ptr<models::FaceDetector> face_detector;
+    if (!box_text.empty()) {
+      int t, b, l, r;
+      if (std::sscanf(box_text.c_str(), "%d,%d,%d,%d", &t, &b, &l, &r) != 4) throw std::runtime_error("--box: expected T,B,L,R");
+      options.box = pipeline::FaceBox{t, b, l, r};
+    } else {
+      face_detector = load_detector(detector, detector_weights, detector_placement);
+    }
+    const auto out = output.empty() ? std::filesystem::temp_directory_path() / ("heygem-bench-" + std::to_string(::getpid()) + ".mp4")
+                                    : std::filesystem::path(output);
+    start = Clock::now();
+    const auto report = pipeline::run_lip_sync({audio, video, out, out.parent_path()}, options,
+                                               {generator.get(), face_detector.get()});
+    const double wall = seconds_since(start);
+    if (output.empty()) std::filesystem::remove(out);
+    nlohmann::json stages = nlohmann::json::array();
+    for (const auto& s : report.stages)
+      stages.push_back({{"name", s.name}, {"busy_seconds", s.busy_seconds}, {"frames", s.frames}, {"fps", s.fps()}});
+    nlohmann::json result = {{"frames", report.frames},     {"wall_s", wall},
+                             {"fps", report.frames / wall}, {"generator_load_s", load_s},
+                             {"frames_without_face", report.frames_without_face},
+                             {"width", report.width},       {"height", report.height},
+                             {"stages", stages}};
+    if (!json_only)
+      for (const auto& s : report.stages)
+        std::printf("%-9s %8.1f fps  (%lld frames, %.2f s busy)\n", s.name.c_str(), s.fps(), static_cast<long long>(s.frames), s.busy_seconds);
+    std::cout << result.dump() << std::endl;
+    return 0;
+  } catch (const std::exception& e) {
+    std::cerr << "heygem-bench: " << e.what() << "\n";
+    return 1;
+  }
+}
