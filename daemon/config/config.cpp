@@ -80,6 +80,8 @@ class Reader {
     if (map.IsNull()) return;
     if (!map.IsMap()) fail(map, path.empty() ? "(top level)" : path, "expected a mapping");
     for (const auto& entry : map) {
+      // A complex key ("? [a]: b") is no name; as<std::string>() would throw a YAML exception.
+      if (!entry.first.IsScalar()) fail(entry.first, path.empty() ? "(top level)" : path, "keys must be plain names");
       const auto name = entry.first.as<std::string>();
       const auto full = path.empty() ? name : path + "." + name;
       if (!allowed.count(name)) {
