@@ -1,6 +1,8 @@
 // heygemd(8) against `heygemd --help`: every option is documented, none that does not exist.
 #include <gtest/gtest.h>
 
+#include <stdexcept>
+
 #include "tests/docs/doc_tools.hpp"
 
 namespace heygem::test {
@@ -24,6 +26,25 @@ TEST(HeygemdManPage, DocumentsEveryOptionAndNoOther) {
     }
   for (const auto& name : documented)
     EXPECT_TRUE(existing.count(name)) << "heygemd(8) documents " << name << ", which heygemd --help lacks";
+}
+
+// The code heygemd(8) EXIT STATUS gives for the entry whose text starts with `start`.
+int documented_exit_code(const std::string& start) {
+  const auto page = parse_man_page(std::filesystem::path(HEYGEM_SOURCE_DIR) / "man" / "heygemd.8");
+  for (const auto& entry : page.block("EXIT STATUS").entries)
+    if (entry.body.rfind(start, 0) == 0) return std::stoi(entry.tags.at(0));
+  throw std::runtime_error("heygemd(8) EXIT STATUS has no entry starting \"" + start + "\"");
+}
+
+TEST(HeygemdManPage, UsageErrorsExitAsDocumented) {
+  const auto result = run_command({HEYGEMD_BINARY, "--no-such-option"});
+  EXPECT_EQ(result.exit_code, documented_exit_code("A usage or configuration error")) << result.err;
+}
+
+TEST(HeygemdManPage, VersionAndCheckConfigExitAsDocumented) {
+  EXPECT_EQ(run_command({HEYGEMD_BINARY, "--version"}).exit_code, 0);
+  const auto check = run_command({HEYGEMD_BINARY, "--check-config"});
+  EXPECT_EQ(check.exit_code, documented_exit_code("Stopped cleanly")) << check.err;
 }
 
 }  // namespace
