@@ -8,6 +8,7 @@
 
 #include "daemon/models/retinaface.hpp"
 #include "daemon/models/retinaface_net.hpp"
+#include "tests/support/device.hpp"
 #include "tests/support/fixtures.hpp"
 #include "tests/support/png_bgr.hpp"
 
@@ -27,7 +28,7 @@ double max_abs_diff(const at::Tensor& a, const at::Tensor& b) {
   EXPECT_EQ(a.sizes(), b.sizes());
   if (a.sizes() != b.sizes()) return INFINITY;
   if (a.numel() == 0) return 0;
-  return (a.to(at::kDouble) - b.to(at::kDouble)).abs().max().item<double>();
+  return (a.cpu().to(at::kDouble) - b.cpu().to(at::kDouble)).abs().max().item<double>();
 }
 
 nlohmann::json meta() { return test::manifest(kFolder).at("meta"); }
@@ -47,6 +48,14 @@ RetinaFaceOptions fixture_options(double vis_threshold) {
 const RetinaFaceDetector& full_list_detector() {
   static const auto detector = RetinaFaceDetector::from_file(
       weights_file(), Placement{}, fixture_options(meta().at("thresholds").at("confidence_threshold").get<double>()));
+  return *detector;
+}
+
+// The same on the device the parity run targets (HEYGEM_TEST_DEVICE; CPU by default).
+const RetinaFaceDetector& device_detector() {
+  static const auto detector = RetinaFaceDetector::from_file(
+      weights_file(), test::test_placement(),
+      fixture_options(meta().at("thresholds").at("confidence_threshold").get<double>()));
   return *detector;
 }
 
@@ -100,12 +109,13 @@ TEST(RetinaFaceParity, LayoutMatchesShippedCheckpoint) {
 }
 
 TEST(RetinaFaceParity, PreprocessingMatchesReferenceInput) {
-  const auto input = full_list_detector().preprocess(frame_tensor(0));
+  const auto input = device_detector().preprocess(frame_tensor(0));
   EXPECT_EQ(max_abs_diff(input, fixture_tensor("input_0.f32")), 0.0);
 }
 
 TEST(RetinaFaceParity, RawOutputsMatchReference) {
-  const auto raw = full_list_detector().forward(fixture_tensor("input_0.f32"));
+  const auto& detector = device_detector();
+  const auto raw = detector.forward(fixture_tensor("input_0.f32").to(detector.placement().device));
   EXPECT_LE(max_abs_diff(raw.loc, fixture_tensor("loc_0.f32")), 1e-4);
   EXPECT_LE(max_abs_diff(raw.conf, fixture_tensor("conf_0.f32")), 1e-4);
   EXPECT_LE(max_abs_diff(raw.landmarks, fixture_tensor("landms_0.f32")), 1e-4);
@@ -138,8 +148,8 @@ TEST(RetinaFaceParity, DetectorOnAllFramesFullAndDrawnLists) {
   for (size_t i = 0; i < frames_meta.size(); ++i) frames.push_back(frame_tensor(i));
   const auto batch = at::cat(frames, 0);
 
-  const auto full = full_list_detector().detect(batch);
-  const auto drawn = RetinaFaceDetector::from_file(weights_file(), Placement{},
+  const auto full = device_detector().detect(batch);
+  const auto drawn = RetinaFaceDetector::from_file(weights_file(), test::test_placement(),
                                                    fixture_options(meta().at("thresholds").at("vis_thres").get<double>()))
                          ->detect(batch);
   ASSERT_EQ(full.size(), frames.size());

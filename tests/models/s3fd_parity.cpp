@@ -12,6 +12,7 @@
 #include "daemon/models/hash_init.hpp"
 #include "daemon/models/s3fd.hpp"
 #include "daemon/models/s3fd_net.hpp"
+#include "tests/support/device.hpp"
 #include "tests/support/fixtures.hpp"
 #include "tests/support/png_bgr.hpp"
 
@@ -26,7 +27,7 @@ at::Tensor fixture_tensor(const std::string& file) {
 }
 
 double max_abs_diff(const at::Tensor& a, const at::Tensor& b) {
-  return (a.to(at::kDouble) - b.to(at::kDouble)).abs().max().item<double>();
+  return (a.cpu().to(at::kDouble) - b.cpu().to(at::kDouble)).abs().max().item<double>();
 }
 
 HashInitSpec fixture_spec() {
@@ -42,6 +43,13 @@ HashInitSpec fixture_spec() {
 const S3fdDetector& hash_init_detector() {
   static const auto detector =
       std::make_unique<S3fdDetector>(hash_init(s3fd_layout(), fixture_spec()), Placement{}, "hash-init");
+  return *detector;
+}
+
+// The same weights on the device the parity run targets (HEYGEM_TEST_DEVICE; CPU by default).
+const S3fdDetector& device_detector() {
+  static const auto detector =
+      std::make_unique<S3fdDetector>(hash_init(s3fd_layout(), fixture_spec()), test::test_placement(), "hash-init");
   return *detector;
 }
 
@@ -73,7 +81,7 @@ TEST(S3fdParity, PreprocessingMatchesReferenceInput) {
   const auto image = test::read_png_bgr(test::fixtures_root() / kFolder / "frame.png");
   const auto frame = at::from_blob(const_cast<uint8_t*>(image.pixels.data()), {1, image.height, image.width, 3},
                                    at::kByte);
-  const auto input = hash_init_detector().preprocess(frame);
+  const auto input = device_detector().preprocess(frame);
   const auto expected = fixture_tensor("input.f32");
   ASSERT_EQ(input.sizes(), expected.sizes());
   EXPECT_TRUE(input.is_contiguous(at::MemoryFormat::ChannelsLast));
@@ -81,9 +89,10 @@ TEST(S3fdParity, PreprocessingMatchesReferenceInput) {
 }
 
 TEST(S3fdParity, RawOutputsMatchReferencePerLevel) {
-  const auto& detector = hash_init_detector();
+  const auto& detector = device_detector();
   // The reference hands the network a channels-last view; same layout, same kernels.
-  const auto input = fixture_tensor("input.f32").contiguous(at::MemoryFormat::ChannelsLast);
+  const auto input =
+      fixture_tensor("input.f32").to(detector.placement().device).contiguous(at::MemoryFormat::ChannelsLast);
   const auto raw = detector.forward(input);
   const auto probabilities = S3fdDetector::class_probabilities(raw);
   ASSERT_EQ(raw.cls_logits.size(), static_cast<size_t>(S3fdNet::kLevels));

@@ -10,6 +10,7 @@
 #include "daemon/media/video_reader.hpp"
 #include "daemon/models/wav2lip.hpp"
 #include "daemon/pipeline/lip_sync.hpp"
+#include "tests/support/device.hpp"
 #include "tests/support/fixtures.hpp"
 #include "tests/support/temp_dir.hpp"
 
@@ -53,7 +54,7 @@ E2eJob read_job() {
 
 TEST(E2eParity, FramesBeforeEncodingMatchTheReference) {
   const E2eJob job = read_job();
-  auto generator = models::Wav2LipGenerator::untrained(models::Placement{}, job.weights);
+  auto generator = models::Wav2LipGenerator::untrained(test::test_placement(), job.weights);
 
   ItemOptions options;
   options.blend = BlendMode::hard;
