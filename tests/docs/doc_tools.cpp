@@ -39,6 +39,9 @@ UniqueFd open_or_throw(const std::filesystem::path& path, int flags) {
 
 CommandResult run_command(const std::vector<std::string>& argv, const std::vector<std::string>& extra_env) {
   if (argv.empty()) throw std::runtime_error("run_command: no program");
+  if (argv[0].empty() || argv[0].find("-NOTFOUND") != std::string::npos)
+    throw std::runtime_error("a program these tests need was not found at configure time (" + argv[0] +
+                             "); scripts/install-deps.sh installs groff-base, mandoc and bash");
   TempDir scratch;
   const auto out_path = scratch.path() / "stdout", err_path = scratch.path() / "stderr";
   const UniqueFd out = open_or_throw(out_path, O_WRONLY | O_CREAT | O_TRUNC);
