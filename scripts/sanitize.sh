@@ -17,8 +17,9 @@ if [[ ${1:-} == --ci ]]; then mode=ci; shift; fi
 build_dir=${HEYGEM_SANITIZE_BUILD_DIR:-build-asan}
 export CCACHE_BASEDIR=${CCACHE_BASEDIR:-$repo}
 
+mkdir -p "$build_dir"
 cmake -S "$repo" -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHEYGEM_SANITIZE=ON \
-  >"$build_dir.configure.log" 2>&1 || { cat "$build_dir.configure.log" >&2; exit 1; }
+  >"$build_dir/configure.log" 2>&1 || { cat "$build_dir/configure.log" >&2; exit 1; }
 
 ci_suites=(test_common test_daemon test_cli)
 if [[ $mode == ci ]]; then
