@@ -100,7 +100,7 @@ class DaemonE2E : public ::testing::Test {
 
   // submit --detach with the fixed box and fast encoding; returns the job id.
   std::string submit_detached(const std::vector<fs::path>& videos) {
-    std::vector<std::string> args{"submit", "--detach", "--quiet", "--audio", inputs_.audio.string(),
+    std::vector<std::string> args{"submit", "--detach", "--audio", inputs_.audio.string(),
                                   "--box", inputs_.box, "--crf", "35", "--preset", "ultrafast"};
     for (const auto& v : videos) args.push_back(v.string());
     const auto result = ctl(args);
