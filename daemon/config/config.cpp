@@ -401,7 +401,7 @@ void resolve_paths(DaemonConfig& config, uid_t uid) {
     auto primary = directory / spec.weights;
     std::error_code ec;
     if (!std::filesystem::exists(primary, ec) && std::filesystem::exists(fallback / spec.weights, ec)) {
-      const auto found = std::filesystem::absolute(fallback / spec.weights, ec);
+      const auto found = std::filesystem::weakly_canonical(std::filesystem::absolute(fallback / spec.weights, ec), ec);
       config.notes.push_back("model " + spec.name + ": " + primary.string() + " not found, using " + found.string());
       spec.weights = found;
     } else {
