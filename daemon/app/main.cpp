@@ -37,7 +37,13 @@ int main(int argc, char** argv) {
   cli.add_flag("--foreground", foreground, "stay in the foreground (heygemd never forks; kept for init scripts)");
   cli.add_option("--log-level", log_level, "trace, debug, info, warn, error, critical or off (overrides logging.level)");
   cli.add_flag("--version", version, "print the version and exit");
-  CLI11_PARSE(cli, argc, argv);
+  try {
+    cli.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    // --help / --version print and exit 0; every other parse error is a usage error: exit 2
+    const int printed = cli.exit(e);
+    return printed == 0 ? 0 : 2;
+  }
 
   if (version) {
     std::cout << "heygemd " << heygem::heygem_version() << "\n";

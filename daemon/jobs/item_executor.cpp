@@ -66,7 +66,7 @@ class LipSyncJobRun : public JobRun {
     pipeline::ItemModels models;
     models.generator = generator_->generator();
     // The pipeline only calls the detector's const detect(); the lease hands out a const view.
-    models.detector = detector_ ? const_cast<models::FaceDetector*>(detector_->detector()) : nullptr;
+    models.detector = detector_ ? detector_->detector() : nullptr;
     pipeline::RunHooks hooks;
     hooks.progress = [this](const pipeline::ItemProgress& p) {
       control_.progress({p.stage, p.frames_done, p.frames_total, p.fps, p.eta_seconds});

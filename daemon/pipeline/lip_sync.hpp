@@ -45,7 +45,7 @@ struct ItemReport {
 
 struct ItemModels {
   const models::Wav2LipGenerator* generator = nullptr;  // required
-  models::FaceDetector* detector = nullptr;             // required unless options.box is set
+  const models::FaceDetector* detector = nullptr;       // required unless options.box is set
 };
 
 struct ItemFiles {

@@ -67,7 +67,7 @@ Rendered render(const test::TempDir& dir, const std::filesystem::path& audio, co
     run.sources.push_back(source_number(f));
   };
   run.report = run_lip_sync({audio, video, dir.path() / "out.mp4", dir.path()}, options,
-                            {&generator(), const_cast<models::FaceDetector*>(detector)}, hooks);
+                            {&generator(), detector}, hooks);
   return run;
 }
 
