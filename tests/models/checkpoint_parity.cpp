@@ -161,8 +161,9 @@ TEST_P(PickledCheckpoint, MatchesExpectedTensorsAndStructure) {
   // Only the declared sharing: other tensors have storages of their own.
   for (std::size_t i = 0; i < want.size(); ++i)
     for (std::size_t j = i + 1; j < want.size(); ++j) {
-      const bool shared = want[j].value("shares_storage_with", "") == want[i].at("key") ||
-                          want[i].value("shares_storage_with", "") == want[j].at("key");
+      const auto key_i = want[i].at("key").get<std::string>(), key_j = want[j].at("key").get<std::string>();
+      const bool shared = want[j].value("shares_storage_with", std::string()) == key_i ||
+                          want[i].value("shares_storage_with", std::string()) == key_j;
       EXPECT_EQ(tensors[i].second.is_alias_of(tensors[j].second), shared) << tensors[i].first << " / " << tensors[j].first;
     }
 }
