@@ -121,6 +121,7 @@ Daemon::Daemon(DaemonOptions options)
          << "    - {name: wav2lip, kind: wav2lip, weights: \"\", device: cpu, precision: float32, preload: true}\n"
          << "    - {name: retinaface, kind: retinaface, weights: retinaface_mobilenet0.25.pth, device: cpu,"
             " precision: float32, preload: true}\n";
+  config.close();  // flushed before heygemd reads it
   if (!config) throw std::runtime_error("cannot write " + config_.string());
   start();
 }
