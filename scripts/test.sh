@@ -5,4 +5,5 @@ cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 scripts/build.sh
 cd "${HEYGEM_BUILD_DIR:-build}"
-ctest --output-on-failure -j "${HEYGEM_TEST_JOBS:-2}" "$@"
+# Suites labelled "long" (the daemon hardening runs, ASan subset, fuzz smoke) run with `ctest -L long`.
+ctest --output-on-failure -j "${HEYGEM_TEST_JOBS:-2}" -LE long "$@"
