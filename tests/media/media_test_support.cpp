@@ -130,17 +130,6 @@ std::vector<uint8_t> read_bytes(const std::filesystem::path& file) {
 
 }  // namespace
 
-ScratchDir::ScratchDir() {
-  std::string pattern = (std::filesystem::temp_directory_path() / "heygem-media-test-XXXXXX").string();
-  if (!::mkdtemp(pattern.data())) throw std::runtime_error("mkdtemp failed for " + pattern);
-  path_ = pattern;
-}
-
-ScratchDir::~ScratchDir() {
-  std::error_code ignored;
-  std::filesystem::remove_all(path_, ignored);
-}
-
 bool ffmpeg_available() {
   return std::system((ffmpeg_program() + " -version > /dev/null 2>&1").c_str()) == 0;
 }
@@ -257,6 +246,7 @@ StreamFacts probe_stream(const std::filesystem::path& file, const std::string& t
   facts.width = stream->codecpar->width;
   facts.height = stream->codecpar->height;
   facts.sample_rate = stream->codecpar->sample_rate;
+  facts.fps = av_q2d(stream->r_frame_rate);
   if (wanted == AVMEDIA_TYPE_VIDEO) {
     const char* name = av_get_pix_fmt_name(static_cast<AVPixelFormat>(stream->codecpar->format));
     facts.pixel_format = name ? name : "";

@@ -9,20 +9,14 @@
 
 #include "daemon/media/media_types.hpp"
 
+#include "tests/support/temp_dir.hpp"
+
 namespace heygem::media::test {
 
-// A fresh folder under the system temp dir, removed with everything in it on destruction.
-class ScratchDir {
+// The shared test temp folder (tests/support/temp_dir.hpp), with `dir / "name"` for brevity.
+class ScratchDir : public heygem::test::TempDir {
  public:
-  ScratchDir();
-  ~ScratchDir();
-  ScratchDir(const ScratchDir&) = delete;
-  ScratchDir& operator=(const ScratchDir&) = delete;
-  const std::filesystem::path& path() const { return path_; }
-  std::filesystem::path operator/(const std::string& name) const { return path_ / name; }
-
- private:
-  std::filesystem::path path_;
+  std::filesystem::path operator/(const std::string& name) const { return path() / name; }
 };
 
 // The ffmpeg CLI ($HEYGEM_FFMPEG, else `ffmpeg` on PATH); true when it can be run.
@@ -52,6 +46,7 @@ struct StreamFacts {
   int64_t frames = 0;  // packets counted by demuxing
   int width = 0, height = 0;
   int sample_rate = 0;
+  double fps = 0;  // the stream's r_frame_rate (video)
   std::string pixel_format;
 };
 // The first stream of the type ("video" or "audio") in `file`; codec empty when there is none.

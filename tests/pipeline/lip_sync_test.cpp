@@ -12,7 +12,7 @@
 #include "daemon/models/wav2lip.hpp"
 #include "daemon/pipeline/lip_sync.hpp"
 #include "tests/support/fixtures.hpp"
-#include "tests/support/media_tools.hpp"
+#include "tests/media/media_test_support.hpp"
 #include "tests/support/temp_dir.hpp"
 
 namespace heygem::pipeline {
@@ -35,14 +35,14 @@ const models::Wav2LipGenerator& generator() {
 std::filesystem::path numbered_video(const test::TempDir& dir, int frames, const std::string& extra = "",
                                      const std::string& name = "numbered.mkv") {
   auto file = dir.path() / name;
-  test::ffmpeg("-f lavfi -i \"color=c=black:s=64x48:r=25,format=gray,geq=lum='16+N*" + std::to_string(kLevelStep) +
+  media::test::run_ffmpeg("-f lavfi -i \"color=c=black:s=64x48:r=25,format=gray,geq=lum='16+N*" + std::to_string(kLevelStep) +
                "'\" -frames:v " + std::to_string(frames) + " " + extra + " -c:v ffv1 '" + file.string() + "'");
   return file;
 }
 
 std::filesystem::path tone(const test::TempDir& dir, double seconds, const std::string& name = "tone.wav") {
   auto file = dir.path() / name;
-  test::ffmpeg("-f lavfi -i \"sine=frequency=440:sample_rate=44100:duration=" + std::to_string(seconds) +
+  media::test::run_ffmpeg("-f lavfi -i \"sine=frequency=440:sample_rate=44100:duration=" + std::to_string(seconds) +
                "\" -ac 2 '" + file.string() + "'");
   return file;
 }
@@ -99,23 +99,23 @@ TEST(LipSync, ForwardLoopWrapsAround) {
 TEST(LipSync, VideoLongerThanAudioIsCutAndOutputFollowsTheAudio) {
   test::TempDir dir;
   const Rendered run = render(dir, tone(dir, 0.6), numbered_video(dir, 20), boxed());
-  const auto out = test::probe_video(dir.path() / "out.mp4");
+  const auto out = media::test::probe_stream(dir.path() / "out.mp4", "video");
   EXPECT_EQ(out.frames, run.report.frames);
   EXPECT_NEAR(out.frames / 25.0, 0.6, 1.0 / 25 + 1e-9);
   for (size_t i = 0; i < run.sources.size(); ++i) EXPECT_EQ(run.sources[i], static_cast<int>(i));
-  EXPECT_TRUE(test::probe_audio(dir.path() / "out.mp4").present);
+  EXPECT_TRUE(!media::test::probe_stream(dir.path() / "out.mp4", "audio").codec.empty());
 }
 
 TEST(LipSync, StillImageBecomesAVideoAtTheConfiguredRate) {
   test::TempDir dir;
   auto still = dir.path() / "face.png";
-  test::ffmpeg("-f lavfi -i color=c=gray:s=64x48 -frames:v 1 '" + still.string() + "'");
+  media::test::run_ffmpeg("-f lavfi -i color=c=gray:s=64x48 -frames:v 1 '" + still.string() + "'");
   ItemOptions options = boxed();
   options.still_fps = 10;
   const Rendered run = render(dir, tone(dir, 1.0), still, options);
   EXPECT_DOUBLE_EQ(run.report.fps, 10.0);
   EXPECT_NEAR(static_cast<double>(run.report.frames), 10.0, 1.0);
-  const auto out = test::probe_video(dir.path() / "out.mp4");
+  const auto out = media::test::probe_stream(dir.path() / "out.mp4", "video");
   EXPECT_NEAR(out.fps, 10.0, 1e-6);
   EXPECT_EQ(out.width, 64);
 }
@@ -125,20 +125,20 @@ TEST(LipSync, RotatedInputIsRenderedUpright) {
   auto plain = numbered_video(dir, 5, "", "plain.mkv");
   auto rotated = dir.path() / "rotated.mp4";
   auto encoded = dir.path() / "encoded.mp4";
-  test::ffmpeg("-i '" + plain.string() + "' -c:v libx264 -qp 0 '" + encoded.string() + "'");
-  test::ffmpeg("-i '" + encoded.string() + "' -c copy -metadata:s:v:0 rotate=90 '" + rotated.string() + "'");
+  media::test::run_ffmpeg("-i '" + plain.string() + "' -c:v libx264 -qp 0 '" + encoded.string() + "'");
+  media::test::run_ffmpeg("-i '" + encoded.string() + "' -c copy -metadata:s:v:0 rotate=90 '" + rotated.string() + "'");
   ItemOptions options = boxed();
   options.box = FaceBox{32, 56, 8, 40};  // inside the 48x64 upright frame
   const Rendered run = render(dir, tone(dir, 0.2), rotated, options);
   EXPECT_EQ(run.report.width, 48);
   EXPECT_EQ(run.report.height, 64);
-  EXPECT_EQ(test::probe_video(dir.path() / "out.mp4").width, 48);
+  EXPECT_EQ(media::test::probe_stream(dir.path() / "out.mp4", "video").width, 48);
 }
 
 TEST(LipSync, TenBitInputIsConvertedToEightBit) {
   test::TempDir dir;
   auto ten = dir.path() / "ten.mkv";
-  test::ffmpeg("-f lavfi -i testsrc2=s=64x48:r=25 -frames:v 6 -pix_fmt yuv420p10le -c:v ffv1 '" + ten.string() + "'");
+  media::test::run_ffmpeg("-f lavfi -i testsrc2=s=64x48:r=25 -frames:v 6 -pix_fmt yuv420p10le -c:v ffv1 '" + ten.string() + "'");
   const Rendered run = render(dir, tone(dir, 0.2), ten, boxed());
   EXPECT_EQ(run.report.frames, static_cast<int64_t>(run.frames.size()));
   EXPECT_GT(run.report.frames, 0);
@@ -148,10 +148,10 @@ TEST(LipSync, VariableFrameRateBecomesConstant) {
   test::TempDir dir;
   auto vfr = dir.path() / "vfr.mkv";
   // frames at irregular times: 0, 40, 120, 160, 280 ms ... (average ~25 fps over the clip)
-  test::ffmpeg("-f lavfi -i testsrc2=s=64x48:r=25 -frames:v 25 -vf \"setpts='(N+floor(N/3)*0.5)/25/TB'\" "
+  media::test::run_ffmpeg("-f lavfi -i testsrc2=s=64x48:r=25 -frames:v 25 -vf \"setpts='(N+floor(N/3)*0.5)/25/TB'\" "
                "-fps_mode vfr -c:v ffv1 '" + vfr.string() + "'");
   const Rendered run = render(dir, tone(dir, 0.8), vfr, boxed());
-  const auto out = test::probe_video(dir.path() / "out.mp4");
+  const auto out = media::test::probe_stream(dir.path() / "out.mp4", "video");
   EXPECT_GT(out.fps, 0);
   EXPECT_NEAR(out.frames / out.fps, 0.8, 1.0 / out.fps + 1e-6);
 }
@@ -196,14 +196,14 @@ TEST(LipSync, GridClipWithAnotherClipsAudio) {
   const auto video = grid / "lbax4n.mpg", audio = grid / "bbaf2n.mpg";
   ItemOptions options;  // defaults: feather, ping-pong, RetinaFace, crf 18
   const Rendered run = render(dir, audio, video, options, detector.get());
-  const auto out = test::probe_video(dir.path() / "out.mp4");
-  const auto in = test::probe_video(video);
-  const auto sound = test::probe_audio(audio);
+  const auto out = media::test::probe_stream(dir.path() / "out.mp4", "video");
+  const auto in = media::test::probe_stream(video, "video");
+  const auto sound = media::test::probe_stream(audio, "audio");
   EXPECT_EQ(out.width, in.width);
   EXPECT_EQ(out.height, in.height);
   EXPECT_NEAR(out.fps, in.fps, 1e-6);
-  EXPECT_NEAR(out.frames / out.fps, sound.duration, 1.0 / out.fps + 1e-6);
-  EXPECT_TRUE(test::probe_audio(dir.path() / "out.mp4").present);
+  EXPECT_NEAR(out.frames / out.fps, sound.duration_seconds, 1.0 / out.fps + 1e-6);
+  EXPECT_TRUE(!media::test::probe_stream(dir.path() / "out.mp4", "audio").codec.empty());
   EXPECT_EQ(run.report.frames_without_face, 0);
 
   // Before encoding, every pixel outside the face region equals the decoded input; after the one
