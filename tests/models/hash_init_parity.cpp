@@ -6,6 +6,7 @@
 
 #include "daemon/models/hash_init.hpp"
 #include "tests/support/fixtures.hpp"
+#include "tests/support/hash_init_fixture.hpp"
 
 namespace heygem::models {
 namespace {
@@ -27,14 +28,7 @@ Keys read_keys(const std::string& folder) {
   return keys;
 }
 
-HashInitSpec spec_of(const std::string& folder) {
-  auto meta = test::manifest(folder).at("meta");
-  HashInitSpec spec;
-  spec.seed = meta.at("seed").get<std::uint32_t>();
-  const nlohmann::json gains = meta.value("gain_log2", nlohmann::json::object());
-  for (const auto& [name, g] : gains.items()) spec.gain_log2[name] = g.get<int>();
-  return spec;
-}
+HashInitSpec spec_of(const std::string& folder) { return test::hash_init_spec(folder); }
 
 void expect_matches_keys(const std::string& folder) {
   Keys keys = read_keys(folder);

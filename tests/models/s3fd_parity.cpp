@@ -14,6 +14,7 @@
 #include "daemon/models/s3fd_net.hpp"
 #include "tests/support/device.hpp"
 #include "tests/support/fixtures.hpp"
+#include "tests/support/hash_init_fixture.hpp"
 #include "tests/support/png_bgr.hpp"
 
 namespace heygem::models {
@@ -30,15 +31,7 @@ double max_abs_diff(const at::Tensor& a, const at::Tensor& b) {
   return (a.cpu().to(at::kDouble) - b.cpu().to(at::kDouble)).abs().max().item<double>();
 }
 
-HashInitSpec fixture_spec() {
-  const auto meta = test::manifest(kFolder).at("meta");
-  HashInitSpec spec;
-  spec.seed = meta.at("seed").get<std::uint32_t>();
-  const auto gains = meta.value("gain_log2", nlohmann::json::object());
-  for (const auto& [name, gain] : gains.items())
-    spec.gain_log2[name] = gain.get<int>();
-  return spec;
-}
+HashInitSpec fixture_spec() { return test::hash_init_spec(kFolder); }
 
 const S3fdDetector& hash_init_detector() {
   static const auto detector =

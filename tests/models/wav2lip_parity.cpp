@@ -14,6 +14,7 @@
 
 #include "daemon/models/wav2lip.hpp"
 #include "tests/support/fixtures.hpp"
+#include "tests/support/hash_init_fixture.hpp"
 
 namespace heygem::models {
 namespace {
@@ -30,14 +31,7 @@ at::Tensor tensor_of(const test::RawTensor& raw) {
 
 at::Tensor fixture(const std::string& file) { return tensor_of(test::load_raw(kFolder, file)); }
 
-HashInitSpec fixture_spec() {
-  const auto meta = test::manifest(kFolder).at("meta");
-  HashInitSpec spec;
-  spec.seed = meta.at("seed").get<std::uint32_t>();
-  if (meta.contains("gain_log2"))
-    for (const auto& [name, g] : meta.at("gain_log2").items()) spec.gain_log2[name] = g.get<int>();
-  return spec;
-}
+HashInitSpec fixture_spec() { return test::hash_init_spec(kFolder); }
 
 // max |actual - expected|, both moved to CPU float32.
 double max_abs_diff(const at::Tensor& actual, const at::Tensor& expected) {

@@ -11,6 +11,7 @@
 #include "daemon/models/wav2lip.hpp"
 #include "daemon/models/wav2lip_net.hpp"
 #include "tests/support/fixtures.hpp"
+#include "tests/support/hash_init_fixture.hpp"
 
 namespace heygem::models {
 namespace {
@@ -32,14 +33,7 @@ StateDict layout_from_keys(const std::string& folder) {
   return layout;
 }
 
-HashInitSpec fixture_spec() {
-  const auto meta = test::manifest("wav2lip").at("meta");
-  HashInitSpec spec;
-  spec.seed = meta.at("seed").get<std::uint32_t>();
-  if (meta.contains("gain_log2"))
-    for (const auto& [name, g] : meta.at("gain_log2").items()) spec.gain_log2[name] = g.get<int>();
-  return spec;
-}
+HashInitSpec fixture_spec() { return test::hash_init_spec("wav2lip"); }
 
 // Hash-init weights are expensive to build (36M values); the tests share one set read-only.
 const StateDict& fixture_weights() {

@@ -12,6 +12,7 @@
 #include "daemon/pipeline/lip_sync.hpp"
 #include "tests/support/device.hpp"
 #include "tests/support/fixtures.hpp"
+#include "tests/support/hash_init_fixture.hpp"
 #include "tests/support/temp_dir.hpp"
 
 namespace heygem::pipeline {
@@ -45,8 +46,7 @@ E2eJob read_job() {
   job.audio = test::fixtures_root() / "e2e" / "audio.wav";
   const auto box = meta.at("box_top_bottom_left_right").get<std::vector<int>>();
   job.box = FaceBox{box.at(0), box.at(1), box.at(2), box.at(3)};
-  job.weights.seed = meta.at("seed").get<std::uint32_t>();
-  for (const auto& [name, g] : meta.at("gain_log2").items()) job.weights.gain_log2[name] = g.get<int>();
+  job.weights = test::hash_init_spec("e2e");
   job.frames = meta.at("num_output_frames").get<int64_t>();
   job.batch = meta.at("wav2lip_batch_size").get<int>();
   return job;
