@@ -17,7 +17,7 @@
 #include "common/protocol.hpp"
 #include "tests/integration/process.hpp"
 #include "tests/support/fixtures.hpp"
-#include "tests/support/media_tools.hpp"
+#include "tests/media/media_test_support.hpp"
 #include "tests/support/temp_dir.hpp"
 
 namespace heygem::integration {
@@ -49,9 +49,9 @@ class DaemonE2E : public ::testing::Test {
     in.video = media_dir_->path() / "face.mp4";
     in.other_video = media_dir_->path() / "face2.mp4";
     in.third_video = media_dir_->path() / "face3.mp4";
-    test::ffmpeg("-i " + audio_clip.string() + " -t 1 -vn -ac 1 -ar 16000 " + in.audio.string());
+    media::test::run_ffmpeg("-i " + audio_clip.string() + " -t 1 -vn -ac 1 -ar 16000 " + in.audio.string());
     for (const auto& [target, start] : {std::pair{in.video, "0"}, {in.other_video, "1"}, {in.third_video, "2"}})
-      test::ffmpeg("-ss " + std::string(start) + " -i " + video_clip.string() +
+      media::test::run_ffmpeg("-ss " + std::string(start) + " -i " + video_clip.string() +
                    " -t 1 -an -c:v libx264 -preset ultrafast -crf 10 " + target.string());
     const auto box = meta["box_top_bottom_left_right"];
     in.box = std::to_string(box[0].get<int>()) + "," + std::to_string(box[1].get<int>()) + "," +
@@ -149,12 +149,11 @@ TEST_F(DaemonE2E, SubmitAndWaitThroughThePipelineWithRetinaFace) {
   const auto result = ctl({"submit", "--audio", inputs_.audio.string(), inputs_.video.string(), "-o", output.string(),
                            "--crf", "35", "--preset", "ultrafast"});
   ASSERT_EQ(result.exit_code, 0) << result.out << result.err << daemon_log();
-  const auto probed = test::probe_video(output);
-  ASSERT_TRUE(probed.present);
+  const auto probed = media::test::probe_stream(output, "video");
   EXPECT_EQ(probed.codec, "h264");
-  EXPECT_EQ(probed.width, test::probe_video(inputs_.video).width);
+  EXPECT_EQ(probed.width, media::test::probe_stream(inputs_.video, "video").width);
   EXPECT_GT(probed.frames, 0);
-  EXPECT_TRUE(test::probe_audio(output).present);
+  EXPECT_FALSE(media::test::probe_stream(output, "audio").codec.empty());
   // The result went into the client's file, not the spool.
   const auto jobs = nlohmann::json::parse(ctl({"--json", "list", "--all"}).out);
   ASSERT_EQ(jobs["jobs"].size(), 1u);
@@ -186,7 +185,7 @@ TEST_F(DaemonE2E, OneAudioThreeVideosGivesThreeOutputsWithPerItemProgress) {
   EXPECT_EQ(last_event, "done");
   int outputs = 0;
   for (const auto& entry : fs::directory_iterator(out_dir)) {
-    EXPECT_TRUE(test::probe_video(entry.path()).present) << entry.path();
+    EXPECT_FALSE(media::test::probe_stream(entry.path(), "video").codec.empty()) << entry.path();
     ++outputs;
   }
   EXPECT_EQ(outputs, 3);
@@ -202,7 +201,7 @@ TEST_F(DaemonE2E, DetachThenWatchFromASecondClientThenFetch) {
   const auto fetched = dir_.path() / "fetched.mp4";
   const auto result = ctl({"fetch", job, "-o", fetched.string()});
   ASSERT_EQ(result.exit_code, 0) << result.err;
-  EXPECT_TRUE(test::probe_video(fetched).present);
+  EXPECT_FALSE(media::test::probe_stream(fetched, "video").codec.empty());
   const auto logs = ctl({"logs", job});
   EXPECT_EQ(logs.exit_code, 0);
   EXPECT_NE(logs.out.find("item 1 done"), std::string::npos) << logs.out;
