@@ -9,6 +9,7 @@
 #include "common/errors.hpp"
 #include "daemon/residency/device_memory.hpp"
 #include "daemon/residency/resident_model.hpp"
+#include "daemon/system/journal_log.hpp"
 
 namespace heygem::residency {
 namespace {
@@ -172,6 +173,7 @@ std::shared_future<void> DeviceOwner::start_load(Slot& slot, Lock& lock) {
 }
 
 void DeviceOwner::load_task(const std::string& name, const ModelSpec& spec, const std::shared_ptr<std::promise<void>>& done) {
+  const system::ScopedLogFields fields({"", name, "load"});  // MODEL= and STAGE= in the journal
   std::shared_ptr<LoadedModel> loaded;
   std::exception_ptr failure;
   std::string message;
@@ -245,6 +247,7 @@ std::shared_ptr<LoadedModel> DeviceOwner::build(const ModelSpec& spec) {
     Lock lock(mutex_);
     const auto warmup = settings_.warmup;
     lock.unlock();
+    const system::ScopedLogFields stage({"", "", "warmup"});
     loaded->model->warm_up(warmup);
   }
   loaded->warmup_seconds = seconds_since(warm_started);
