@@ -25,6 +25,24 @@ add_library(heygem_torch INTERFACE)
 target_link_libraries(heygem_torch INTERFACE ${TORCH_LIBRARIES})
 target_include_directories(heygem_torch SYSTEM INTERFACE ${TORCH_INCLUDE_DIRS})
 
+# PyTorch wheels (2.x) ship their own fmt headers in torch/include. That folder comes before
+# /usr/include on the command line, so spdlog built against the system fmt (SPDLOG_FMT_EXTERNAL) would
+# compile against torch's fmt instead and fail. Torch's public headers do not use fmt, so every heygem
+# target gets a one-entry folder that points <fmt/...> back at the system's copy (-I beats -isystem).
+set(HEYGEM_SYSTEM_FMT_SHIM "")
+foreach(torch_include_dir IN LISTS TORCH_INCLUDE_DIRS)
+  if(EXISTS "${torch_include_dir}/fmt/core.h")
+    find_path(HEYGEM_SYSTEM_FMT_INCLUDE fmt/core.h NO_CMAKE_PATH NO_CMAKE_ENVIRONMENT_PATH NO_PACKAGE_ROOT_PATH)
+    if(HEYGEM_SYSTEM_FMT_INCLUDE AND NOT HEYGEM_SYSTEM_FMT_INCLUDE STREQUAL torch_include_dir)
+      set(HEYGEM_SYSTEM_FMT_SHIM "${CMAKE_BINARY_DIR}/system-fmt")
+      file(MAKE_DIRECTORY "${HEYGEM_SYSTEM_FMT_SHIM}")
+      file(CREATE_LINK "${HEYGEM_SYSTEM_FMT_INCLUDE}/fmt" "${HEYGEM_SYSTEM_FMT_SHIM}/fmt" SYMBOLIC)
+      message(STATUS "heygem: torch ships fmt in ${torch_include_dir}; using the system fmt from ${HEYGEM_SYSTEM_FMT_INCLUDE}")
+    endif()
+    break()
+  endif()
+endforeach()
+
 # yaml-cpp's target name differs between 0.7 (Debian) and 0.8.
 if(TARGET yaml-cpp::yaml-cpp)
   set(HEYGEM_YAML_TARGET yaml-cpp::yaml-cpp)

@@ -7,6 +7,7 @@
 
 #include "daemon/media/ffmpeg_error.hpp"
 #include "daemon/media/ffmpeg_raii.hpp"
+#include "daemon/media/pixel_converter.hpp"
 #include "daemon/media/stream_decoder.hpp"
 
 extern "C" {
@@ -24,10 +25,6 @@ constexpr Rational kDefaultStillFps{25, 1};
 // frames are byte-identical to what the reference sees.
 constexpr int kSwsFlags = SWS_BICUBIC;
 constexpr size_t kRowAlign = 64;
-
-struct AvFree {
-  void operator()(uint8_t* data) const { av_free(data); }
-};
 
 bool valid(Rational rate) { return rate.num > 0 && rate.den > 0; }
 Rational from_av(AVRational rate) { return {rate.num, rate.den}; }
@@ -121,9 +118,11 @@ struct VideoReader::Impl {
   Rational fps;
 
  private:
-  ffmpeg::SwsPtr sws_;
-  std::unique_ptr<uint8_t[], AvFree> converted_;  // av_malloc: aligned for swscale's SIMD
-  size_t converted_size_ = 0;
+  PixelConverter converter_{kSwsFlags, options.conversion_threads, decoder.file()};
+  // BGR24 with av_frame_get_buffer's alignment and padding: swscale's SIMD writes whole vectors
+  // past the end of a row, so it converts here and the rows are then copied (or rotated) into the
+  // tightly packed Frame.
+  ffmpeg::FramePtr converted_ = ffmpeg::make_frame();
   Pending held_, incoming_;
   bool have_held_ = false, have_incoming_ = false, held_end_known_ = false, stream_done_ = false;
   int64_t held_until_ = 0;  // held_ shows on output slots [next_index_, held_until_)
@@ -285,35 +284,23 @@ void VideoReader::Impl::convert(const AVFrame* picture, Frame& out) {
     ffmpeg::fail(ErrorCode::invalid_input, file,
                  "frame " + std::to_string(next_index_) + " has the size " + std::to_string(shown_width) + "x" +
                      std::to_string(shown_height) + ", over the limits");
-  SwsContext* context = sws_getCachedContext(sws_.release(), picture->width, picture->height,
-                                             static_cast<AVPixelFormat>(picture->format), picture->width,
-                                             picture->height, AV_PIX_FMT_BGR24, kSwsFlags, nullptr, nullptr, nullptr);
-  if (!context) {
-    const char* name = av_get_pix_fmt_name(static_cast<AVPixelFormat>(picture->format));
-    ffmpeg::fail(ErrorCode::invalid_input, file,
-                 std::string("cannot convert the pixel format ") + (name ? name : "(unknown)") + " to BGR");
+  if (converted_->width != picture->width || converted_->height != picture->height) {
+    converted_ = ffmpeg::make_frame();
+    converted_->format = AV_PIX_FMT_BGR24;
+    converted_->width = picture->width;
+    converted_->height = picture->height;
+    if (av_frame_get_buffer(converted_.get(), static_cast<int>(kRowAlign)) < 0)
+      throw Error(ErrorCode::resource, "out of memory converting a frame of " + file.string());
   }
-  sws_.reset(context);
-  // swscale's SIMD writes whole vectors past the end of a row: convert into an aligned, padded
-  // buffer, then copy (or rotate) into the tightly packed frame.
-  const size_t stride = (static_cast<size_t>(picture->width) * 3 + kRowAlign - 1) / kRowAlign * kRowAlign;
-  const size_t needed = stride * static_cast<size_t>(picture->height + 1) + kRowAlign;
-  if (converted_size_ < needed) {
-    converted_.reset(static_cast<uint8_t*>(av_malloc(needed)));
-    if (!converted_) throw Error(ErrorCode::resource, "out of memory converting a frame of " + file.string());
-    converted_size_ = needed;
-  }
-  uint8_t* planes[4] = {converted_.get(), nullptr, nullptr, nullptr};
-  int strides[4] = {static_cast<int>(stride), 0, 0, 0};
-  const int rows = sws_scale(context, picture->data, picture->linesize, 0, picture->height, planes, strides);
-  if (rows != picture->height) ffmpeg::fail(ErrorCode::invalid_input, file, "pixel conversion failed", rows);
+  converter_.convert(picture, converted_.get());
+  const auto stride = static_cast<size_t>(converted_->linesize[0]);
   if (info.rotation_degrees != 0) {
-    rotate_bgr(converted_.get(), stride, picture->width, picture->height, info.rotation_degrees, out);
+    rotate_bgr(converted_->data[0], stride, picture->width, picture->height, info.rotation_degrees, out);
     return;
   }
   out.resize(picture->width, picture->height);
   for (int y = 0; y < picture->height; ++y)
-    std::memcpy(out.row(y), converted_.get() + static_cast<size_t>(y) * stride, static_cast<size_t>(out.stride));
+    std::memcpy(out.row(y), converted_->data[0] + static_cast<size_t>(y) * stride, static_cast<size_t>(out.stride));
 }
 
 VideoReader::VideoReader(const std::filesystem::path& file, const VideoReaderOptions& options)

@@ -20,6 +20,7 @@ struct VideoReaderOptions {
   bool constant_frame_rate = true;
   std::optional<Rational> output_fps;  // default: the stream's average frame rate
   MediaLimits limits;
+  int conversion_threads = 0;  // swscale slice threads for YUV -> BGR; 0 = half the cores, at most 8
 };
 
 struct VideoInfo {

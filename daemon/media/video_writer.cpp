@@ -11,6 +11,7 @@
 #include "daemon/media/aac_track.hpp"
 #include "daemon/media/ffmpeg_error.hpp"
 #include "daemon/media/ffmpeg_raii.hpp"
+#include "daemon/media/pixel_converter.hpp"
 
 namespace heygem::media {
 namespace {
@@ -80,7 +81,7 @@ struct VideoWriter::Impl {
   ffmpeg::CodecContextPtr encoder_;
   AVStream* stream_ = nullptr;
   std::optional<ffmpeg::AacTrack> audio_;
-  ffmpeg::SwsPtr sws_;
+  PixelConverter converter_{kSwsFlags, options_.conversion_threads, output_};
   ffmpeg::FramePtr picture_ = ffmpeg::make_frame();
   ffmpeg::PacketPtr packet_ = ffmpeg::make_packet();
   int64_t frames_written_ = 0;
@@ -186,13 +187,18 @@ void VideoWriter::Impl::fill_picture(const Frame& frame) {
                   static_cast<size_t>(frame.width) * 3);
     return;
   }
-  SwsContext* context = sws_getCachedContext(sws_.release(), frame.width, frame.height, AV_PIX_FMT_BGR24, frame.width,
-                                             frame.height, encoder_->pix_fmt, kSwsFlags, nullptr, nullptr, nullptr);
-  if (!context) throw Error(ErrorCode::internal, "cannot set up the BGR to YUV conversion");
-  sws_.reset(context);
-  const uint8_t* source[4] = {frame.data.data(), nullptr, nullptr, nullptr};
-  const int strides[4] = {frame.stride, 0, 0, 0};
-  sws_scale(context, source, strides, 0, frame.height, picture_->data, picture_->linesize);
+  // The Frame's pixels are borrowed for the call: swscale refs the source frame, and a buffer that
+  // frees nothing lets it do so without copying 3 bytes per pixel first.
+  ffmpeg::FramePtr source = ffmpeg::make_frame();
+  source->format = AV_PIX_FMT_BGR24;
+  source->width = frame.width;
+  source->height = frame.height;
+  source->data[0] = const_cast<uint8_t*>(frame.data.data());
+  source->linesize[0] = frame.stride;
+  source->buf[0] = av_buffer_create(source->data[0], frame.data.size(), [](void*, uint8_t*) {}, nullptr,
+                                    AV_BUFFER_FLAG_READONLY);
+  if (!source->buf[0]) throw Error(ErrorCode::resource, "out of memory wrapping frame " + std::to_string(frames_written_));
+  converter_.convert(source.get(), picture_.get());
 }
 
 void VideoWriter::Impl::encode(const AVFrame* picture) {
