@@ -110,6 +110,7 @@ run_parity() {
   [[ -f $build/CTestTestfile.cmake ]] || { echo "no ctest files in $build (build failed?)"; return 1; }
   local rc=0
   (cd "$build" && HEYGEM_TEST_DEVICE=$device ctest -R parity --output-on-failure --timeout 120) >"$work/parity.out" 2>&1 || rc=$?
+  cp "$work/parity.out" "$OUT/parity.out" 2>/dev/null
   tail -n 60 "$work/parity.out"
   "$python" "$bench/record.py" "$metrics" ctest "$work/parity.out" parity_tests || true
   return $rc
@@ -182,6 +183,7 @@ wait_ready() {
   end=$(bench_now)
   metric "heygemd_ready${READY_SUFFIX}_s" "$(elapsed "$start" "$end")" s "heygemd start -> first successful heygemctl ping (models preloaded and warm)"
   ctl models >"$hg/models.txt" 2>&1 && cat "$hg/models.txt"
+  ctl --json models >"$OUT/models${READY_SUFFIX}.json" 2>/dev/null
   sleep 2
   gpu_memory_metric "heygem_idle_gpu${READY_SUFFIX}_mib" "heygemd ready, models resident, no job"
 }
@@ -224,6 +226,19 @@ run_heygem_bench() {  # (c) per-stage throughput, and (g) our S3FD forward, from
   "$bench_binary" --detector-only s3fd --weights "$weights/s3fd.pth" --video "$wl/clip.mp4" --frames 64 --batch 16 \
     --device "$device" --json >"$hg/bench-s3fd.out" 2>&1 &&
     "$python" "$bench/record.py" "$metrics" bench-json "$hg/bench-s3fd.out" heygem_s3fd || { tail -n 20 "$hg/bench-s3fd.out"; return 1; }
+  "$bench_binary" --detector-only retinaface --video "$wl/clip.mp4" --frames 64 --batch 16 \
+    --device "$device" --json >"$hg/bench-retinaface-forward.out" 2>&1 &&
+    "$python" "$bench/record.py" "$metrics" bench-json "$hg/bench-retinaface-forward.out" heygem_retinaface_forward ||
+    tail -n 20 "$hg/bench-retinaface-forward.out"
+}
+run_forward_timings() {  # issue 2: single forwards, Wav2Lip batch 128 in each precision
+  local precision
+  for precision in float32 float16 bfloat16; do
+    "$bench_binary" --generator-only --batch 128 --repeats 20 --device "$device" --precision "$precision" \
+      >"$hg/forward-wav2lip-$precision.out" 2>&1 &&
+      "$python" "$bench/record.py" "$metrics" bench-json "$hg/forward-wav2lip-$precision.out" "wav2lip_forward_b128_$precision" ||
+      tail -n 20 "$hg/forward-wav2lip-$precision.out"
+  done
 }
 
 # daemon_session N PHASE_SPEC...: starts heygemd, records start -> ready, runs the phases (each spec
@@ -247,6 +262,7 @@ daemon_session() {
   kill -KILL "$daemon_pid" 2>/dev/null
   daemon_pid=""
   tail -n 40 "$DAEMON_LOG" | sed "s/^/[heygemd $session] /" >>"$BENCH_LOG"
+  cp "$DAEMON_LOG" "$OUT/" 2>/dev/null
 }
 reference() {  # WORK PREFIX CLIP AUDIO [BOX...]
   local dir=$1 prefix=$2 clip=$3 audio=$4
@@ -291,6 +307,7 @@ if ((have_heygem)) && [[ -f $weights/s3fd.pth ]] && wanted heygem-s3fd; then
   wanted heygem-fp32 && (( $(bench_seconds_left) > ${BENCH_FP32_MIN_LEFT_S:-300} )) && extra=("heygem-box-fp32 90 30 fp32_job")
   daemon_session 2 "heygem-s3fd 100 30 s3fd_job" "${extra[@]}"
 fi
+[[ -n $bench_binary ]] && wanted forward && phase forward 60 10 run_forward_timings
 if [[ -n $bench_binary && -f $wl/clip.mp4 ]] && wanted heygem-bench; then
   phase heygem-bench 120 30 run_heygem_bench
 else

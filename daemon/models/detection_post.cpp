@@ -7,6 +7,7 @@
 #include <string>
 
 #include "common/errors.hpp"
+#include "daemon/models/placement.hpp"
 
 namespace heygem::models::detection {
 namespace {
@@ -59,13 +60,13 @@ void check_frames(const at::Tensor& frames, std::string_view model, int64_t min_
 
 void check_placement(const Placement& placement, std::string_view model) {
   const auto dtype = placement.dtype;
-  if (dtype == at::kFloat) return;
-  if (dtype != at::kHalf && dtype != at::kBFloat16)
+  if (dtype != at::kFloat && dtype != at::kHalf && dtype != at::kBFloat16)
     throw Error(ErrorCode::invalid_argument,
                 std::string(model) + ": unsupported precision " + std::string(c10::toString(dtype)));
-  if (!placement.device.is_cuda())
+  if (dtype != at::kFloat && !placement.device.is_cuda())
     throw Error(ErrorCode::invalid_argument, std::string(model) + ": " + std::string(c10::toString(dtype)) +
                                                  " needs a CUDA device, got " + placement.device.str());
+  models::check_placement(placement);  // the device exists; CUDA float32 without TF32
 }
 
 at::Tensor decode_boxes(const at::Tensor& loc, const at::Tensor& priors, Variances variances) {

@@ -1,5 +1,6 @@
 #include "daemon/models/placement.hpp"
 
+#include <ATen/Context.h>
 #include <torch/cuda.h>
 
 #include <algorithm>
@@ -68,6 +69,13 @@ void check_placement(const Placement& placement) {
     if (index >= count)
       refuse("device " + device_text(device) + " requested, but this machine has " + std::to_string(count) +
              " CUDA device(s)");
+    // float32 on CUDA means IEEE float32: cuDNN and cuBLAS would otherwise round convolution and
+    // matmul inputs to TF32 (10-bit mantissa), about 1e-3 off the reference. The switch is
+    // process-wide and only concerns float32 math; float16/bfloat16 models are the fast choice.
+    if (dtype == c10::kFloat) {
+      at::globalContext().setAllowTF32CuDNN(false);
+      at::globalContext().setAllowTF32CuBLAS(false);
+    }
   }
 }
 

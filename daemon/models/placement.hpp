@@ -24,7 +24,8 @@ std::string device_text(const c10::Device& device);
 std::string precision_text(c10::ScalarType dtype);
 
 // Throws heygem::Error(invalid_argument) unless the placement is one parse_placement can produce
-// (for Placements built by hand).
+// (for Placements built by hand). A CUDA float32 placement turns TF32 off for the process, so
+// float32 on the GPU is IEEE float32 as on the CPU.
 void check_placement(const Placement& placement);
 
 }  // namespace heygem::models

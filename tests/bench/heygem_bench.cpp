@@ -85,20 +85,41 @@ nlohmann::json detector_only(const std::string& kind, const std::filesystem::pat
           {"detect_s", detect_s}, {"detect_fps", done / detect_s}, {"width", all.size(2)}, {"height", all.size(1)}};
 }
 
+// The bare generator forward (issue 2's single-forward timing): random mel and face batches of the
+// reference's shapes, one warm-up pass, then `repeats` timed passes.
+nlohmann::json generator_only(int batch, int repeats, const models::Placement& placement) {
+  models::HashInitSpec spec;
+  spec.seed = 1;
+  auto generator = models::Wav2LipGenerator::untrained(placement, spec);
+  const at::Tensor mel = at::randn({batch, 1, 80, 16});
+  const at::Tensor faces = at::rand({batch, 6, 96, 96});
+  (void)generator->generate(mel, faces);  // warm-up (cuDNN autotune, allocator)
+  synchronize(placement);
+  const auto start = Clock::now();
+  for (int i = 0; i < repeats; ++i) (void)generator->generate(mel, faces);
+  synchronize(placement);
+  const double seconds = seconds_since(start);
+  return {{"batch", batch}, {"repeats", repeats}, {"precision", models::precision_text(placement.dtype)},
+          {"ms_per_batch", seconds * 1e3 / repeats}, {"faces_per_s", batch * repeats / seconds}};
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"heygem-bench: the lip-sync pipeline (or a detector) without the daemon, timed per stage"};
   std::string audio, video, box_text, detector = "retinaface", detector_only_kind, weights, detector_weights;
   std::string device = "cpu", precision = "float32", detector_precision = "float32", output;
-  int frames = 64, batch = 16;
-  bool json_only = false;
+  int frames = 64, batch = 16, repeats = 10;
+  bool json_only = false, generator_only_mode = false;
   app.add_option("--audio", audio, "audio (or a video whose sound is used)");
   app.add_option("--video", video, "video or still image")->required();
   app.add_option("--box", box_text, "fixed face box T,B,L,R (no detection)");
   app.add_option("--detector", detector, "retinaface or s3fd (when no --box)");
   app.add_option("--detector-weights", detector_weights, "detector checkpoint (default: HEYGEM_SHARED/models)");
   app.add_option("--detector-only", detector_only_kind, "time only this detector's forward: s3fd or retinaface");
+  app.add_flag("--generator-only", generator_only_mode,
+               "time only the Wav2Lip forward at --batch (inputs uploaded from the host each pass)");
+  app.add_option("--repeats", repeats, "timed passes for --generator-only");
   app.add_option("--weights", weights, "weights for --detector-only");
   app.add_option("--frames", frames, "frames for --detector-only");
   app.add_option("--batch", batch, "batch for --detector-only");
@@ -110,6 +131,10 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   try {
     const auto detector_placement = models::parse_placement(device, detector_precision);
+    if (generator_only_mode) {
+      std::cout << generator_only(batch, repeats, models::parse_placement(device, precision)).dump() << std::endl;
+      return 0;
+    }
     if (!detector_only_kind.empty()) {
       auto result = detector_only(detector_only_kind, weights, video, frames, batch, detector_placement);
       std::cout << result.dump() << std::endl;
