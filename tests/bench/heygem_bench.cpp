@@ -112,7 +112,7 @@ int main(int argc, char** argv) {
   int frames = 64, batch = 16, repeats = 10;
   bool json_only = false, generator_only_mode = false;
   app.add_option("--audio", audio, "audio (or a video whose sound is used)");
-  app.add_option("--video", video, "video or still image")->required();
+  app.add_option("--video", video, "video or still image (all modes but --generator-only)");
   app.add_option("--box", box_text, "fixed face box T,B,L,R (no detection)");
   app.add_option("--detector", detector, "retinaface or s3fd (when no --box)");
   app.add_option("--detector-weights", detector_weights, "detector checkpoint (default: HEYGEM_SHARED/models)");
@@ -135,6 +135,7 @@ int main(int argc, char** argv) {
       std::cout << generator_only(batch, repeats, models::parse_placement(device, precision)).dump() << std::endl;
       return 0;
     }
+    if (video.empty()) throw std::runtime_error("--video is required");
     if (!detector_only_kind.empty()) {
       auto result = detector_only(detector_only_kind, weights, video, frames, batch, detector_placement);
       std::cout << result.dump() << std::endl;
