@@ -79,14 +79,12 @@ LogTarget parse_log_target(const std::string& text) {
   throw Error(ErrorCode::invalid_argument, "log target: expected auto, journal or console, got '" + text + "'");
 }
 
-#ifdef HEYGEM_HAVE_SYSTEMD
-bool journal_supported() { return true; }
-
 namespace {
 
-class JournalSink final : public spdlog::sinks::base_sink<std::mutex> {
+class JournalRecordSink final : public spdlog::sinks::base_sink<std::mutex> {
  public:
-  explicit JournalSink(std::string identifier) : identifier_(std::move(identifier)) {}
+  JournalRecordSink(std::string identifier, JournalWriter write)
+      : identifier_(std::move(identifier)), write_(std::move(write)) {}
 
  protected:
   void sink_it_(const spdlog::details::log_msg& msg) override {
@@ -94,30 +92,44 @@ class JournalSink final : public spdlog::sinks::base_sink<std::mutex> {
     input.message.assign(msg.payload.data(), msg.payload.size());
     input.level = msg.level;
     input.identifier = identifier_;
-    input.fields = current_log_fields();
+    input.fields = current_log_fields();  // the logging thread's: loggers here are synchronous
     if (!msg.source.empty()) {
       input.code_file = msg.source.filename;
       input.code_line = msg.source.line;
       input.code_func = msg.source.funcname ? msg.source.funcname : "";
     }
-    const auto record = journal_record(input);
-    std::vector<iovec> vectors;
-    vectors.reserve(record.size());
-    for (const auto& field : record)
-      vectors.push_back(iovec{const_cast<char*>(field.data()), field.size()});
-    ::sd_journal_sendv(vectors.data(), static_cast<int>(vectors.size()));
+    write_(journal_record(input));
   }
   void flush_() override {}
 
  private:
   std::string identifier_;
+  JournalWriter write_;
 };
+
+}  // namespace
+
+std::shared_ptr<spdlog::sinks::sink> make_journal_record_sink(std::string identifier, JournalWriter write) {
+  return std::make_shared<JournalRecordSink>(std::move(identifier), std::move(write));
+}
+
+#ifdef HEYGEM_HAVE_SYSTEMD
+bool journal_supported() { return true; }
+
+namespace {
+
+void send_to_journal(const std::vector<std::string>& record) {
+  std::vector<iovec> vectors;
+  vectors.reserve(record.size());
+  for (const auto& field : record) vectors.push_back(iovec{const_cast<char*>(field.data()), field.size()});
+  ::sd_journal_sendv(vectors.data(), static_cast<int>(vectors.size()));
+}
 
 }  // namespace
 
 std::shared_ptr<spdlog::logger> make_service_logger(const std::string& name, LogTarget target) {
   if (target == LogTarget::journal || (target == LogTarget::automatic && stderr_is_journal()))
-    return std::make_shared<spdlog::logger>(name, std::make_shared<JournalSink>(name));
+    return std::make_shared<spdlog::logger>(name, make_journal_record_sink(name, send_to_journal));
   return std::make_shared<spdlog::logger>(name, std::make_shared<spdlog::sinks::stderr_color_sink_mt>());
 }
 #else

@@ -7,11 +7,13 @@
 // The fields come from a per-thread context that the daemon's threads set with ScopedLogFields while
 // they work on a job, a model or a stage. The sink reads it in the logging thread, so loggers that
 // carry these fields must be synchronous spdlog loggers (the default).
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include <spdlog/logger.h>
+#include <spdlog/sinks/sink.h>
 
 namespace heygem::system {
 
@@ -49,6 +51,12 @@ struct JournalRecordInput {
 };
 std::vector<std::string> journal_record(const JournalRecordInput& input);
 int syslog_priority(spdlog::level::level_enum level);
+
+// The journal logger's sink with the last step left open: every line becomes the journal_record() of
+// its message, level, call site and the logging thread's fields, handed to `write` (the journal
+// logger's writer is sd_journal_sendv; tests keep the records).
+using JournalWriter = std::function<void(const std::vector<std::string>& record)>;
+std::shared_ptr<spdlog::sinks::sink> make_journal_record_sink(std::string identifier, JournalWriter write);
 
 // True when JOURNAL_STREAM is set and names the device:inode of fd 2.
 bool stderr_is_journal();

@@ -103,6 +103,30 @@ void ServiceNotifier::send(const std::string& message) {
     spdlog::debug("systemd notification not delivered: {}", failure);
 }
 
+StartTimeoutExtension::StartTimeoutExtension(ServiceNotifier& notifier, std::chrono::milliseconds period,
+                                             std::chrono::milliseconds budget)
+    : notifier_(notifier), period_(period), deadline_(std::chrono::steady_clock::now() + budget) {
+  if (notifier_.enabled()) thread_ = std::thread([this] { run(); });
+}
+
+StartTimeoutExtension::~StartTimeoutExtension() {
+  {
+    std::lock_guard lock(mutex_);
+    stopped_ = true;
+  }
+  stop_requested_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+void StartTimeoutExtension::run() {
+  std::unique_lock lock(mutex_);
+  while (!stopped_ && std::chrono::steady_clock::now() < deadline_) {
+    // Three periods of slack: one late message (a busy machine) does not end the start.
+    notifier_.extend_timeout(std::chrono::duration_cast<std::chrono::microseconds>(period_ * 3));
+    stop_requested_.wait_for(lock, period_, [this] { return stopped_; });
+  }
+}
+
 std::vector<int> listened_fds(const char* listen_pid, const char* listen_fds, long self) {
   if (!listen_pid || !listen_fds) return {};
   const auto pid = parse_count(listen_pid);

@@ -5,8 +5,11 @@
 // faked. When NOTIFY_SOCKET is unset every call is a no-op.
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
+#include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace heygem::system {
@@ -29,6 +32,28 @@ class ServiceNotifier {
   std::string socket_path_;
   std::optional<std::chrono::microseconds> watchdog_interval_;
   std::atomic<bool> send_failure_reported_{false};  // warn once, then quietly at debug level
+};
+
+// Keeps TimeoutStartSec= from killing a slow but healthy start while the preload models load: from
+// construction to destruction it sends EXTEND_TIMEOUT_USEC=<3 x period> at once and then every
+// `period`, for at most `budget` in all. Past the budget the messages stop, so a load that hangs
+// still fails the start. Nothing is sent (and no thread runs) when the notifier is disabled.
+class StartTimeoutExtension {
+ public:
+  StartTimeoutExtension(ServiceNotifier& notifier, std::chrono::milliseconds period, std::chrono::milliseconds budget);
+  ~StartTimeoutExtension();  // stops the messages: end it before READY=1
+  StartTimeoutExtension(const StartTimeoutExtension&) = delete;
+  StartTimeoutExtension& operator=(const StartTimeoutExtension&) = delete;
+
+ private:
+  void run();
+  ServiceNotifier& notifier_;
+  const std::chrono::milliseconds period_;
+  const std::chrono::steady_clock::time_point deadline_;
+  std::mutex mutex_;
+  std::condition_variable stop_requested_;
+  bool stopped_ = false;
+  std::thread thread_;  // last: it starts once the members above are set
 };
 
 // Sockets passed by systemd socket activation (LISTEN_FDS / LISTEN_PID), as fds >= 3; empty if none.

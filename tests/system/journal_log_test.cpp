@@ -7,6 +7,7 @@
 #include <thread>
 
 #include <gtest/gtest.h>
+#include <spdlog/spdlog.h>
 
 #include "common/errors.hpp"
 #include "daemon/system/journal_log.hpp"
@@ -68,6 +69,37 @@ TEST(JournalLog, ScopedFieldsNestPerThreadAndRestore) {
     EXPECT_TRUE(current_log_fields().model.empty());
   }
   EXPECT_TRUE(current_log_fields().job_id.empty());
+}
+
+TEST(JournalLog, TheSinkWritesTheLoggingThreadsFieldsAndCallSite) {
+  std::vector<std::vector<std::string>> records;
+  spdlog::logger logger("heygemd-test",
+                        make_journal_record_sink("heygemd", [&](const std::vector<std::string>& record) { records.push_back(record); }));
+  logger.set_level(spdlog::level::debug);
+  {
+    ScopedLogFields job({"job-9", "wav2lip", ""});
+    std::thread stage_thread([&] {
+      // A stage thread starts empty and takes the job's fields with its own STAGE, as the pipeline does.
+      ScopedLogFields stage({"job-9", "retinaface", "detect"});
+      SPDLOG_LOGGER_WARN(&logger, "batch of {} frames", 4);
+    });
+    stage_thread.join();
+    logger.info("item done");
+  }
+  logger.debug("idle");
+  ASSERT_EQ(records.size(), 3u);
+  EXPECT_EQ(records[0].front(), "MESSAGE=batch of 4 frames");
+  EXPECT_TRUE(contains(records[0], "PRIORITY=4"));
+  EXPECT_TRUE(contains(records[0], "SYSLOG_IDENTIFIER=heygemd"));
+  EXPECT_TRUE(contains(records[0], "JOB_ID=job-9"));
+  EXPECT_TRUE(contains(records[0], "MODEL=retinaface"));
+  EXPECT_TRUE(contains(records[0], "STAGE=detect"));
+  EXPECT_TRUE(std::any_of(records[0].begin(), records[0].end(),
+                          [](const std::string& f) { return f.rfind("CODE_FILE=", 0) == 0 && f.find("journal_log_test.cpp") != std::string::npos; }));
+  EXPECT_TRUE(contains(records[1], "JOB_ID=job-9"));
+  EXPECT_TRUE(contains(records[1], "MODEL=wav2lip"));
+  EXPECT_FALSE(std::any_of(records[1].begin(), records[1].end(), [](const std::string& f) { return f.rfind("STAGE=", 0) == 0; }));
+  EXPECT_EQ(records[2], (std::vector<std::string>{"MESSAGE=idle", "PRIORITY=7", "SYSLOG_IDENTIFIER=heygemd"}));
 }
 
 TEST(JournalLog, JournalStreamMustNameStderr) {

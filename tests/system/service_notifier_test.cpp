@@ -11,6 +11,7 @@
 #include <cstring>
 #include <filesystem>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -134,6 +135,38 @@ TEST(ServiceNotifier, ReloadingCarriesMonotonicTimestampAndExtendTimeoutTheMicro
   EXPECT_GE(stamp, before_usec);
   EXPECT_LT(stamp, before_usec + 10'000'000);
   EXPECT_EQ(listener.receive(), "EXTEND_TIMEOUT_USEC=90000000");
+}
+
+TEST(StartTimeoutExtension, ExtendsAtOnceAndEveryPeriodUntilDestroyed) {
+  NotifyListener listener(false);
+  ScopedEnv socket("NOTIFY_SOCKET", listener.name());
+  ServiceNotifier notifier;
+  {
+    StartTimeoutExtension extension(notifier, std::chrono::milliseconds(40), std::chrono::minutes(1));
+    // The first message goes out at once, the second one period later; each grants three periods.
+    EXPECT_EQ(listener.receive(), "EXTEND_TIMEOUT_USEC=120000");
+    EXPECT_EQ(listener.receive(), "EXTEND_TIMEOUT_USEC=120000");
+  }
+  while (!listener.nothing_pending()) {
+  }  // drain a message that may have raced the destructor
+  std::this_thread::sleep_for(std::chrono::milliseconds(150));
+  EXPECT_TRUE(listener.nothing_pending()) << "EXTEND_TIMEOUT_USEC went on after the extension ended";
+}
+
+TEST(StartTimeoutExtension, StopsOnceTheBudgetIsSpent) {
+  NotifyListener listener(false);
+  ScopedEnv socket("NOTIFY_SOCKET", listener.name());
+  ServiceNotifier notifier;
+  StartTimeoutExtension extension(notifier, std::chrono::milliseconds(20), std::chrono::milliseconds(70));
+  std::this_thread::sleep_for(std::chrono::milliseconds(400));
+  int messages = 0;
+  while (!listener.nothing_pending()) ++messages;
+  // Sent at 0, 20, 40 and 60 ms at most (fewer when the machine is slow), then never again: a hung
+  // load must still hit TimeoutStartSec=.
+  EXPECT_GE(messages, 1);
+  EXPECT_LE(messages, 4);
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  EXPECT_TRUE(listener.nothing_pending());
 }
 
 TEST(ServiceNotifier, WithoutNotifySocketEverythingIsANoOp) {
