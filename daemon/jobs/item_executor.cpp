@@ -41,7 +41,10 @@ class LipSyncJobRun : public JobRun {
                 std::string device)
       : job_(job), spool_(spool), control_(std::move(control)), options_(pipeline::parse_item_options(job.options)) {
     auto on_loading = [this](const std::string& role, const std::string& name) {
-      return [this, role, name] { control_.loading_model(name.empty() ? "default " + role : name); };
+      return [this, role, name] {
+        const system::ScopedLogFields fields({job_.id, name, "loading"});  // MODEL= only when named
+        control_.loading_model(name.empty() ? "default " + role : name);
+      };
     };
     generator_ = registry.acquire_generator(options_.generator, on_loading("generator", options_.generator));
     if (!generator_ || !generator_->generator())
@@ -67,6 +70,8 @@ class LipSyncJobRun : public JobRun {
     models.generator = generator_->generator();
     // The pipeline only calls the detector's const detect(); the lease hands out a const view.
     models.detector = detector_ ? detector_->detector() : nullptr;
+    models.generator_name = generator_->name();
+    models.detector_name = detector_ ? detector_->name() : "";
     pipeline::RunHooks hooks;
     hooks.progress = [this](const pipeline::ItemProgress& p) {
       control_.progress({p.stage, p.frames_done, p.frames_total, p.fps, p.eta_seconds});

@@ -11,6 +11,7 @@
 #include <deque>
 #include <exception>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include "common/errors.hpp"
@@ -21,6 +22,7 @@
 #include "daemon/models/wav2lip.hpp"
 #include "daemon/pipeline/bounded_queue.hpp"
 #include "daemon/pipeline/frame_source.hpp"
+#include "daemon/system/journal_log.hpp"
 
 namespace heygem::pipeline {
 namespace {
@@ -124,7 +126,7 @@ FaceBox clamp_box(const FaceBox& box, int width, int height, const std::string& 
 class LipSyncRun {
  public:
   LipSyncRun(const ItemFiles& files, const ItemOptions& options, const ItemModels& models, const RunHooks& hooks)
-      : files_(files), options_(options), models_(models), hooks_(hooks) {}
+      : files_(files), options_(options), models_(models), hooks_(hooks), caller_fields_(system::current_log_fields()) {}
 
   ItemReport run();
 
@@ -141,6 +143,10 @@ class LipSyncRun {
   void check_cancel() const {
     if (cancelled()) throw Error(ErrorCode::cancelled, "cancelled");
   }
+  // The journal fields of a stage's log lines: the caller's job, the stage's model (if it has one).
+  system::LogFields stage_fields(const std::string& stage, const std::string& model = "") const {
+    return {caller_fields_.job_id, model.empty() ? caller_fields_.model : model, stage};
+  }
   void report_progress(int64_t done, bool force);
   template <typename F>
   void guarded(F&& body) {
@@ -155,6 +161,7 @@ class LipSyncRun {
   const ItemOptions& options_;
   const ItemModels& models_;
   const RunHooks& hooks_;
+  const system::LogFields caller_fields_;  // stage threads start without any
 
   media::Matrix mel_;
   int64_t audio_samples_ = 0;
@@ -175,6 +182,7 @@ class LipSyncRun {
 };
 
 void LipSyncRun::prepare_audio() {
+  const system::ScopedLogFields fields(stage_fields("audio"));
   if (hooks_.progress) hooks_.progress({"audio", 0, 0, 0, 0});
   std::vector<float> samples = media::load_audio_16k_mono(files_.audio);
   audio_samples_ = static_cast<int64_t>(samples.size());
@@ -196,6 +204,7 @@ void LipSyncRun::report_progress(int64_t done, bool force) {
 }
 
 void LipSyncRun::source_stage() {
+  const system::ScopedLogFields fields(stage_fields("decode"));
   guarded([&] {
     SourceFrame item;
     while (true) {
@@ -251,6 +260,7 @@ void LipSyncRun::detect_batch(std::vector<Work>& batch, std::deque<Work>& waitin
 }
 
 void LipSyncRun::detect_stage() {
+  const system::ScopedLogFields fields(stage_fields("detect", models_.detector_name));
   guarded([&] {
     const bool cpu = on_cpu(*models_.generator);
     const size_t batch_size = static_cast<size_t>(default_batch(options_.detector_batch, cpu, 4, 32));
@@ -316,6 +326,7 @@ void LipSyncRun::generate_batch(std::vector<Work>& batch) {
   return generator_output_to_u8(generator.generate(mel.to(device), input));
   });
   // paste-back (and, on a GPU, the copy of the pasted regions back into the host frames)
+  const system::ScopedLogFields blending(stage_fields("blend", models_.generator_name));
   blend_clock_.measure([&] {
     for (size_t k = 0; k < faces.size(); ++k) {
       paste_patch(regions[k], patches[static_cast<int64_t>(k)], relative[k], options_.blend);
@@ -329,6 +340,7 @@ void LipSyncRun::generate_batch(std::vector<Work>& batch) {
 }
 
 void LipSyncRun::generate_stage() {
+  const system::ScopedLogFields fields(stage_fields("generate", models_.generator_name));
   guarded([&] {
     const bool cpu = on_cpu(*models_.generator);
     const size_t batch_size = static_cast<size_t>(default_batch(options_.generator_batch, cpu, 16, 128));
@@ -354,6 +366,8 @@ ItemReport LipSyncRun::run() {
   prepare_audio();
   check_cancel();
 
+  std::optional<system::ScopedLogFields> stage;  // this thread probes and opens, then encodes
+  stage.emplace(stage_fields("decode"));
   media::VideoReaderOptions reader_options;
   reader_options.constant_frame_rate = true;
   if (options_.fps) reader_options.output_fps = to_rational(*options_.fps);
@@ -373,6 +387,8 @@ ItemReport LipSyncRun::run() {
   if (!options_.box && !models_.detector)
     throw Error(ErrorCode::internal, "no face detector given and no fixed box set");
 
+  stage.reset();
+  stage.emplace(stage_fields("encode"));
   media::VideoWriterOptions writer_options;
   writer_options.width = width_;
   writer_options.height = height_;

@@ -46,6 +46,8 @@ struct ItemReport {
 struct ItemModels {
   const models::Wav2LipGenerator* generator = nullptr;  // required
   const models::FaceDetector* detector = nullptr;       // required unless options.box is set
+  // The models' names for the log lines of their stages (the journal's MODEL=); "" = the caller's.
+  std::string generator_name{}, detector_name{};
 };
 
 struct ItemFiles {
@@ -62,7 +64,9 @@ struct RunHooks {
   std::function<void(int64_t index, const media::Frame&)> frame_tap;
 };
 
-// Runs the item. Throws heygem::Error naming the file and the cause (invalid_input), or
+// Runs the item. Log lines from its stages carry the journal fields of the calling thread (JOB_ID,
+// MODEL) with STAGE set to audio, decode, detect, generate, blend or encode.
+// Throws heygem::Error naming the file and the cause (invalid_input), or
 // ErrorCode::cancelled; on any failure no output file is left behind.
 ItemReport run_lip_sync(const ItemFiles& files, const ItemOptions& options, const ItemModels& models,
                         const RunHooks& hooks = {});
