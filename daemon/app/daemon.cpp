@@ -4,8 +4,9 @@
 
 #include <algorithm>
 #include <atomic>
-#include <mutex>
 #include <csignal>
+#include <memory>
+#include <mutex>
 #include <thread>
 
 #include <boost/asio/io_context.hpp>
@@ -32,8 +33,27 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 constexpr auto kStatusInterval = std::chrono::seconds(5);
+// While preload models load, EXTEND_TIMEOUT_USEC goes out this often, and for at most this long per
+// preload model (generous: a multi-GB checkpoint from a cold disk onto a GPU, then its warm-up).
+constexpr auto kExtendTimeoutPeriod = std::chrono::seconds(10);
+constexpr auto kLoadBudgetPerModel = std::chrono::minutes(10);
 
 void apply_log_level(const std::string& level) { spdlog::set_level(spdlog::level::from_str(level)); }
+
+std::size_t preload_count(const residency::ResidencyConfig& config) {
+  return static_cast<std::size_t>(
+      std::count_if(config.models.begin(), config.models.end(), [](const residency::ModelSpec& spec) { return spec.preload; }));
+}
+
+// Keeps systemd's start (or reload) timeout off while `config`'s preload models load, for as long
+// as the result lives; nullptr when nothing is preloaded.
+std::unique_ptr<system::StartTimeoutExtension> extend_timeout_while_loading(system::ServiceNotifier& notifier,
+                                                                            const residency::ResidencyConfig& config) {
+  const auto preloads = preload_count(config);
+  if (preloads == 0) return nullptr;
+  return std::make_unique<system::StartTimeoutExtension>(notifier, kExtendTimeoutPeriod,
+                                                         kLoadBudgetPerModel * static_cast<int>(preloads));
+}
 
 protocol::ModelRow to_row(const residency::ModelStatus& status) {
   protocol::ModelRow row;
@@ -73,7 +93,10 @@ class Daemon : public server::DaemonServices {
     notifier_.reloading();
     try {
       auto fresh = load_daemon_config(options_);
-      registry_->reload(fresh.residency);
+      {
+        const auto extension = extend_timeout_while_loading(notifier_, fresh.residency);
+        registry_->reload(fresh.residency);
+      }
       executor_->update_config(fresh.residency);
       apply_log_level(fresh.logging.level);
       for (const auto& note : fresh.notes) spdlog::info("config: {}", note);
@@ -215,10 +238,13 @@ int Daemon::run() {
   for (const auto& note : config_.notes) spdlog::info("config: {}", note);
   auto listener = open_listener();
 
-  notifier_.status("loading models");
+  notifier_.status("loading " + std::to_string(preload_count(config_.residency)) + " model(s)");
   registry_ = residency::make_model_registry(config_.residency);
   const auto load_start = Clock::now();
-  registry_->start();
+  {
+    const auto extension = extend_timeout_while_loading(notifier_, config_.residency);
+    registry_->start();
+  }
   spdlog::info("models ready in {:.2f} s", std::chrono::duration<double>(Clock::now() - load_start).count());
 
   executor_ = std::make_unique<jobs::ItemExecutor>(*registry_, config_.residency);
