@@ -1,6 +1,6 @@
 #pragma once
 // Helpers for the media tests: a scratch folder, the ffmpeg CLI as an input generator and oracle,
-// SHA-256, WAV samples, MP4 box order and stream facts read back with libavformat.
+// WAV samples, MP4 box order and stream facts read back with libavformat.
 #include <cstdint>
 #include <filesystem>
 #include <optional>
@@ -28,7 +28,6 @@ std::vector<uint8_t> ffmpeg_decode_bgr(const std::filesystem::path& file, const 
 // Decodes the first audio stream of `file` with the CLI to 16 kHz mono s16 samples.
 std::vector<int16_t> ffmpeg_decode_mono16k(const std::filesystem::path& file);
 
-std::string sha256_hex(const uint8_t* data, size_t size);
 // Tightly packed BGR bytes of a frame (drops any row padding).
 std::vector<uint8_t> packed_bgr(const Frame& frame);
 double psnr(const Frame& a, const Frame& b);

@@ -9,6 +9,7 @@
 #include <random>
 
 #include "common/errors.hpp"
+#include "common/sha256.hpp"
 #include "daemon/media/video_reader.hpp"
 #include "tests/media/media_test_support.hpp"
 #include "tests/support/fixtures.hpp"
@@ -82,17 +83,11 @@ TEST(GridDecode, FramesMatchTheReferenceDecodeBitExactly) {
     while (reader.next(frame)) {
       ASSERT_LT(count, hashes.size());
       const auto bytes = test::packed_bgr(frame);
-      EXPECT_EQ(test::sha256_hex(bytes.data(), bytes.size()), hashes[count]) << "frame " << count;
+      EXPECT_EQ(heygem::sha256_hex(bytes.data(), bytes.size()), hashes[count]) << "frame " << count;
       ++count;
     }
     EXPECT_EQ(count, hashes.size());
   }
-}
-
-TEST(Sha256, KnownDigest) {
-  const std::string text = "abc";
-  EXPECT_EQ(test::sha256_hex(reinterpret_cast<const uint8_t*>(text.data()), text.size()),
-            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
 }
 
 TEST(GridDecode, LimitsAreCheckedUpFront) {
