@@ -85,6 +85,8 @@ ItemOptions parse_item_options(const nlohmann::json& options) {
       out.generator = get<std::string>(value, key, "a model name");
     } else if (key == "detector") {
       out.detector = get<std::string>(value, key, "a model name");
+    } else if (key == "avatar_cache") {
+      out.avatar_cache = get<bool>(value, key, "true or false");
     } else if (key == "crf") {
       out.encode.crf = bounded_int(value, key, 0, 51);
     } else if (key == "preset") {
@@ -119,6 +121,7 @@ nlohmann::json to_json(const ItemOptions& o) {
   if (!o.generator.empty()) j["generator"] = o.generator;
   if (!o.detector.empty()) j["detector"] = o.detector;
   if (o.encode.threads) j["encoder_threads"] = o.encode.threads;
+  if (!o.avatar_cache) j["avatar_cache"] = false;
   return j;
 }
 

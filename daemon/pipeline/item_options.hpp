@@ -32,6 +32,7 @@ struct ItemOptions {
   int detector_batch = 0;             // 0 = device default (32 on GPU, 4 on CPU)
   std::string generator;              // model names; empty = the daemon's defaults
   std::string detector;
+  bool avatar_cache = true;           // reuse (and record) the video's faces in the daemon's avatar cache
   EncodeOptions encode;
 };
 

@@ -10,16 +10,21 @@
 #include <cstring>
 #include <deque>
 #include <exception>
+#include <future>
 #include <mutex>
 #include <optional>
 #include <thread>
 
+#include <spdlog/spdlog.h>
+
 #include "common/errors.hpp"
+#include "common/sha256.hpp"
 #include "daemon/media/audio_reader.hpp"
 #include "daemon/media/mel.hpp"
 #include "daemon/media/video_writer.hpp"
 #include "daemon/models/face_detector.hpp"
 #include "daemon/models/wav2lip.hpp"
+#include "daemon/pipeline/avatar_cache.hpp"
 #include "daemon/pipeline/bounded_queue.hpp"
 #include "daemon/pipeline/frame_source.hpp"
 #include "daemon/system/journal_log.hpp"
@@ -55,6 +60,7 @@ class StageClock {
     return body();
   }
   void count(int64_t frames) { timing_.frames += frames; }
+  void mark_cached() { timing_.cached = true; }
   const StageTiming& timing() const { return timing_; }
 
  private:
@@ -134,6 +140,12 @@ class LipSyncRun {
   void prepare_audio();
   void source_stage();
   void detect_stage();
+  void pass_cached_faces(Work work, std::deque<Work>& waiting, BoxSmoother& smoother);
+  void smooth_face(Work work, std::optional<RawFace> face, std::deque<Work>& waiting, BoxSmoother& smoother);
+  bool avatar_cache_enabled() const;
+  void look_up_avatar_cache(const std::string& video_sha256);
+  void store_avatar_cache(const FrameSource& source);
+  size_t detector_batch_size() const;
   void generate_stage();
   void encode_stage();
   void detect_batch(std::vector<Work>& batch, std::deque<Work>& waiting, BoxSmoother& smoother);
@@ -171,6 +183,10 @@ class LipSyncRun {
   int width_ = 0, height_ = 0;
   std::vector<std::optional<FaceBox>> source_boxes_;  // smoothed box per source frame (loops reuse it)
   std::atomic<int64_t> frames_without_face_{0};
+  // The avatar cache: the key of this run, the faces found there (a hit), or those detected now.
+  std::optional<AvatarKey> cache_key_;
+  std::optional<AvatarBoxes> cached_faces_;
+  std::vector<std::optional<RawFace>> detected_faces_;  // per first-pass source frame (detect thread)
 
   BoundedQueue<Work> decoded_{queue_capacity(options_, models_)}, detected_{queue_capacity(options_, models_)},
       rendered_{queue_capacity(options_, models_)};
@@ -247,23 +263,49 @@ void LipSyncRun::detect_batch(std::vector<Work>& batch, std::deque<Work>& waitin
   });
   detect_clock_.count(static_cast<int64_t>(batch.size()));
   for (size_t i = 0; i < batch.size(); ++i) {
-    std::optional<FaceBox> box;
+    std::optional<RawFace> face;
     if (!detections.at(i).empty()) {
       const auto& d = detections[i].front();  // the highest-scoring face, as the reference takes it
-      box = padded_box(d.x1, d.y1, d.x2, d.y2, options_.pads, width_, height_);
+      face = RawFace{d.x1, d.y1, d.x2, d.y2};
     }
-    const int64_t index = batch[i].source_index;
-    waiting.push_back(std::move(batch[i]));
-    release_ready(waiting, smoother.push(index, box));
+    const auto index = static_cast<size_t>(batch[i].source_index);
+    if (index >= detected_faces_.size()) detected_faces_.resize(index + 1);
+    detected_faces_[index] = face;
+    smooth_face(std::move(batch[i]), face, waiting, smoother);
   }
   batch.clear();
+}
+
+// Pads the face, as the reference does, and feeds it to the smoother.
+void LipSyncRun::smooth_face(Work work, std::optional<RawFace> face, std::deque<Work>& waiting,
+                             BoxSmoother& smoother) {
+  std::optional<FaceBox> box;
+  if (face) box = padded_box(face->x1, face->y1, face->x2, face->y2, options_.pads, width_, height_);
+  const int64_t index = work.source_index;
+  waiting.push_back(std::move(work));
+  release_ready(waiting, smoother.push(index, box));
+}
+
+// A cache hit: the detector's answer for this frame comes from the cache entry, so the boxes are
+// the ones a detection would give, smoothed up to where this run's first pass ends.
+void LipSyncRun::pass_cached_faces(Work work, std::deque<Work>& waiting, BoxSmoother& smoother) {
+  const auto index = static_cast<size_t>(work.source_index);
+  if (index >= cached_faces_->faces.size())
+    throw Error(ErrorCode::internal, "avatar cache: the entry for " + files_.video.string() + " has " +
+                                         std::to_string(cached_faces_->faces.size()) + " frames, the video more");
+  detect_clock_.count(1);
+  smooth_face(std::move(work), cached_faces_->faces[index], waiting, smoother);
+}
+
+size_t LipSyncRun::detector_batch_size() const {
+  return static_cast<size_t>(default_batch(options_.detector_batch, on_cpu(*models_.generator), 4, 32));
 }
 
 void LipSyncRun::detect_stage() {
   const system::ScopedLogFields fields(stage_fields("detect", models_.detector_name));
   guarded([&] {
-    const bool cpu = on_cpu(*models_.generator);
-    const size_t batch_size = static_cast<size_t>(default_batch(options_.detector_batch, cpu, 4, 32));
+    const size_t batch_size = detector_batch_size();
+    if (cached_faces_) detect_clock_.mark_cached();
     BoxSmoother smoother(5, options_.smooth);
     std::vector<Work> batch;   // first-pass frames not detected yet
     std::deque<Work> waiting;  // detected frames waiting for their smoothed box
@@ -278,6 +320,8 @@ void LipSyncRun::detect_stage() {
       if (options_.box) {
         work->box = clamp_box(*options_.box, width_, height_, files_.video.string());
         if (!detected_.push(std::move(*work))) return;
+      } else if (work->first_pass && cached_faces_) {
+        pass_cached_faces(std::move(*work), waiting, smoother);
       } else if (work->first_pass) {
         batch.push_back(std::move(*work));
         if (batch.size() >= batch_size) detect_batch(batch, waiting, smoother);
@@ -362,7 +406,43 @@ void LipSyncRun::generate_stage() {
   });
 }
 
+bool LipSyncRun::avatar_cache_enabled() const {
+  return models_.avatar_cache && options_.avatar_cache && !options_.box && !models_.detector_identity.empty();
+}
+
+void LipSyncRun::look_up_avatar_cache(const std::string& video_sha256) {
+  cache_key_ = AvatarKey{video_sha256, models_.detector_identity, fps_.num, fps_.den,
+                         static_cast<int>(detector_batch_size())};
+  auto entry = models_.avatar_cache->load(*cache_key_);
+  const auto first_pass_limit = static_cast<int64_t>(chunk_starts_.size());
+  if (entry && entry->covers(first_pass_limit)) {
+    spdlog::info("avatar cache hit: the faces of {} come from {}, no detection", files_.video.string(),
+                 models_.avatar_cache->entry_path(*cache_key_).string());
+    cached_faces_ = std::move(entry);
+  } else if (entry) {
+    spdlog::info("avatar cache: the entry for {} covers {} frames, this run needs up to {}; detecting",
+                 files_.video.string(), entry->faces.size(), first_pass_limit);
+  }
+}
+
+// After a successful miss: the detected faces go into the cache. A failure to store costs the next
+// run its speed-up, not this item its result.
+void LipSyncRun::store_avatar_cache(const FrameSource& source) {
+  AvatarBoxes boxes;
+  boxes.faces = std::move(detected_faces_);
+  boxes.complete = source.source_frames() > 0 && static_cast<int64_t>(boxes.faces.size()) == source.source_frames();
+  try {
+    models_.avatar_cache->store(*cache_key_, boxes);
+  } catch (const Error& e) {
+    spdlog::warn("{}; the next run of this video detects its faces again", e.what());
+  }
+}
+
 ItemReport LipSyncRun::run() {
+  // the content hash reads the whole video: it runs while the audio is decoded
+  std::future<std::string> video_hash;
+  if (avatar_cache_enabled())
+    video_hash = std::async(std::launch::async, [video = files_.video] { return sha256_file_hex(video); });
   prepare_audio();
   check_cancel();
 
@@ -384,7 +464,14 @@ ItemReport LipSyncRun::run() {
                                           scratch.empty() ? std::filesystem::path(".") : scratch);
   width_ = source_->info().width;
   height_ = source_->info().height;
-  if (!options_.box && !models_.detector)
+  if (video_hash.valid()) {
+    try {
+      look_up_avatar_cache(video_hash.get());
+    } catch (const Error& e) {  // the decoder will say what is wrong with the file, if anything is
+      spdlog::warn("avatar cache not used for {}: {}", files_.video.string(), e.what());
+    }
+  }
+  if (!options_.box && !models_.detector && !cached_faces_)
     throw Error(ErrorCode::internal, "no face detector given and no fixed box set");
 
   stage.reset();
@@ -422,6 +509,7 @@ ItemReport LipSyncRun::run() {
     throw Error(ErrorCode::internal, "rendered " + std::to_string(done) + " of " + std::to_string(total) + " frames");
   if (hooks_.progress) hooks_.progress({"finalize", done, total, 0, 0});
   encode_clock_.measure([&] { writer.finish(); });
+  if (cache_key_ && !cached_faces_) store_avatar_cache(*source_);
 
   ItemReport report;
   report.frames = done;
@@ -433,10 +521,17 @@ ItemReport LipSyncRun::run() {
   report.wall_seconds = std::chrono::duration<double>(Clock::now() - started_).count();
   report.stages = {decode_clock_.timing(), detect_clock_.timing(), generate_clock_.timing(), blend_clock_.timing(),
                    encode_clock_.timing()};
+  report.avatar_cache = cached_faces_ ? "hit" : cache_key_ ? "miss" : "off";
   return report;
 }
 
 }  // namespace
+
+const StageTiming* ItemReport::stage(const std::string& name) const {
+  for (const auto& timing : stages)
+    if (timing.name == name) return &timing;
+  return nullptr;
+}
 
 ItemReport run_lip_sync(const ItemFiles& files, const ItemOptions& options, const ItemModels& models,
                         const RunHooks& hooks) {

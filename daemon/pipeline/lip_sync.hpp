@@ -20,6 +20,8 @@ class FaceDetector;
 
 namespace heygem::pipeline {
 
+class AvatarCache;
+
 struct ItemProgress {
   std::string stage;  // "audio", "render", "finalize"
   int64_t frames_done = 0, frames_total = 0;
@@ -30,6 +32,7 @@ struct StageTiming {
   std::string name;
   double busy_seconds = 0;  // time the stage's thread spent working (not waiting on queues)
   int64_t frames = 0;
+  bool cached = false;      // detect: the boxes came from the avatar cache, no detector ran
   double fps() const { return busy_seconds > 0 ? static_cast<double>(frames) / busy_seconds : 0; }
 };
 
@@ -41,6 +44,10 @@ struct ItemReport {
   double fps = 0;
   double wall_seconds = 0;
   std::vector<StageTiming> stages;
+  // "hit": the faces came from the avatar cache (no detector call); "miss": detected (and stored
+  // once the item succeeded); "off": no detection (fixed box), no cache, or the item bypassed it.
+  std::string avatar_cache = "off";
+  const StageTiming* stage(const std::string& name) const;
 };
 
 struct ItemModels {
@@ -48,6 +55,10 @@ struct ItemModels {
   const models::FaceDetector* detector = nullptr;       // required unless options.box is set
   // The models' names for the log lines of their stages (the journal's MODEL=); "" = the caller's.
   std::string generator_name{}, detector_name{};
+  // The avatar cache (null = none) and what it keys the detector on: kind, weights file, placement
+  // (avatar_cache.hpp). With a cache hit the detector is not called and may be null.
+  const AvatarCache* avatar_cache = nullptr;
+  std::string detector_identity{};
 };
 
 struct ItemFiles {

@@ -1,0 +1,107 @@
+// The avatar cache in the pipeline, on a GRID clip with RetinaFace on the CPU: a run with new audio
+// detects and stores the clip's faces; the next run with other, shorter audio finds them, runs
+// without any detector (none is passed: a miss would fail), and hands the encoder the same bytes as
+// a run that detected the faces itself (the video is cut at another frame than in the storing run,
+// so the box smoothing at the cut is redone, not cached). The audio is short to keep CI quick.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <map>
+
+#include "common/sha256.hpp"
+#include "daemon/models/retinaface.hpp"
+#include "daemon/models/wav2lip.hpp"
+#include "daemon/pipeline/avatar_cache.hpp"
+#include "daemon/pipeline/lip_sync.hpp"
+#include "tests/media/media_test_support.hpp"
+#include "tests/support/fixtures.hpp"
+#include "tests/support/hash_init_fixture.hpp"
+#include "tests/support/temp_dir.hpp"
+
+namespace heygem::pipeline {
+namespace {
+
+struct Rendered {
+  ItemReport report;
+  std::map<int64_t, media::Frame> frames;  // as handed to the encoder
+};
+
+Rendered render(const test::TempDir& dir, const std::filesystem::path& audio, const std::filesystem::path& video,
+           const ItemOptions& options, const ItemModels& models) {
+  Rendered run;
+  RunHooks hooks;
+  hooks.frame_tap = [&](int64_t i, const media::Frame& f) { run.frames[i] = f; };
+  run.report = run_lip_sync({audio, video, dir.path() / "out.mp4", dir.path()}, options, models, hooks);
+  return run;
+}
+
+void print(const char* label, const ItemReport& report) {
+  const StageTiming* detect = report.stage("detect");
+  std::printf("avatar cache %-28s %3lld frames, wall %6.2f s, detect stage %6.2f s busy%s (cache: %s)\n", label,
+              static_cast<long long>(report.frames), report.wall_seconds, detect->busy_seconds,
+              detect->cached ? ", cached" : "", report.avatar_cache.c_str());
+}
+
+TEST(AvatarCachePipeline, NewAudioOnACachedVideoSkipsDetectionWithIdenticalFrames) {
+  test::TempDir dir;
+  const auto weights = test::shared_root() / "models" / "retinaface_mobilenet0.25.pth";
+  auto detector = models::RetinaFaceDetector::from_file(weights, models::Placement{});
+  auto generator = models::Wav2LipGenerator::untrained(models::Placement{}, test::hash_init_spec("e2e"));
+  const auto grid = test::shared_root() / "media" / "grid";
+  const auto video = grid / (test::manifest("e2e").at("meta").at("video_clip").get<std::string>() + ".mpg");
+  const auto speech = dir.path() / "speech.wav";  // 1 s of another speaker: 25 frames of the clip
+  media::test::run_ffmpeg("-i '" + (grid / "bbaf2n.mpg").string() + "' -t 1 -vn -ac 1 -ar 16000 '" + speech.string() + "'");
+  const auto longer = dir.path() / "tone.wav";  // 1.2 s: the storing run sees 30 frames
+  media::test::run_ffmpeg("-f lavfi -i \"sine=frequency=300:sample_rate=16000:duration=1.2\" '" + longer.string() + "'");
+
+  const AvatarCache cache({dir.path() / "avatar-cache", 1 << 20});
+  ItemModels models;
+  models.generator = generator.get();
+  models.detector = detector.get();
+  models.avatar_cache = &cache;
+  models.detector_identity = "retinaface " + weights_identity(weights) + " cpu float32";
+  ItemOptions options;
+  options.encode.preset = "ultrafast";
+
+  // The reference: the item bypasses the cache and detects every frame itself.
+  ItemOptions bypass = options;
+  bypass.avatar_cache = false;
+  const Rendered fresh = render(dir, speech, video, bypass, models);
+  EXPECT_EQ(fresh.report.avatar_cache, "off");
+  EXPECT_TRUE(std::filesystem::is_empty(dir.path() / "avatar-cache")) << "a bypassing item stored its faces";
+
+  const Rendered first = render(dir, longer, video, options, models);
+  EXPECT_EQ(first.report.avatar_cache, "miss");
+  EXPECT_FALSE(first.report.stage("detect")->cached);
+  EXPECT_GT(first.report.stage("detect")->busy_seconds, 0);
+
+  ItemModels without_detector = models;
+  without_detector.detector = nullptr;  // the run can only succeed if it never needs one
+  const Rendered cached = render(dir, speech, video, options, without_detector);
+  EXPECT_EQ(cached.report.avatar_cache, "hit");
+  EXPECT_TRUE(cached.report.stage("detect")->cached);
+  EXPECT_EQ(cached.report.stage("detect")->busy_seconds, 0);
+  EXPECT_EQ(cached.report.frames_without_face, fresh.report.frames_without_face);
+  ASSERT_EQ(cached.frames.size(), fresh.frames.size());
+  for (const auto& [index, frame] : fresh.frames)
+    ASSERT_EQ(cached.frames.at(index).data, frame.data) << "frame " << index << " differs from a fresh detection";
+
+  print("off (detects, reference)", fresh.report);
+  print("miss (detects, stores)", first.report);
+  print("hit (no detector)", cached.report);
+  const auto lookup_start = std::chrono::steady_clock::now();
+  const AvatarKey key{sha256_file_hex(video), models.detector_identity, 25, 1, 4};
+  EXPECT_TRUE(cache.load(key)) << "the entry is not keyed as the test assumes (25 fps, batch 4)";
+  std::printf("avatar cache: a hit costs %.1f ms (SHA-256 of the %ju-byte video and reading the entry)\n",
+              1e3 * std::chrono::duration<double>(std::chrono::steady_clock::now() - lookup_start).count(),
+              static_cast<std::uintmax_t>(std::filesystem::file_size(video)));
+  const double saved = fresh.report.stage("detect")->busy_seconds;
+  std::printf("avatar cache: detection time saved on the CPU: %.2f s of %.2f s wall (%.0f%%), wall %.2f s -> %.2f s\n",
+              saved, fresh.report.wall_seconds, 100 * saved / fresh.report.wall_seconds, fresh.report.wall_seconds,
+              cached.report.wall_seconds);
+}
+
+}  // namespace
+}  // namespace heygem::pipeline
