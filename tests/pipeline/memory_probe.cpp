@@ -1,12 +1,13 @@
 // pipeline_memory_probe AUDIO VIDEO OUTPUT T,B,L,R: runs one lip-sync item in this process (CPU,
 // hash-init generator of the wav2lip fixture, fixed face box, default options) and prints one JSON
 // line with the process's peak resident memory. A process of its own per run, so that the peak
-// belongs to that input alone (memory_bound_test.cpp compares a short and a long input).
+// belongs to that input alone (memory_bound.cpp compares a short and a long input).
 #include <nlohmann/json.hpp>
 
 #include <cstdio>
 #include <fstream>
 #include <iostream>
+#include <stdexcept>
 #include <string>
 
 #include "daemon/models/wav2lip.hpp"
