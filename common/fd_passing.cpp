@@ -3,6 +3,7 @@
 #include <sys/socket.h>
 #include <sys/uio.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <vector>
@@ -75,6 +76,10 @@ void FrameReceiver::take_fds(std::vector<UniqueFd>& received) {
   }
 }
 
+namespace {
+constexpr std::size_t kPayloadChunk = std::size_t{64} << 10;
+}  // namespace
+
 std::optional<ReceivedFrame> FrameReceiver::read(int socket) {
   char* target;
   std::size_t wanted;
@@ -82,8 +87,11 @@ std::optional<ReceivedFrame> FrameReceiver::read(int socket) {
     target = reinterpret_cast<char*>(header_) + header_bytes_;
     wanted = protocol::kFrameHeaderBytes - header_bytes_;
   } else {
+    // The payload grows with what arrives, so a peer that announces a large frame and sends little
+    // of it holds little of the daemon's memory (at most one chunk more than it sent).
+    wanted = std::min(payload_size_ - payload_bytes_, kPayloadChunk);
+    payload_.resize(payload_bytes_ + wanted);
     target = payload_.data() + payload_bytes_;
-    wanted = payload_size_ - payload_bytes_;
   }
 
   iovec chunk{target, wanted};
@@ -137,12 +145,13 @@ std::optional<ReceivedFrame> FrameReceiver::read(int socket) {
       fds_.clear();
       throw;
     }
-    payload_.assign(payload_size_, '\0');
+    payload_.clear();
     payload_bytes_ = 0;
     return std::nullopt;
   }
 
   payload_bytes_ += static_cast<std::size_t>(got);
+  payload_.resize(payload_bytes_);
   if (payload_bytes_ < payload_size_) return std::nullopt;
   ReceivedFrame frame{std::move(payload_), std::move(fds_)};
   payload_.clear();

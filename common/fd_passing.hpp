@@ -28,7 +28,8 @@ struct ReceivedFrame {
 void send_frame_with_fds(int socket, std::string_view payload, std::span<const int> fds = {});
 
 // Incremental receiver, usable on blocking and non-blocking sockets: each call to read() makes at
-// most one recvmsg of exactly the bytes still missing from the current frame.
+// most one recvmsg, never past the current frame. The payload buffer grows with the bytes received
+// (64 KiB at a time), not with the length a peer announces.
 class FrameReceiver {
  public:
   explicit FrameReceiver(std::size_t max_fds = protocol::kMaxFdsPerFrame) : max_fds_(max_fds) {}
