@@ -1,6 +1,7 @@
 #include "daemon/jobs/scheduler.hpp"
 
 #include <fcntl.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -577,23 +578,26 @@ ItemOutcome Scheduler::run_item(Entry& entry, JobRun& run, std::size_t item) {
       result.state = ItemState::cancelled;
       throw;
     }
-    result.state = ItemState::failed;
-    result.error = e.what();
-    if (entry.job.error.empty()) entry.job.error = "item " + std::to_string(item + 1) + ": " + e.what();
-    entry.logger(spool_).write(spdlog::level::err, "item " + std::to_string(item + 1) + " failed: " + e.what());
-    persist(entry);
+    fail_item(entry, item, e.what());
     return outcome;
   }
   std::lock_guard lock(mutex_);
   auto& result = entry.job.items[item];
-  result.state = ItemState::done;
   result.frames = outcome.frames;
   result.frames_without_face = outcome.frames_without_face;
   result.wall_seconds = outcome.wall_seconds;
   result.fps = outcome.fps;
   std::error_code ec;
   result.output_bytes = std::filesystem::file_size(output, ec);
-  deliver_output(entry, item);
+  try {
+    deliver_output(entry, item);
+  } catch (const Error& e) {
+    // The submitter asked for this file and did not get it: the item fails with the cause (a full
+    // disk, say), although the render itself is kept for fetch.
+    fail_item(entry, item, std::string(e.what()) + "; the result is kept in the spool: heygemctl fetch " + id);
+    return outcome;
+  }
+  result.state = ItemState::done;
   entry.logger(spool_).write(spdlog::level::info,
                              "item " + std::to_string(item + 1) + " done: " + std::to_string(result.frames) +
                                  " frames in " + std::to_string(result.wall_seconds) + " s (" +
@@ -609,18 +613,31 @@ void Scheduler::deliver_output(Entry& entry, std::size_t item) {
   auto& result = entry.job.items[item];
   const auto source = spool_.output_path(entry.job.id, item);
   auto& fd = entry.outputs[item];
-  if (fd.valid()) {
-    try {
-      deliver_file(source, fd.get(), "output " + result.output_name);
-      result.delivered = true;
-      fd.reset();
-      std::filesystem::remove(source);
-      return;
-    } catch (const Error& e) {
-      entry.logger(spool_).write(spdlog::level::warn, std::string(e.what()) + "; the result stays in the spool for fetch");
-    }
+  if (!fd.valid()) {  // no output was passed, or it was lost with a daemon restart
+    result.in_spool = true;
+    return;
   }
-  result.in_spool = true;
+  try {
+    deliver_file(source, fd.get(), "output " + result.output_name);
+  } catch (const Error&) {
+    // No partial file for the submitter: what was written goes (the fd is all we have of it).
+    [[maybe_unused]] const int ignored = ::ftruncate(fd.get(), 0);
+    fd.reset();
+    result.in_spool = true;
+    throw;
+  }
+  result.delivered = true;
+  fd.reset();
+  std::filesystem::remove(source);
+}
+
+void Scheduler::fail_item(Entry& entry, std::size_t item, const std::string& cause) {
+  auto& result = entry.job.items[item];
+  result.state = ItemState::failed;
+  result.error = cause;
+  if (entry.job.error.empty()) entry.job.error = "item " + std::to_string(item + 1) + ": " + cause;
+  entry.logger(spool_).write(spdlog::level::err, "item " + std::to_string(item + 1) + " failed: " + cause);
+  persist(entry);
 }
 
 void Scheduler::finish_entry(Entry& entry, bool cancelled, bool requeue) {

@@ -120,7 +120,10 @@ class Scheduler {
   void run_entry(Entry& entry);
   void finish_entry(Entry& entry, bool cancelled, bool requeue);
   ItemOutcome run_item(Entry& entry, JobRun& run, std::size_t item);
+  // Writes the item's result into the submitter's output fd (or keeps it for fetch when there is
+  // none); throws when the fd cannot take it, with the result kept in the spool.
   void deliver_output(Entry& entry, std::size_t item);
+  void fail_item(Entry& entry, std::size_t item, const std::string& cause);  // mutex_ held
   void persist(const Entry& entry);
   void emit(Entry& entry, protocol::EventBody body);
   void broadcast_positions();

@@ -140,6 +140,29 @@ TEST_F(SchedulerTest, OutputFdsReceiveTheResult) {
   EXPECT_THROW(scheduler.open_output(id, 1000, 0), Error);
 }
 
+// An output fd that cannot take the result (here: opened read-only; in life: a full disk) fails
+// the item with the cause, while the result stays fetchable.
+TEST_F(SchedulerTest, AnOutputThatCannotBeWrittenFailsTheItemAndKeepsTheResult) {
+  Scheduler scheduler(state_, {}, executor_);
+  scheduler.start();
+  auto r = request(1000, 1, nlohmann::json::object(), true);
+  r.outputs[0] = file_with("read-only.mp4", "");
+  r.output_names[0] = "read-only.mp4";
+  const auto id = scheduler.submit(std::move(r)).id;
+  executor_.release(1);
+  EXPECT_EQ(wait_finished(scheduler, id), "failed");
+  const auto status = scheduler.status(id, 1000);
+  EXPECT_EQ(status.items[0].state, protocol::ItemState::failed);
+  EXPECT_FALSE(status.items[0].delivered);
+  EXPECT_TRUE(status.items[0].in_spool);
+  EXPECT_NE(status.items[0].error.find("output read-only.mp4"), std::string::npos) << status.items[0].error;
+  EXPECT_NE(status.items[0].error.find("heygemctl fetch " + id), std::string::npos) << status.items[0].error;
+  const auto fd = scheduler.open_output(id, 1000, 0);
+  char buffer[32] = {};
+  EXPECT_EQ(::read(fd.get(), buffer, sizeof buffer), 7);
+  EXPECT_EQ(std::string(buffer), "video 0");
+}
+
 TEST_F(SchedulerTest, CancelQueuedAndRunning) {
   Scheduler scheduler(state_, {}, executor_);
   scheduler.start();
