@@ -16,6 +16,7 @@
 #include <fstream>
 #include <map>
 #include <random>
+#include <sstream>
 #include <thread>
 
 #include "common/fd_passing.hpp"
@@ -47,6 +48,16 @@ std::vector<std::string> submit_args(const fs::path& audio, const fs::path& vide
 std::string trim(std::string text) {
   while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back()))) text.pop_back();
   return text;
+}
+
+UniqueFd connect_to(const fs::path& socket) {
+  UniqueFd connection(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sockaddr_un address{};
+  address.sun_family = AF_UNIX;
+  std::strncpy(address.sun_path, socket.c_str(), sizeof address.sun_path - 1);
+  if (::connect(connection.get(), reinterpret_cast<sockaddr*>(&address), sizeof address) != 0)
+    throw std::runtime_error("cannot connect to " + socket.string());
+  return connection;
 }
 
 // Polls until every job is finished (or the limit passes).
@@ -143,13 +154,34 @@ TEST(Load, ConcurrentClientsAllCompleteInFifoOrderAndResourcesReturnToBaseline) 
   EXPECT_EQ(daemon.spool_problems(), std::vector<std::string>{});
 }
 
+// Peers that announce the largest frame and send only its first bytes: heygemd must not reserve
+// the announced size for each of them (128 x 1 MiB would be 128 MiB held by idle sockets).
+TEST(Load, HalfSentLargeFramesHoldLittleMemory) {
+  Daemon daemon;
+  std::this_thread::sleep_for(500ms);
+  const std::uint64_t rss_before = daemon.resident_kib();
+  const std::string announced = protocol::encode_frame(std::string(protocol::kMaxFrameBytes, ' '));
+  const std::string_view sent(announced.data(), protocol::kFrameHeaderBytes + 16);
+  std::vector<UniqueFd> peers;
+  for (int i = 0; i < 128; ++i) {
+    peers.push_back(connect_to(daemon.socket()));
+    ASSERT_EQ(::send(peers.back().get(), sent.data(), sent.size(), MSG_NOSIGNAL), static_cast<ssize_t>(sent.size()));
+  }
+  std::this_thread::sleep_for(1s);
+  EXPECT_TRUE(daemon.ping()) << "a full connection table keeps others out";
+  const std::uint64_t grown_kib = daemon.resident_kib() - std::min(daemon.resident_kib(), rss_before);
+  EXPECT_LT(grown_kib, 32u * 1024) << "128 half-sent frames hold " << grown_kib / 1024 << " MiB";
+  peers.clear();
+  EXPECT_TRUE(daemon.ping());
+}
+
 // ---------------------------------------------------------------------------------------------
-// A 2 MiB tmpfs as the state dir (mounting needs root, as in CI).
+// A small tmpfs (mounting needs root, as in CI).
 class SmallTmpfs {
  public:
-  explicit SmallTmpfs(const fs::path& where) : where_(where) {
+  SmallTmpfs(const fs::path& where, const std::string& size) : where_(where) {
     fs::create_directories(where_);
-    mounted_ = ::mount("tmpfs", where_.c_str(), "tmpfs", 0, "size=2m,mode=0700") == 0;
+    mounted_ = ::mount("tmpfs", where_.c_str(), "tmpfs", 0, ("size=" + size + ",mode=0755").c_str()) == 0;
   }
   ~SmallTmpfs() {
     if (mounted_) ::umount2(where_.c_str(), MNT_DETACH);
@@ -163,12 +195,35 @@ class SmallTmpfs {
   bool mounted_ = false;
 };
 
+// Fills the file system of `folder` up to `leave_bytes` of free space with one file.
+void fill_up(const fs::path& folder, std::uint64_t leave_bytes) {
+  const fs::path filler = folder / "filler";
+  {
+    std::ofstream out(filler, std::ios::binary);
+    const std::string chunk(4096, 'x');
+    while (out.write(chunk.data(), static_cast<std::streamsize>(chunk.size()))) {
+    }
+  }
+  const auto full_size = fs::file_size(filler);
+  fs::resize_file(filler, full_size > leave_bytes ? full_size - leave_bytes : 0);
+}
+
+std::string read_text(const fs::path& file) {
+  std::ifstream in(file);
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+// The spool is a 2 MiB tmpfs; where none can be mounted (no root), heygemd runs with a 2 MiB
+// RLIMIT_FSIZE instead, so that the 3 MiB input cannot be written either (EFBIG, not ENOSPC).
 TEST(DiskFull, AFullSpoolFailsTheJobCleanlyAndTheDaemonKeepsServing) {
   TempDir mount_point;
-  SmallTmpfs tmpfs(mount_point.path() / "state");
-  if (!tmpfs.mounted()) GTEST_SKIP() << "cannot mount a tmpfs (needs root)";
+  const fs::path state = mount_point.path() / "state";
+  SmallTmpfs tmpfs(state, "2m");
   DaemonOptions options;
-  options.state_dir = mount_point.path() / "state";
+  options.state_dir = state;
+  if (!tmpfs.mounted()) options.max_file_bytes = 2u << 20;
   Daemon daemon(options);
   const fs::path clip = daemon.work() / "clip.mp4", big = daemon.work() / "big.mp4";
   make_tiny_clip(clip, 32, 0.4);
@@ -179,40 +234,65 @@ TEST(DiskFull, AFullSpoolFailsTheJobCleanlyAndTheDaemonKeepsServing) {
   }
   const fs::path output = daemon.work() / "out.mp4";
   const auto full = daemon.ctl(submit_args(clip, big, {"-o", output.string()}));
-  EXPECT_EQ(full.exit_code, 8) << "expected a resource failure: " << full.out << full.err;
-  EXPECT_NE((full.out + full.err).find("space"), std::string::npos) << full.out << full.err;
+  const std::string message = full.out + full.err;
+  EXPECT_EQ(full.exit_code, 8) << "expected a resource failure: " << message;
+  const std::string cause = tmpfs.mounted() ? "No space left on device" : "File too large";
+  EXPECT_NE(message.find(cause), std::string::npos) << message;
   EXPECT_FALSE(fs::exists(output)) << "a failed job left a partial output";
   EXPECT_TRUE(daemon.ping());
+  EXPECT_TRUE(daemon.jobs().empty()) << "a job that could not be spooled was accepted";
   EXPECT_EQ(daemon.spool_problems(), std::vector<std::string>{});
 
   const auto small = daemon.ctl(submit_args(clip, clip, {"-o", output.string()}));
-  EXPECT_EQ(small.exit_code, 0) << small.err;
+  EXPECT_EQ(small.exit_code, 0) << small.out << small.err << daemon.log_text();
   EXPECT_TRUE(is_valid_video(output));
 }
 
+// The submitter's output is on a full file system: the job fails (exit 1) with the cause named,
+// the client's file goes (attached) or is left empty (detached: the daemon only has the fd), the
+// render stays fetchable, and the daemon serves the next job.
 TEST(DiskFull, AnOutputTheDaemonCannotWriteFailsClearly) {
+  TempDir mount_point;
+  const fs::path full_disk = mount_point.path() / "full";
+  SmallTmpfs tmpfs(full_disk, "256k");
+  if (!tmpfs.mounted()) GTEST_SKIP() << "cannot mount a tmpfs for the output (needs root)";
+  fill_up(full_disk, 4096);  // one page: the result's first bytes fit, the rest does not
   Daemon daemon;
   const fs::path clip = daemon.work() / "clip.mp4";
-  make_tiny_clip(clip, 32, 0.4);
-  // /dev/full opens for writing, and every write to it fails with ENOSPC.
-  const auto result = daemon.ctl(submit_args(clip, clip, {"--force", "-o", "/dev/full"}));
-  const std::string message = result.out + result.err;
-  EXPECT_NE(result.exit_code, 0) << message;
-  EXPECT_NE(message.find("space"), std::string::npos) << message;
+  make_tiny_clip(clip, 48, 1.0);
+
+  const fs::path output = full_disk / "out.mp4";
+  const auto attached = daemon.ctl(submit_args(clip, clip, {"-o", output.string()}));
+  const std::string message = attached.out + attached.err;
+  EXPECT_EQ(attached.exit_code, 1) << "expected a failed job: " << message;
+  EXPECT_NE(message.find("No space left on device"), std::string::npos) << message;
+  EXPECT_NE(message.find("out.mp4"), std::string::npos) << "the message does not name the output: " << message;
+  EXPECT_FALSE(fs::exists(output)) << "a failed job left a partial output";
+
+  const fs::path detached_output = full_disk / "detached.mp4";
+  const auto detached = daemon.ctl(submit_args(clip, clip, {"--detach", "-o", detached_output.string()}));
+  ASSERT_EQ(detached.exit_code, 0) << detached.err;
+  const std::string id = trim(detached.out);
+  EXPECT_EQ(daemon.ctl({"wait", id}).exit_code, 1);
+  const auto status = daemon.ctl({"status", id});
+  EXPECT_NE(status.out.find("No space left on device"), std::string::npos) << status.out;
+  ASSERT_TRUE(fs::exists(detached_output));
+  EXPECT_EQ(fs::file_size(detached_output), 0u) << "the daemon left a partial result in the submitter's file";
+  EXPECT_NE(read_text(daemon.state_dir() / "spool" / id / "job.log").find("No space left on device"), std::string::npos);
+
+  // Nothing rendered is lost: the result is fetched to where there is room.
+  const fs::path rescued = daemon.work() / "rescued.mp4";
+  const auto fetched = daemon.ctl({"fetch", id, "-o", rescued.string()});
+  EXPECT_EQ(fetched.exit_code, 0) << fetched.err;
+  EXPECT_TRUE(is_valid_video(rescued));
   EXPECT_TRUE(daemon.ping());
   EXPECT_EQ(daemon.spool_problems(), std::vector<std::string>{});
+  const fs::path next = daemon.work() / "next.mp4";
+  EXPECT_EQ(daemon.ctl(submit_args(clip, clip, {"-o", next.string()})).exit_code, 0);
+  EXPECT_TRUE(is_valid_video(next));
 }
 
 // ---------------------------------------------------------------------------------------------
-TEST(Permissions, SocketHasTheConfiguredModeAndTheDaemonsGroup) {
-  Daemon daemon;
-  struct stat info {};
-  ASSERT_EQ(::stat(daemon.socket().c_str(), &info), 0);
-  EXPECT_TRUE(S_ISSOCK(info.st_mode));
-  EXPECT_EQ(info.st_mode & 07777, 0660u);
-  EXPECT_EQ(info.st_gid, ::getegid());
-}
-
 struct OtherUser {
   uid_t uid;
   gid_t gid;
@@ -224,22 +304,44 @@ std::optional<OtherUser> nobody() {
   return OtherUser{user->pw_uid, user->pw_gid};
 }
 
+// Runs a copy of heygemctl (in the daemon's work dir, opened to others) as `user`: the copy is
+// reachable wherever the build tree lives (/root is 0700).
+CommandResult ctl_as(const Daemon& daemon, const OtherUser& user, std::vector<std::string> args) {
+  fs::permissions(daemon.work(), fs::perms::others_exec | fs::perms::others_read, fs::perm_options::add);
+  const fs::path copy = daemon.work() / "heygemctl";
+  if (!fs::exists(copy)) fs::copy_file(heygemctl_binary(), copy);
+  args.insert(args.begin(), {copy.string(), "--socket", daemon.socket().string()});
+  return run_command(args, user.uid, user.gid);
+}
+
+TEST(Permissions, SocketHasTheConfiguredModeAndTheDaemonsGroup) {
+  Daemon daemon;
+  struct stat info {};
+  ASSERT_EQ(::stat(daemon.socket().c_str(), &info), 0);
+  EXPECT_TRUE(S_ISSOCK(info.st_mode));
+  EXPECT_EQ(info.st_mode & 07777, 0660u);
+  EXPECT_EQ(info.st_gid, ::getegid());
+  // A uid outside the socket's owner and group is refused by the mode itself.
+  if (const auto other = nobody()) {
+    const auto refused = ctl_as(daemon, *other, {"ping"});
+    EXPECT_NE(refused.exit_code, 0) << "another uid connected to a 0660 socket";
+    EXPECT_NE(refused.err.find("ermission denied"), std::string::npos) << refused.err;
+  }
+}
+
 TEST(Permissions, AnotherUidCanNeitherSeeCancelNorFetchAJob) {
   const auto other = nobody();
   if (!other) GTEST_SKIP() << "needs root and a 'nobody' user";
   DaemonOptions options;
   options.socket_mode = "0666";  // let the other uid in, so that the daemon's own checks are tested
   Daemon daemon(options);
-  // The other uid must reach the binaries and the socket through the work dir.
-  fs::permissions(daemon.work(), fs::perms::others_exec | fs::perms::others_read, fs::perm_options::add);
   const fs::path clip = daemon.work() / "clip.mp4";
   make_tiny_clip(clip, 32, 0.4);
   const auto submitted = daemon.ctl(submit_args(clip, clip, {"--detach"}));
   ASSERT_EQ(submitted.exit_code, 0) << submitted.err;
   const std::string id = trim(submitted.out);
-  const auto as_other = [&](std::vector<std::string> args) { return daemon.ctl(args, other->uid, other->gid); };
+  const auto as_other = [&](std::vector<std::string> args) { return ctl_as(daemon, *other, std::move(args)); };
   const auto pinged = as_other({"ping"});
-  if (pinged.exit_code == 126 || pinged.exit_code == 127) GTEST_SKIP() << "cannot run heygemctl as nobody";
   ASSERT_EQ(pinged.exit_code, 0) << pinged.err;
 
   const auto listed = as_other({"list", "--all"});
@@ -258,29 +360,55 @@ TEST(Permissions, AnotherUidCanNeitherSeeCancelNorFetchAJob) {
   EXPECT_EQ(daemon.ctl({"fetch", id, "-o", (daemon.work() / "mine.mp4").string()}).exit_code, 0);
 }
 
-TEST(Permissions, PathLikeFieldsAreRejectedAtTheLiveSocket) {
+
+void expect_path_like_rejection(const std::optional<ReceivedFrame>& frame) {
+  ASSERT_TRUE(frame.has_value()) << "the daemon closed the connection without saying why";
+  const auto response = protocol::parse_response(frame->payload);
+  const auto* error = std::get_if<protocol::ErrorResponse>(&response);
+  ASSERT_NE(error, nullptr) << frame->payload;
+  EXPECT_EQ(error->code, ErrorCode::protocol);
+  EXPECT_NE(error->message.find("path-like"), std::string::npos) << error->message;
+}
+
+const std::vector<std::string> kPathLikeKeys = {"path", "output_path", "input_file", "dir"};
+
+std::string request_with(const std::string& key) {
+  return R"({"type":"list","all":true,")" + key + R"(":"/etc/shadow"})";
+}
+
+// Before hello, a bad request ends the connection: the daemon says why, then closes.
+TEST(Permissions, PathLikeFieldsBeforeHelloAreRejectedAndTheConnectionClosed) {
   Daemon daemon;
-  const UniqueFd connection(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  sockaddr_un address{};
-  address.sun_family = AF_UNIX;
-  std::strncpy(address.sun_path, daemon.socket().c_str(), sizeof address.sun_path - 1);
-  ASSERT_EQ(::connect(connection.get(), reinterpret_cast<sockaddr*>(&address), sizeof address), 0);
-  for (const std::string key : {"path", "output_path", "input_file", "dir"}) {
+  for (const auto& key : kPathLikeKeys) {
     SCOPED_TRACE(key);
-    const std::string payload = R"({"type":"list","all":true,")" + key + R"(":"/etc/shadow"})";
-    send_frame_with_fds(connection.get(), payload);
-    const auto frame = recv_frame_with_fds(connection.get());
-    if (!frame) {  // the daemon may close a connection after a protocol error: that is a rejection too
-      EXPECT_TRUE(daemon.ping());
-      break;
-    }
-    const auto response = protocol::parse_response(frame->payload);
-    const auto* error = std::get_if<protocol::ErrorResponse>(&response);
-    ASSERT_NE(error, nullptr) << frame->payload;
-    EXPECT_EQ(error->code, ErrorCode::protocol);
-    EXPECT_NE(error->message.find("path-like"), std::string::npos) << error->message;
+    const UniqueFd connection = connect_to(daemon.socket());
+    send_frame_with_fds(connection.get(), request_with(key));
+    expect_path_like_rejection(recv_frame_with_fds(connection.get()));
+    EXPECT_FALSE(recv_frame_with_fds(connection.get()).has_value()) << "the connection stayed open";
   }
   EXPECT_TRUE(daemon.ping());
+}
+
+// After hello, each bad request gets its error and the connection keeps serving good ones.
+TEST(Permissions, PathLikeFieldsAfterHelloAreRejectedOneByOne) {
+  Daemon daemon;
+  const UniqueFd connection = connect_to(daemon.socket());
+  send_frame_with_fds(connection.get(), protocol::encode(protocol::Request{protocol::HelloRequest{
+                                            protocol::kProtocolVersion, "hardening test"}}));
+  const auto hello = recv_frame_with_fds(connection.get());
+  ASSERT_TRUE(hello.has_value());
+  ASSERT_TRUE(std::holds_alternative<protocol::HelloResponse>(protocol::parse_response(hello->payload)))
+      << hello->payload;
+  for (const auto& key : kPathLikeKeys) {
+    SCOPED_TRACE(key);
+    send_frame_with_fds(connection.get(), request_with(key));
+    expect_path_like_rejection(recv_frame_with_fds(connection.get()));
+  }
+  send_frame_with_fds(connection.get(), protocol::encode(protocol::Request{protocol::PingRequest{}}));
+  const auto pong = recv_frame_with_fds(connection.get());
+  ASSERT_TRUE(pong.has_value());
+  EXPECT_TRUE(std::holds_alternative<protocol::PongResponse>(protocol::parse_response(pong->payload)))
+      << pong->payload;
 }
 
 }  // namespace

@@ -4,6 +4,7 @@
 #include <grp.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -111,7 +112,8 @@ Daemon::Daemon(DaemonOptions options)
     : socket_(work_.path() / "heygemd.sock"),
       state_dir_(options.state_dir.empty() ? work_.path() / "state" : options.state_dir),
       config_(work_.path() / "heygemd.yaml"),
-      log_(work_.path() / "heygemd.log") {
+      log_(work_.path() / "heygemd.log"),
+      max_file_bytes_(options.max_file_bytes) {
   std::ofstream config(config_);
   config << "socket:\n  path: " << socket_.string() << "\n  mode: \"" << options.socket_mode << "\"\n"
          << "state_dir: " << state_dir_.string() << "\n"
@@ -144,6 +146,11 @@ void Daemon::start() {
   if (pid == 0) {
     ::dup2(log.get(), 1);
     ::dup2(log.get(), 2);
+    if (max_file_bytes_) {
+      const rlimit limit{*max_file_bytes_, *max_file_bytes_};
+      ::signal(SIGXFSZ, SIG_IGN);  // an ignored signal stays ignored across exec
+      if (::setrlimit(RLIMIT_FSIZE, &limit) != 0) ::_exit(126);
+    }
     ::execv(args[0], args);
     ::_exit(127);
   }

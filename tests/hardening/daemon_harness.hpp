@@ -28,6 +28,9 @@ struct DaemonOptions {
   std::filesystem::path state_dir;  // empty = <work>/state
   int max_concurrent_jobs = 1;
   std::string log_level = "info";
+  // RLIMIT_FSIZE for heygemd (SIGXFSZ ignored, so a write past it fails with EFBIG): the disk-full
+  // test's stand-in for a full spool where no tmpfs can be mounted.
+  std::optional<std::uint64_t> max_file_bytes;
 };
 
 class Daemon {
@@ -65,6 +68,7 @@ class Daemon {
  private:
   TempDir work_;
   std::filesystem::path socket_, state_dir_, config_, log_;
+  std::optional<std::uint64_t> max_file_bytes_;
   pid_t pid_ = -1;
 };
 
