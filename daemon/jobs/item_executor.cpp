@@ -40,17 +40,16 @@ class LipSyncJobRun : public JobRun {
   LipSyncJobRun(residency::ModelRegistry& registry, const Job& job, const Spool& spool, RunControl control,
                 std::string device)
       : job_(job), spool_(spool), control_(std::move(control)), options_(pipeline::parse_item_options(job.options)) {
-    auto on_loading = [this](const std::string& role, const std::string& name) {
-      return [this, role, name] {
-        const system::ScopedLogFields fields({job_.id, name, "loading"});  // MODEL= only when named
-        control_.loading_model(name.empty() ? "default " + role : name);
-      };
+    // The registry names the model it loads: the configured one, also for a default.
+    const auto on_loading = [this](const std::string& model) {
+      const system::ScopedLogFields fields({job_.id, model, "loading"});
+      control_.loading_model(model);
     };
-    generator_ = registry.acquire_generator(options_.generator, on_loading("generator", options_.generator));
+    generator_ = registry.acquire_generator(options_.generator, on_loading);
     if (!generator_ || !generator_->generator())
       throw Error(ErrorCode::internal, "the registry returned no generator for \"" + options_.generator + "\"");
     if (!options_.box) {
-      detector_ = registry.acquire_detector(options_.detector, on_loading("detector", options_.detector));
+      detector_ = registry.acquire_detector(options_.detector, on_loading);
       if (!detector_ || !detector_->detector())
         throw Error(ErrorCode::internal, "the registry returned no detector for \"" + options_.detector + "\"");
     }

@@ -52,6 +52,9 @@ struct Scheduler::Entry {
   };
   std::vector<Watcher> watchers;
   std::optional<protocol::RunningEvent> last_running;  // the latest progress, for new watchers
+  // The model the starting run waits for ("" = none): a watcher that attaches during the load (an
+  // attached submit watches right after its job started) is told, as the earlier ones were.
+  std::string loading_model;
   std::size_t current_item = 0;
   std::unique_ptr<JobLog> log;
 
@@ -365,6 +368,8 @@ bool Scheduler::watch(const std::string& id, uid_t uid, std::weak_ptr<EventSink>
   if (mode == WatchMode::stream) {
     target->deliver(summary(entry));
     if (const auto p = position(entry)) target->deliver(protocol::JobEvent{id, protocol::QueuedEvent{static_cast<int>(*p)}});
+    if (!entry.loading_model.empty() && !finished)
+      target->deliver(protocol::JobEvent{id, protocol::LoadingModelEvent{entry.loading_model}});
     if (entry.last_running && !finished) target->deliver(protocol::JobEvent{id, *entry.last_running});
   }
   if (finished) {
@@ -496,6 +501,7 @@ void Scheduler::run_entry(Entry& entry) {
   control.loading_model = [this, &entry](const std::string& model) {
     std::lock_guard lock(mutex_);
     entry.logger(spool_).write(spdlog::level::info, "loading model " + model);
+    entry.loading_model = model;
     emit(entry, protocol::LoadingModelEvent{model});
   };
   control.progress = [this, &entry](const ItemProgressEvent& progress) {
@@ -518,6 +524,7 @@ void Scheduler::run_entry(Entry& entry) {
     auto run = executor_.start(snapshot, spool_, control);
     {
       std::lock_guard lock(mutex_);
+      entry.loading_model.clear();  // every model the run needs is resident now
       entry.job.model = run->model_name();
     }
     for (std::size_t item = 0; item < snapshot.items.size() && !cancelled; ++item) {
@@ -535,6 +542,7 @@ void Scheduler::run_entry(Entry& entry) {
   } catch (const std::exception& e) {
     // Nothing could run (no model, ...): every item not yet done fails with the cause.
     std::lock_guard lock(mutex_);
+    entry.loading_model.clear();
     if (entry.cancel_requested) {
       cancelled = true;
     } else {

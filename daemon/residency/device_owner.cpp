@@ -338,7 +338,7 @@ void DeviceOwner::arm_expiry(Slot& slot) {
 
 // --- leases --------------------------------------------------------------------------------------
 
-std::shared_ptr<ModelLease> DeviceOwner::acquire(const std::string& name, const std::function<void()>& on_loading) {
+std::shared_ptr<ModelLease> DeviceOwner::acquire(const std::string& name, const LoadingCallback& on_loading) {
   Lock lock(mutex_);
   bool announced = false;
   for (;;) {
@@ -352,7 +352,7 @@ std::shared_ptr<ModelLease> DeviceOwner::acquire(const std::string& name, const 
     auto pending = start_load(slot, lock);
     slot.waiters += 1;
     lock.unlock();
-    if (!announced && on_loading) on_loading();
+    if (!announced && on_loading) on_loading(name);
     announced = true;
     std::exception_ptr failure;
     try {

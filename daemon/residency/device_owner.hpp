@@ -67,7 +67,7 @@ class DeviceOwner : public std::enable_shared_from_this<DeviceOwner> {
 
   // Starts a load unless one runs or the model is resident; the future completes when it is warm.
   std::shared_future<void> request_load(const std::string& name);
-  std::shared_ptr<ModelLease> acquire(const std::string& name, const std::function<void()>& on_loading);
+  std::shared_ptr<ModelLease> acquire(const std::string& name, const LoadingCallback& on_loading);
   std::size_t unload(const std::string& name);  // empty = all idle
 
   // Hot reload: stage() loads and warms a replacement beside the current instance (on the owner

@@ -94,10 +94,10 @@ class Registry final : public ModelRegistry {
     for (auto& [device, owner] : owners) owner->stop();
   }
 
-  std::shared_ptr<ModelLease> acquire_generator(const std::string& name, const std::function<void()>& on_loading) override {
+  std::shared_ptr<ModelLease> acquire_generator(const std::string& name, const LoadingCallback& on_loading) override {
     return acquire(name, true, on_loading);
   }
-  std::shared_ptr<ModelLease> acquire_detector(const std::string& name, const std::function<void()>& on_loading) override {
+  std::shared_ptr<ModelLease> acquire_detector(const std::string& name, const LoadingCallback& on_loading) override {
     return acquire(name, false, on_loading);
   }
 
@@ -191,7 +191,7 @@ class Registry final : public ModelRegistry {
     return owners_.at(it->second);
   }
 
-  std::shared_ptr<ModelLease> acquire(const std::string& requested, bool generator, const std::function<void()>& on_loading) {
+  std::shared_ptr<ModelLease> acquire(const std::string& requested, bool generator, const LoadingCallback& on_loading) {
     std::shared_ptr<DeviceOwner> owner;
     std::string name;
     {

@@ -80,6 +80,10 @@ class ModelLease {
   virtual const std::string& name() const = 0;
 };
 
+// Told the name of the model a caller waits for when that model must be loaded first (the job's
+// "loading_model" stage); the name is the configured one, also when the caller asked for a default.
+using LoadingCallback = std::function<void(const std::string& model)>;
+
 class ModelRegistry {
  public:
   virtual ~ModelRegistry() = default;
@@ -92,9 +96,9 @@ class ModelRegistry {
   // needed, so the job can show a "loading model" stage. Throws heygem::Error(not_found /
   // resource / invalid_input) with a message that says why.
   virtual std::shared_ptr<ModelLease> acquire_generator(const std::string& name,
-                                                        const std::function<void()>& on_loading) = 0;
+                                                        const LoadingCallback& on_loading) = 0;
   virtual std::shared_ptr<ModelLease> acquire_detector(const std::string& name,
-                                                       const std::function<void()>& on_loading) = 0;
+                                                       const LoadingCallback& on_loading) = 0;
   // Hot reload: validate and load changed models beside the old ones, then swap atomically.
   // On any error nothing changes and the error is thrown (heygem::Error naming the cause).
   virtual void reload(const ResidencyConfig& config) = 0;

@@ -154,7 +154,7 @@ TEST_F(Residency, PreloadWarmsEveryModelBeforeStartReturns) {
   }
 
   int loading_calls = 0;
-  auto lease = registry->acquire_generator("", [&] { ++loading_calls; });
+  auto lease = registry->acquire_generator("", [&](const std::string&) { ++loading_calls; });
   EXPECT_EQ(loading_calls, 0) << "a preloaded model must not show a loading stage";
   ASSERT_NE(lease->generator(), nullptr);
   EXPECT_EQ(lease->detector(), nullptr);
@@ -171,17 +171,24 @@ TEST_F(Residency, LazyLoadIsSharedByConcurrentAcquirers) {
   EXPECT_EQ(row(*registry, "retinaface").state, "unloaded");
 
   std::atomic<int> loading_calls[2] = {0, 0};
+  std::string loading_names[2];
   std::shared_ptr<ModelLease> leases[2];
   std::barrier together(2);
   std::vector<std::thread> jobs;
   for (int job = 0; job < 2; ++job)
     jobs.emplace_back([&, job] {
       together.arrive_and_wait();
-      leases[job] = registry->acquire_detector("retinaface", [&, job] { ++loading_calls[job]; });
+      // One job names the model, the other asks for the default detector, which it is.
+      leases[job] = registry->acquire_detector(job == 0 ? "retinaface" : "", [&, job](const std::string& model) {
+        ++loading_calls[job];
+        loading_names[job] = model;
+      });
     });
   for (auto& job : jobs) job.join();
 
   EXPECT_EQ(loading_calls[0] + loading_calls[1], 2) << "each waiting job shows the loading stage once";
+  EXPECT_EQ(loading_names[0], "retinaface");
+  EXPECT_EQ(loading_names[1], "retinaface") << "the loading stage names the configured model, not \"default\"";
   EXPECT_EQ(row(*registry, "retinaface").generation, 1u) << "two acquirers, one load";
   ASSERT_NE(leases[0]->detector(), nullptr);
   EXPECT_EQ(leases[0]->detector(), leases[1]->detector());
