@@ -308,6 +308,7 @@ SubmitOptions read_options(const json& value, const std::string& context) {
   if (r.find("crf")) o.crf = static_cast<int>(r.integer("crf", 0, 51));
   o.lossless = r.boolean_or("lossless", false);
   o.preset = r.optional_string("preset");
+  o.avatar_cache = r.boolean_or("avatar_cache", true);
   r.finish();
   validate_options(o, context);
   return o;
@@ -430,6 +431,8 @@ json item_json(const ItemStatus& i) {
           {"fps", i.fps},
           {"eta_s", i.eta_s},
           {"wall_s", i.wall_s},
+          {"avatar_cache", i.avatar_cache},
+          {"detect_s", i.detect_s},
           {"output_bytes", i.output_bytes},
           {"delivered", i.delivered},
           {"in_spool", i.in_spool},
@@ -449,6 +452,8 @@ ItemStatus read_item(const json& value, const std::string& context) {
   i.fps = r.number_or("fps", 0);
   i.eta_s = r.number_or("eta_s", 0);
   i.wall_s = r.number_or("wall_s", 0);
+  i.avatar_cache = r.string_or("avatar_cache", "");
+  i.detect_s = r.number_or("detect_s", 0);
   i.output_bytes = r.unsigned_or("output_bytes", 0);
   i.delivered = r.boolean_or("delivered", false);
   i.in_spool = r.boolean_or("in_spool", false);
@@ -493,7 +498,7 @@ json event_json(const JobEvent& e) {
         } else if constexpr (std::is_same_v<T, ItemDoneEvent>) {
           j.update({{"item", body.item}, {"output", to_string(body.output)}, {"frames", body.frames},
                     {"frames_without_face", body.frames_without_face}, {"wall_s", body.wall_s},
-                    {"fps", body.fps}});
+                    {"fps", body.fps}, {"avatar_cache", body.avatar_cache}, {"detect_s", body.detect_s}});
         } else if constexpr (std::is_same_v<T, DoneEvent>) {
           json outputs = json::array();
           for (const auto place : body.outputs) outputs.push_back(to_string(place));
@@ -541,6 +546,8 @@ JobEvent read_event(ObjectReader& r) {
     b.frames_without_face = count("frames_without_face");
     b.wall_s = r.number_or("wall_s", 0);
     b.fps = r.number_or("fps", 0);
+    b.avatar_cache = r.string_or("avatar_cache", "");
+    b.detect_s = r.number_or("detect_s", 0);
     e.body = b;
   } else if (name == "done") {
     DoneEvent b;
@@ -856,6 +863,7 @@ nlohmann::json to_json(const SubmitOptions& o) {
   if (o.crf) j["crf"] = *o.crf;
   if (o.lossless) j["lossless"] = true;
   if (o.preset) j["preset"] = *o.preset;
+  if (!o.avatar_cache) j["avatar_cache"] = false;
   return j;
 }
 

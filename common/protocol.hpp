@@ -82,6 +82,7 @@ struct SubmitOptions {
   std::optional<int> crf;               // 0..51, exclusive with lossless
   bool lossless = false;
   std::optional<std::string> preset;    // an x264 preset name
+  bool avatar_cache = true;             // false: detect the faces even if the daemon cached them
   bool operator==(const SubmitOptions&) const = default;
 };
 
@@ -185,6 +186,8 @@ struct ItemStatus {
   std::int64_t frames_done = 0, frames_total = 0;
   std::int64_t frames_without_face = 0;
   double fps = 0, eta_s = 0, wall_s = 0;
+  std::string avatar_cache{};  // once done: "hit" (faces from the avatar cache), "miss", "off"
+  double detect_s = 0;       // once done: busy time of the face detection (0 on a hit)
   std::uint64_t output_bytes = 0;
   bool delivered = false;    // written into the client's output fd
   bool in_spool = false;     // waits in the spool for fetch
@@ -225,6 +228,8 @@ struct ItemDoneEvent {
   OutputPlace output = OutputPlace::spool;
   std::int64_t frames = 0, frames_without_face = 0;
   double wall_s = 0, fps = 0;
+  std::string avatar_cache{};  // as ItemStatus
+  double detect_s = 0;
 };
 struct DoneEvent {
   std::vector<OutputPlace> outputs;  // one per item

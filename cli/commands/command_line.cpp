@@ -36,7 +36,7 @@ struct RawSubmit {
   std::string blend, loop, box, generator, detector, preset;
   double fps = 0;
   int crf = 0;
-  bool strict = false, nosmooth = false, lossless = false;
+  bool strict = false, nosmooth = false, lossless = false, no_avatar_cache = false;
   CLI::Option *fps_option = nullptr, *crf_option = nullptr;
 };
 
@@ -115,6 +115,8 @@ struct Parser {
     raw.crf_option->excludes(lossless);
     sub->add_option("--preset", raw.preset, "x264 preset, ultrafast..veryslow (veryfast)")
         ->check(CLI::IsMember(protocol::x264_presets()));
+    sub->add_flag("--no-avatar-cache", raw.no_avatar_cache,
+                  "detect the faces even if the daemon has this video's in its avatar cache");
     sub->footer(kSubmitFooter);
   }
 
@@ -138,6 +140,7 @@ struct Parser {
     o.strict = raw.strict;
     o.nosmooth = raw.nosmooth;
     o.lossless = raw.lossless;
+    o.avatar_cache = !raw.no_avatar_cache;
     if (raw.fps_option->count()) o.fps = raw.fps;
     if (raw.crf_option->count()) o.crf = raw.crf;
     if (!raw.box.empty()) o.box = parse_box(raw.box);

@@ -22,6 +22,7 @@
 #include "daemon/jobs/item_executor.hpp"
 #include "daemon/jobs/scheduler.hpp"
 #include "daemon/jobs/store.hpp"
+#include "daemon/pipeline/avatar_cache.hpp"
 #include "daemon/residency/model_registry.hpp"
 #include "daemon/server/dispatcher.hpp"
 #include "daemon/server/listener.hpp"
@@ -53,6 +54,21 @@ std::unique_ptr<system::StartTimeoutExtension> extend_timeout_while_loading(syst
   if (preloads == 0) return nullptr;
   return std::make_unique<system::StartTimeoutExtension>(notifier, kExtendTimeoutPeriod,
                                                          kLoadBudgetPerModel * static_cast<int>(preloads));
+}
+
+// The avatar cache, or null when it is off (max_bytes 0) or its directory cannot be made: the
+// daemon then detects every video's faces, which costs time, not results.
+std::shared_ptr<const pipeline::AvatarCache> open_avatar_cache(const config::AvatarCacheConfig& config) {
+  if (config.max_bytes == 0) return nullptr;
+  try {
+    auto cache = std::make_shared<const pipeline::AvatarCache>(
+        pipeline::AvatarCacheOptions{config.directory, config.max_bytes});
+    spdlog::info("avatar cache: {} (at most {} bytes)", config.directory.string(), config.max_bytes);
+    return cache;
+  } catch (const Error& e) {
+    spdlog::warn("avatar cache off: {}", e.what());
+    return nullptr;
+  }
 }
 
 protocol::ModelRow to_row(const residency::ModelStatus& status) {
@@ -102,7 +118,7 @@ class Daemon : public server::DaemonServices {
       for (const auto& note : fresh.notes) spdlog::info("config: {}", note);
       const auto message = "reloaded " + (options_.config_file ? options_.config_file->string() : std::string("the embedded defaults")) +
                            ": " + std::to_string(fresh.residency.models.size()) + " model(s) configured" +
-                           " (socket, state_dir, scheduler and retention changes need a restart)";
+                           " (socket, state_dir, scheduler, retention and avatar_cache changes need a restart)";
       spdlog::info("{}", message);
       notifier_.ready(status_line());
       return message;
@@ -248,6 +264,7 @@ int Daemon::run() {
   spdlog::info("models ready in {:.2f} s", std::chrono::duration<double>(Clock::now() - load_start).count());
 
   executor_ = std::make_unique<jobs::ItemExecutor>(*registry_, config_.residency);
+  executor_->set_avatar_cache(open_avatar_cache(config_.avatar_cache));
   jobs::SchedulerSettings settings;
   settings.max_concurrent_jobs = config_.scheduler.max_concurrent_jobs;
   settings.max_input_bytes = config_.limits.max_input_bytes;

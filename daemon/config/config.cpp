@@ -37,6 +37,9 @@ limits:
   max_input_bytes: 4G       # per input file copied into the spool
   max_items: 256            # videos per job
   max_connections: 256
+avatar_cache:
+  directory: ""             # "" = $CACHE_DIRECTORY/avatar-cache (systemd), else <state_dir>/avatar-cache
+  max_bytes: 64M            # face boxes of videos seen before; least recently used go first; 0 = off
 logging:
   level: info               # trace, debug, info, warn, error, critical, off
 models:
@@ -243,7 +246,7 @@ void check_model_reference(const DaemonConfig& config, const NameRef& ref, bool 
 }
 
 void apply(const Reader& r, const YAML::Node& root, DaemonConfig& config, ModelsSection& models) {
-  r.for_each_key(root, "", {"socket", "state_dir", "scheduler", "retention", "limits", "logging", "models"},
+  r.for_each_key(root, "", {"socket", "state_dir", "scheduler", "retention", "limits", "avatar_cache", "logging", "models"},
                  [&](const std::string& key, const YAML::Node& value) {
                    if (key == "socket") {
                      r.for_each_key(value, key, {"path", "mode", "group"}, [&](const std::string& k, const YAML::Node& v) {
@@ -293,6 +296,13 @@ void apply(const Reader& r, const YAML::Node& root, DaemonConfig& config, Models
                                       else
                                         config.limits.max_connections = static_cast<int>(r.integer(v, k, 1, 100000));
                                     });
+                   } else if (key == "avatar_cache") {
+                     r.for_each_key(value, key, {"directory", "max_bytes"}, [&](const std::string& k, const YAML::Node& v) {
+                       if (k == "avatar_cache.directory")
+                         config.avatar_cache.directory = r.scalar(v, k);
+                       else
+                         config.avatar_cache.max_bytes = r.bytes(v, k);
+                     });
                    } else if (key == "logging") {
                      r.for_each_key(value, key, {"level"}, [&](const std::string& k, const YAML::Node& v) {
                        static const std::set<std::string> levels{"trace", "debug", "info", "warn", "error", "critical", "off"};
@@ -394,6 +404,11 @@ void resolve_paths(DaemonConfig& config, uid_t uid) {
     config.socket.path = default_socket_path(environment);
   }
   if (config.state_dir.empty()) config.state_dir = default_state_dir(uid);
+  if (config.avatar_cache.directory.empty()) {
+    const char* cache = std::getenv("CACHE_DIRECTORY");  // systemd: the first of CacheDirectory='s
+    const std::string first = cache ? std::string(cache).substr(0, std::string(cache).find(':')) : "";
+    config.avatar_cache.directory = (first.empty() ? config.state_dir : std::filesystem::path(first)) / "avatar-cache";
+  }
   const auto directory = config.models_directory.empty() ? config.state_dir / "models" : config.models_directory;
   const std::filesystem::path fallback = std::filesystem::path("..") / "shared" / "models";
   for (auto& spec : config.residency.models) {

@@ -38,6 +38,12 @@ struct LimitsConfig {
   int max_connections = 256;
 };
 
+// The avatar cache (daemon/pipeline/avatar_cache.hpp): the face boxes of videos seen before.
+struct AvatarCacheConfig {
+  std::filesystem::path directory;        // "" = $CACHE_DIRECTORY/avatar-cache, else <state_dir>/avatar-cache
+  std::uint64_t max_bytes = 64ULL << 20;  // 0 = no cache
+};
+
 struct LoggingConfig {
   std::string level = "info";  // trace, debug, info, warn, error, critical, off
 };
@@ -48,6 +54,7 @@ struct DaemonConfig {
   SchedulerConfig scheduler;
   RetentionConfig retention;
   LimitsConfig limits;
+  AvatarCacheConfig avatar_cache;
   LoggingConfig logging;
   std::filesystem::path models_directory;  // relative weights paths resolve here
   residency::ResidencyConfig residency;
@@ -64,7 +71,8 @@ DaemonConfig parse_config(const std::string& text, const std::string& source);
 DaemonConfig load_config_file(const std::filesystem::path& file);
 DaemonConfig default_config();
 
-// Fills the empty socket path (common/socket_path.hpp's default) and state dir with this uid's defaults and makes relative weights
+// Fills the empty socket path (common/socket_path.hpp's default), state dir and avatar cache
+// directory ($CACHE_DIRECTORY, set by systemd's CacheDirectory=, else the state dir) with this uid's defaults and makes relative weights
 // absolute: models.directory ("" = <state_dir>/models), falling back to ../shared/models (the
 // repo's sibling data folder) with a note in `notes`.
 void resolve_paths(DaemonConfig& config, uid_t uid);

@@ -21,6 +21,8 @@ struct ItemProgressEvent {
 struct ItemOutcome {
   std::int64_t frames = 0, frames_without_face = 0;
   double wall_seconds = 0, fps = 0;
+  std::string avatar_cache = "off";  // "hit", "miss" or "off" (pipeline::ItemReport::avatar_cache)
+  double detect_seconds = 0;         // the detect stage's busy time (0 on a cache hit)
 };
 
 // Callbacks of one run; all may be called from any thread.

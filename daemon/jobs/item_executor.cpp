@@ -5,6 +5,7 @@
 #include "common/errors.hpp"
 #include "daemon/models/face_detector.hpp"
 #include "daemon/models/wav2lip.hpp"
+#include "daemon/pipeline/avatar_cache.hpp"
 #include "daemon/pipeline/lip_sync.hpp"
 #include "daemon/system/journal_log.hpp"
 
@@ -35,11 +36,18 @@ class BusyDevice {
   std::string device_;
 };
 
+// What the avatar cache keys a detector on besides its kind and placement: its weights file.
+struct AvatarCaching {
+  std::shared_ptr<const pipeline::AvatarCache> cache;  // null = none
+  std::filesystem::path detector_weights;
+};
+
 class LipSyncJobRun : public JobRun {
  public:
   LipSyncJobRun(residency::ModelRegistry& registry, const Job& job, const Spool& spool, RunControl control,
-                std::string device)
-      : job_(job), spool_(spool), control_(std::move(control)), options_(pipeline::parse_item_options(job.options)) {
+                std::string device, AvatarCaching caching)
+      : job_(job), spool_(spool), control_(std::move(control)), options_(pipeline::parse_item_options(job.options)),
+        avatar_cache_(std::move(caching.cache)) {
     // The registry names the model it loads: the configured one, also for a default.
     const auto on_loading = [this](const std::string& model) {
       const system::ScopedLogFields fields({job_.id, model, "loading"});
@@ -53,6 +61,7 @@ class LipSyncJobRun : public JobRun {
       if (!detector_ || !detector_->detector())
         throw Error(ErrorCode::internal, "the registry returned no detector for \"" + options_.detector + "\"");
     }
+    if (detector_ && avatar_cache_) detector_identity_ = detector_identity(caching.detector_weights);
     busy_ = std::make_unique<BusyDevice>(registry, std::move(device));
     control_.log("models: generator " + generator_->name() + (detector_ ? ", detector " + detector_->name() : ", fixed box"));
   }
@@ -71,6 +80,8 @@ class LipSyncJobRun : public JobRun {
     models.detector = detector_ ? detector_->detector() : nullptr;
     models.generator_name = generator_->name();
     models.detector_name = detector_ ? detector_->name() : "";
+    models.avatar_cache = detector_identity_.empty() ? nullptr : avatar_cache_.get();
+    models.detector_identity = detector_identity_;
     pipeline::RunHooks hooks;
     hooks.progress = [this](const pipeline::ItemProgress& p) {
       control_.progress({p.stage, p.frames_done, p.frames_total, p.fps, p.eta_seconds});
@@ -79,7 +90,9 @@ class LipSyncJobRun : public JobRun {
     const system::ScopedLogFields fields({job_.id, generator_->name(), ""});
     try {
       const auto report = pipeline::run_lip_sync(files, options_, models, hooks);
-      return {report.frames, report.frames_without_face, report.wall_seconds, report.fps};
+      const auto* detect = report.stage("detect");
+      return {report.frames, report.frames_without_face, report.wall_seconds, report.fps, report.avatar_cache,
+              detect ? detect->busy_seconds : 0.0};
     } catch (const Error& e) {
       // The spool's file names mean nothing to the client: speak of its own names.
       std::string message = e.what();
@@ -90,6 +103,18 @@ class LipSyncJobRun : public JobRun {
   }
 
  private:
+  // "" when the weights cannot be described: then the items of this run detect without the cache.
+  std::string detector_identity(const std::filesystem::path& weights) const {
+    const auto* detector = detector_->detector();
+    try {
+      return detector->kind() + " " + models::to_string(detector->placement()) + " " +
+             pipeline::weights_identity(weights);
+    } catch (const Error& e) {
+      if (control_.log) control_.log("avatar cache not used: " + std::string(e.what()));
+      return "";
+    }
+  }
+
   static void replace_all(std::string& text, const std::string& from, const std::string& to) {
     for (auto at = text.find(from); at != std::string::npos; at = text.find(from, at + to.size()))
       text.replace(at, from.size(), to);
@@ -100,6 +125,8 @@ class LipSyncJobRun : public JobRun {
   RunControl control_;
   pipeline::ItemOptions options_;
   std::shared_ptr<residency::ModelLease> generator_, detector_;
+  std::shared_ptr<const pipeline::AvatarCache> avatar_cache_;
+  std::string detector_identity_;
   std::unique_ptr<BusyDevice> busy_;
 };
 
@@ -150,8 +177,20 @@ void ItemExecutor::validate(const nlohmann::json& options) const {
   check(parsed.detector, false);
 }
 
+void ItemExecutor::set_avatar_cache(std::shared_ptr<const pipeline::AvatarCache> cache) {
+  std::lock_guard lock(mutex_);
+  avatar_cache_ = std::move(cache);
+}
+
 std::unique_ptr<JobRun> ItemExecutor::start(const Job& job, const Spool& spool, const RunControl& control) {
-  return std::make_unique<LipSyncJobRun>(registry_, job, spool, control, device_for(job));
+  AvatarCaching caching;
+  {
+    std::lock_guard lock(mutex_);
+    caching.cache = avatar_cache_;
+    const auto named = job.options.value("detector", std::string());
+    if (const auto* spec = find(named.empty() ? config_.default_detector : named)) caching.detector_weights = spec->weights;
+  }
+  return std::make_unique<LipSyncJobRun>(registry_, job, spool, control, device_for(job), std::move(caching));
 }
 
 }  // namespace heygem::jobs

@@ -10,6 +10,10 @@
 #include "daemon/jobs/executor.hpp"
 #include "daemon/residency/model_registry.hpp"
 
+namespace heygem::pipeline {
+class AvatarCache;
+}
+
 namespace heygem::jobs {
 
 class ItemExecutor : public JobExecutor {
@@ -22,6 +26,8 @@ class ItemExecutor : public JobExecutor {
 
   // After a successful reload: names and devices of new jobs follow the new config.
   void update_config(residency::ResidencyConfig config);
+  // Items look their videos' faces up here (null = no avatar cache). Set before jobs start.
+  void set_avatar_cache(std::shared_ptr<const pipeline::AvatarCache> cache);
   // Checks option JSON as the pipeline reads it, and that named models exist with the right role.
   // Throws heygem::Error naming the key or the model.
   void validate(const nlohmann::json& options) const;
@@ -32,6 +38,7 @@ class ItemExecutor : public JobExecutor {
   residency::ModelRegistry& registry_;
   mutable std::mutex mutex_;
   residency::ResidencyConfig config_;
+  std::shared_ptr<const pipeline::AvatarCache> avatar_cache_;
 };
 
 }  // namespace heygem::jobs

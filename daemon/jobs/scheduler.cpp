@@ -98,6 +98,8 @@ protocol::ItemStatus item_status(const ItemResult& item) {
   out.frames_without_face = item.frames_without_face;
   out.fps = item.fps;
   out.wall_s = item.wall_seconds;
+  out.avatar_cache = item.avatar_cache;
+  out.detect_s = item.detect_seconds;
   out.output_bytes = item.output_bytes;
   out.delivered = item.delivered;
   out.in_spool = item.in_spool;
@@ -595,6 +597,8 @@ ItemOutcome Scheduler::run_item(Entry& entry, JobRun& run, std::size_t item) {
   result.frames_without_face = outcome.frames_without_face;
   result.wall_seconds = outcome.wall_seconds;
   result.fps = outcome.fps;
+  result.avatar_cache = outcome.avatar_cache;
+  result.detect_seconds = outcome.detect_seconds;
   std::error_code ec;
   result.output_bytes = std::filesystem::file_size(output, ec);
   try {
@@ -612,7 +616,8 @@ ItemOutcome Scheduler::run_item(Entry& entry, JobRun& run, std::size_t item) {
                                  std::to_string(result.fps) + " fps), " + std::to_string(result.frames_without_face) +
                                  " without a face" + (result.delivered ? ", written to the client's output" : ", kept for fetch"));
   emit(entry, protocol::ItemDoneEvent{static_cast<int>(item), output_place(result), result.frames,
-                                      result.frames_without_face, result.wall_seconds, result.fps});
+                                      result.frames_without_face, result.wall_seconds, result.fps,
+                                      result.avatar_cache, result.detect_seconds});
   persist(entry);
   return outcome;
 }

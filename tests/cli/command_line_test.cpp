@@ -45,7 +45,7 @@ TEST(CommandLine, SubmitOptionsBecomeTheRequest) {
   const auto inv = invocation({"submit", "--audio", "talk/speech.wav", "clips/a.mp4", "clips/b.mov", "-o", "out/",
                                "--blend", "hard", "--strict", "--loop", "forward", "--fps", "30", "--box",
                                "10,200,20,220", "--nosmooth", "--generator", "wav2lip_gan", "--detector", "s3fd",
-                               "--crf", "23", "--preset", "slow", "--json", "--socket", "/tmp/h.sock"});
+                               "--crf", "23", "--preset", "slow", "--no-avatar-cache", "--json", "--socket", "/tmp/h.sock"});
   ASSERT_EQ(inv.command, Command::submit);
   EXPECT_TRUE(inv.global.json);
   EXPECT_EQ(inv.global.socket, "/tmp/h.sock");  // a global option after the command
@@ -70,6 +70,7 @@ TEST(CommandLine, SubmitOptionsBecomeTheRequest) {
   EXPECT_EQ(o.crf, 23);
   EXPECT_FALSE(o.lossless);
   EXPECT_EQ(o.preset, "slow");
+  EXPECT_FALSE(o.avatar_cache);
 
   // What goes over the wire parses back on the daemon's side unchanged.
   const auto back = std::get<protocol::SubmitRequest>(protocol::parse_request(protocol::encode(protocol::Request{request})));
@@ -158,7 +159,8 @@ TEST(CommandLine, HelpListsEveryCommandAndExitCode) {
   EXPECT_NE(parsed.out.find("HEYGEM_SOCKET"), std::string::npos);
   const std::string submit = help_text("submit");
   for (const char* option : {"--audio", "--output", "--detach", "--force", "--blend", "--strict", "--loop", "--fps",
-                             "--box", "--nosmooth", "--generator", "--detector", "--crf", "--lossless", "--preset"})
+                             "--box", "--nosmooth", "--generator", "--detector", "--crf", "--lossless", "--preset",
+                             "--no-avatar-cache"})
     EXPECT_NE(submit.find(option), std::string::npos) << option;
 }
 

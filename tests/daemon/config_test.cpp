@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <fstream>
 
 #include "common/errors.hpp"
@@ -144,6 +145,29 @@ TEST(Config, ResolvePathsFillsDefaultsAndResolvesWeights) {
   EXPECT_FALSE(config.socket.path.empty());
   EXPECT_EQ(config.residency.models[1].weights, dir.path() / "models" / "retinaface_mobilenet0.25.pth");
   EXPECT_TRUE(config.residency.models[0].weights.empty());
+}
+
+TEST(Config, AvatarCacheDirectoryDefaultsToTheCacheDirectoryThenTheStateDir) {
+  test::TempDir dir;
+  const std::string yaml = "state_dir: " + dir.path().string() + "\n";
+  EXPECT_EQ(parse_config(yaml, "test.yaml").avatar_cache.max_bytes, 64ULL << 20);
+  EXPECT_EQ(parse_config(yaml + "avatar_cache:\n  max_bytes: 0\n", "test.yaml").avatar_cache.max_bytes, 0u);
+  const char* saved = std::getenv("CACHE_DIRECTORY");
+  const std::string previous = saved ? saved : "";
+  ::unsetenv("CACHE_DIRECTORY");
+  auto plain = parse_config(yaml, "test.yaml");
+  resolve_paths(plain, 1000);
+  EXPECT_EQ(plain.avatar_cache.directory, dir.path() / "avatar-cache");
+  ::setenv("CACHE_DIRECTORY", "/var/cache/heygem:/var/cache/other", 1);  // systemd's CacheDirectory=
+  auto service = parse_config(yaml, "test.yaml");
+  resolve_paths(service, 1000);
+  EXPECT_EQ(service.avatar_cache.directory, std::filesystem::path("/var/cache/heygem/avatar-cache"));
+  auto chosen = parse_config(yaml + "avatar_cache:\n  directory: /srv/faces\n", "test.yaml");
+  resolve_paths(chosen, 1000);
+  EXPECT_EQ(chosen.avatar_cache.directory, std::filesystem::path("/srv/faces"));
+  if (saved) ::setenv("CACHE_DIRECTORY", previous.c_str(), 1);
+  else ::unsetenv("CACHE_DIRECTORY");
+  EXPECT_NE(error_of("avatar_cache:\n  max_bytes: lots\n").find("avatar_cache.max_bytes"), std::string::npos);
 }
 
 }  // namespace

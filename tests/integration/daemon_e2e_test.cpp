@@ -159,6 +159,27 @@ TEST_F(DaemonE2E, SubmitAndWaitThroughThePipelineWithRetinaFace) {
   ASSERT_EQ(jobs["jobs"].size(), 1u);
   EXPECT_TRUE(jobs["jobs"][0]["items"][0]["delivered"].get<bool>());
   EXPECT_EQ(jobs["jobs"][0]["items"][0]["frames_without_face"], 0);
+  EXPECT_EQ(jobs["jobs"][0]["items"][0]["avatar_cache"], "miss");
+  EXPECT_GT(jobs["jobs"][0]["items"][0]["detect_s"].get<double>(), 0);
+
+  // The same video again: its faces come from the avatar cache, no detection runs; unless the
+  // submit bypasses the cache.
+  for (const bool bypass : {false, true}) {
+    std::vector<std::string> args{"--json", "submit", "--audio", inputs_.audio.string(), inputs_.video.string(),
+                                  "-o", (dir_.path() / (bypass ? "off.mp4" : "hit.mp4")).string(),
+                                  "--crf", "35", "--preset", "ultrafast"};
+    if (bypass) args.push_back("--no-avatar-cache");
+    const auto again = ctl(args);
+    ASSERT_EQ(again.exit_code, 0) << again.out << again.err << daemon_log();
+    std::istringstream lines(again.out);
+    std::string line;
+    nlohmann::json item_done;
+    while (std::getline(lines, line))
+      if (!line.empty() && nlohmann::json::parse(line).value("event", "") == "item_done") item_done = nlohmann::json::parse(line);
+    ASSERT_FALSE(item_done.is_null()) << again.out;
+    EXPECT_EQ(item_done["avatar_cache"], bypass ? "off" : "hit");
+    if (!bypass) EXPECT_EQ(item_done["detect_s"].get<double>(), 0.0);
+  }
 }
 
 TEST_F(DaemonE2E, OneAudioThreeVideosGivesThreeOutputsWithPerItemProgress) {
