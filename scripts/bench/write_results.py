@@ -42,6 +42,9 @@ RATIOS = [
      ["reference-box", "reference-s3fd-forward", "heygem-s3fd"]),
     ("s3fd_forward_heygem_over_reference", "heygem_s3fd_forward_fps", "ref_s3fd_forward_fps", None,
      "(g) S3FD network forward throughput, heygem over the reference, same 720p frames", ["heygem-bench", "reference-s3fd-forward"]),
+    ("retinaface_cached_over_retinaface", "heygem_retinaface_cached_wall_s", "heygem_retinaface_wall_s", None,
+     "avatar cache: the RetinaFace job again, its faces from the cache (no detection), over detecting",
+     ["heygem-retinaface", "heygem-retinaface-cached"]),
     ("tenth_over_first_job", "job10_wall_s", "job1_wall_s", None,
      "(d) latency of the tenth short job over the first", ["heygem-latency"]),
 ]
