@@ -23,6 +23,7 @@
 #include "daemon/media/mel.hpp"
 #include "daemon/media/video_writer.hpp"
 #include "daemon/models/face_detector.hpp"
+#include "daemon/models/warm_batches.hpp"
 #include "daemon/models/wav2lip.hpp"
 #include "daemon/pipeline/avatar_cache.hpp"
 #include "daemon/pipeline/bounded_queue.hpp"
@@ -240,6 +241,21 @@ int default_batch(int requested, bool cpu, int cpu_default, int gpu_default) {
   return requested > 0 ? requested : (cpu ? cpu_default : gpu_default);
 }
 
+// The generator on `faces` cut into the batch sizes the daemon warmed (models/warm_batches.hpp), so
+// a short batch does not pay for building kernels of a new shape.
+at::Tensor generate_in_warmed_shapes(const models::Wav2LipGenerator& generator, const at::Tensor& mel,
+                                     const at::Tensor& faces, int64_t full_batch) {
+  const auto pieces = models::split_into_warmed_batches(faces.size(0), full_batch);
+  if (pieces.size() <= 1) return generator.generate(mel, faces);
+  std::vector<at::Tensor> outputs;
+  int64_t start = 0;
+  for (const int64_t piece : pieces) {
+    outputs.push_back(generator.generate(mel.narrow(0, start, piece), faces.narrow(0, start, piece)));
+    start += piece;
+  }
+  return at::cat(outputs, 0);
+}
+
 void LipSyncRun::release_ready(std::deque<Work>& waiting, std::vector<BoxSmoother::Item> ready) {
   // the smoother finishes frames in the order they were fed, which is the order of `waiting`
   for (auto& item : ready) {
@@ -367,7 +383,8 @@ void LipSyncRun::generate_batch(std::vector<Work>& batch) {
     std::memcpy(mel[static_cast<int64_t>(k)].data_ptr<float>(), mel_values.data(), mel_values.size() * sizeof(float));
   }
   at::Tensor input = make_generator_faces(regions, relative, kFaceSize);
-  return generator_output_to_u8(generator.generate(mel.to(device), input));
+  const auto full = default_batch(options_.generator_batch, device.is_cpu(), 16, 128);
+  return generator_output_to_u8(generate_in_warmed_shapes(generator, mel.to(device), input, full));
   });
   // paste-back (and, on a GPU, the copy of the pasted regions back into the host frames)
   const system::ScopedLogFields blending(stage_fields("blend", models_.generator_name));

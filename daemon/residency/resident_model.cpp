@@ -1,3 +1,4 @@
+#include "daemon/models/warm_batches.hpp"
 #include "daemon/residency/resident_model.hpp"
 
 #include <ATen/ATen.h>
@@ -123,8 +124,10 @@ void ResidentModel::warm_up(const WarmupShapes& shapes) const {
   const auto& device = placement_.device;
   for (int pass = 0; pass < std::max(shapes.passes, 1); ++pass) {
     if (generator_) {
-      const int64_t batch = shapes.generator_batch > 0 ? shapes.generator_batch : default_generator_batch(device);
-      check_finite(generator_->generate(warmup_mel(batch), warmup_faces(batch)), "warm-up");
+      const int64_t full = shapes.generator_batch > 0 ? shapes.generator_batch : default_generator_batch(device);
+      // every shape a job's batches are cut into (models/warm_batches.hpp), not only the full one
+      for (const int64_t batch : models::warmed_batch_sizes(full))
+        check_finite(generator_->generate(warmup_mel(batch), warmup_faces(batch)), "warm-up");
     } else {
       const int64_t batch = shapes.detector_batch > 0 ? shapes.detector_batch : default_detector_batch(device);
       // The whole detect() path (pre-processing, network, NMS) at a frame-sized batch.
