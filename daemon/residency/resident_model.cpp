@@ -125,8 +125,10 @@ void ResidentModel::warm_up(const WarmupShapes& shapes) const {
   for (int pass = 0; pass < std::max(shapes.passes, 1); ++pass) {
     if (generator_) {
       const int64_t full = shapes.generator_batch > 0 ? shapes.generator_batch : default_generator_batch(device);
-      // every shape a job's batches are cut into (models/warm_batches.hpp), not only the full one
-      for (const int64_t batch : models::warmed_batch_sizes(full))
+      // The first pass meets every shape a job's batches are cut into (models/warm_batches.hpp);
+      // later passes repeat the full batch only (autotuning and allocator growth).
+      const auto sizes = pass == 0 ? models::warmed_batch_sizes(full) : std::vector<int64_t>{full};
+      for (const int64_t batch : sizes)
         check_finite(generator_->generate(warmup_mel(batch), warmup_faces(batch)), "warm-up");
     } else {
       const int64_t batch = shapes.detector_batch > 0 ? shapes.detector_batch : default_detector_batch(device);
