@@ -7,7 +7,9 @@
 #                                users are rebuilt)
 #   scripts/sanitize.sh --ci     the CI subset: the suites without torch code of their own, i.e.
 #                                test_common (protocol, framing, fd passing), test_daemon (config,
-#                                job store, scheduler, socket server) and test_cli (heygemctl)
+#                                job store, scheduler, socket server) and test_cli (heygemctl); their
+#                                integration tests ServerTest.* (socket server + scheduler + spool)
+#                                and ClientEndToEnd.* (heygemctl against that server) included
 #   further arguments go to ctest (e.g. -R protocol)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -33,6 +35,7 @@ if [[ $mode == ci ]]; then
   set -- -R "$pattern" "$@"
 else
   cmake --build "$build_dir" -j "${HEYGEM_JOBS:-$(nproc)}"
+  set -- -LE long "$@"  # the short versions of the hardening suites; the long ones add nothing here
 fi
 
 # halt_on_error: a UB report fails the test instead of scrolling past.
