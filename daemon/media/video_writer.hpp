@@ -26,7 +26,6 @@ struct VideoWriterOptions {
   std::string preset = "veryfast";
   bool lossless = false;  // libx264rgb, qp 0, bgr24: decoding gives back exactly the frames written
   int threads = 0;        // 0 = x264's automatic choice
-  int conversion_threads = 0;  // swscale slice threads for BGR -> YUV; 0 = half the cores, at most 8
   std::filesystem::path audio_source;  // file whose first audio stream becomes the AAC track (empty: none)
   double max_audio_seconds = 0;        // 0 = the video's duration: audio is cut to the frames written
 };

@@ -127,30 +127,6 @@ TEST(VideoWriter, NormalModeKeepsQualitySizeTimingAndFaststart) {
   }
 }
 
-// swscale's slice threads must not change a single pixel of what x264 gets: the same frames
-// converted on 1 and on 5 threads give byte-identical decoded outputs (x264 on one thread is
-// deterministic), for yuv420p (even size) and yuv444p (odd size).
-TEST(VideoWriter, SliceThreadsConvertToTheSamePicture) {
-  test::ScratchDir dir;
-  for (auto [width, height] : {std::pair{360, 288}, std::pair{65, 49}}) {
-    SCOPED_TRACE(std::to_string(width) + "x" + std::to_string(height));
-    std::vector<std::vector<Frame>> decoded;
-    for (const int threads : {1, 5}) {
-      VideoWriterOptions options;
-      options.width = width;
-      options.height = height;
-      options.threads = 1;
-      options.conversion_threads = threads;
-      const auto output = dir / ("threads" + std::to_string(threads) + "_" + std::to_string(width) + ".mp4");
-      write_frames(output, options, 6, false);
-      decoded.push_back(test::read_all_frames(output));
-    }
-    ASSERT_EQ(decoded[0].size(), decoded[1].size());
-    for (size_t i = 0; i < decoded[0].size(); ++i)
-      EXPECT_EQ(test::packed_bgr(decoded[0][i]), test::packed_bgr(decoded[1][i])) << "frame " << i;
-  }
-}
-
 TEST(VideoWriter, AacTrackFromTheOriginalAudioIsCutToTheVideo) {
   test::ScratchDir dir;
   VideoWriterOptions options;
