@@ -96,13 +96,18 @@ media::Rational to_rational(double fps) {
 
 bool on_cpu(const models::Wav2LipGenerator& generator) { return generator.placement().device.is_cpu(); }
 
+// Faces per generator call: the item's choice, else 16 on the CPU and 128 on a GPU (the sizes the
+// daemon warms the generator with, residency's default_generator_batch).
+int64_t generator_batch(const ItemOptions& options, const models::Wav2LipGenerator& generator) {
+  return options.generator_batch > 0 ? options.generator_batch : (on_cpu(generator) ? 16 : 128);
+}
+
 // Frames each queue holds: at least one generator batch, so the decoder keeps decoding while the
 // generator collects its batch and the encoder drains the previous one (measured on an H200: with
 // 8-frame queues decode and encode ran one after the other, 14.4 s for 1500 720p frames against
 // 7.0 s of encoding).
 size_t queue_capacity(const ItemOptions& options, const ItemModels& models) {
-  const int batch = options.generator_batch > 0 ? options.generator_batch : (on_cpu(*models.generator) ? 16 : 128);
-  return std::max(kQueueFrames, static_cast<size_t>(batch) + kQueueFrames);
+  return std::max(kQueueFrames, static_cast<size_t>(generator_batch(options, *models.generator)) + kQueueFrames);
 }
 
 // The box region of a CPU frame, as a strided uint8 [h, w, 3] view (no copy).
@@ -383,8 +388,8 @@ void LipSyncRun::generate_batch(std::vector<Work>& batch) {
     std::memcpy(mel[static_cast<int64_t>(k)].data_ptr<float>(), mel_values.data(), mel_values.size() * sizeof(float));
   }
   at::Tensor input = make_generator_faces(regions, relative, kFaceSize);
-  const auto full = default_batch(options_.generator_batch, device.is_cpu(), 16, 128);
-  return generator_output_to_u8(generate_in_warmed_shapes(generator, mel.to(device), input, full));
+  return generator_output_to_u8(
+      generate_in_warmed_shapes(generator, mel.to(device), input, generator_batch(options_, generator)));
   });
   // paste-back (and, on a GPU, the copy of the pasted regions back into the host frames)
   const system::ScopedLogFields blending(stage_fields("blend", models_.generator_name));
@@ -403,8 +408,7 @@ void LipSyncRun::generate_batch(std::vector<Work>& batch) {
 void LipSyncRun::generate_stage() {
   const system::ScopedLogFields fields(stage_fields("generate", models_.generator_name));
   guarded([&] {
-    const bool cpu = on_cpu(*models_.generator);
-    const size_t batch_size = static_cast<size_t>(default_batch(options_.generator_batch, cpu, 16, 128));
+    const auto batch_size = static_cast<size_t>(generator_batch(options_, *models_.generator));
     std::vector<Work> batch;
     auto flush = [&] {
       generate_batch(batch);
