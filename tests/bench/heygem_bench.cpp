@@ -87,10 +87,16 @@ nlohmann::json detector_only(const std::string& kind, const std::filesystem::pat
 
 // The bare generator forward (issue 2's single-forward timing): random mel and face batches of the
 // reference's shapes, one warm-up pass, then `repeats` timed passes.
-nlohmann::json generator_only(int batch, int repeats, const models::Placement& placement) {
+// The untrained generator both modes time (the speed does not depend on the values).
+std::unique_ptr<models::Wav2LipGenerator> untrained_generator(const models::Placement& placement) {
   models::HashInitSpec spec;
   spec.seed = 1;
-  auto generator = models::Wav2LipGenerator::untrained(placement, spec);
+  spec.gain_log2["output_block.1.weight"] = -9;
+  return models::Wav2LipGenerator::untrained(placement, spec);
+}
+
+nlohmann::json generator_only(int batch, int repeats, const models::Placement& placement) {
+  auto generator = untrained_generator(placement);
   const at::Tensor mel = at::randn({batch, 1, 80, 16});
   const at::Tensor faces = at::rand({batch, 6, 96, 96});
   (void)generator->generate(mel, faces);  // warm-up (cuDNN autotune, allocator)
@@ -143,11 +149,8 @@ int main(int argc, char** argv) {
     }
     if (audio.empty()) throw std::runtime_error("--audio is required");
     const auto placement = models::parse_placement(device, precision);
-    models::HashInitSpec spec;  // the untrained generator (speed does not depend on the values)
-    spec.seed = 1;
-    spec.gain_log2["output_block.1.weight"] = -9;
     auto start = Clock::now();
-    auto generator = models::Wav2LipGenerator::untrained(placement, spec);
+    auto generator = untrained_generator(placement);
     const double load_s = seconds_since(start);
 
     pipeline::ItemOptions options;
