@@ -9,6 +9,9 @@
 
 namespace heygem::models {
 
+// Faces per generator call when a job does not choose: what the pipeline batches and the daemon warms.
+inline int64_t default_generator_batch(bool on_gpu) { return on_gpu ? 128 : 16; }
+
 // `full` itself, then the powers of two below it, largest first (16 -> 16, 8, 4, 2, 1).
 inline std::vector<int64_t> warmed_batch_sizes(int64_t full) {
   std::vector<int64_t> sizes;

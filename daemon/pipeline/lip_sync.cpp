@@ -96,10 +96,9 @@ media::Rational to_rational(double fps) {
 
 bool on_cpu(const models::Wav2LipGenerator& generator) { return generator.placement().device.is_cpu(); }
 
-// Faces per generator call: the item's choice, else 16 on the CPU and 128 on a GPU (the sizes the
-// daemon warms the generator with, residency's default_generator_batch).
+// Faces per generator call: the item's choice, else the default the daemon warms the generator with.
 int64_t generator_batch(const ItemOptions& options, const models::Wav2LipGenerator& generator) {
-  return options.generator_batch > 0 ? options.generator_batch : (on_cpu(generator) ? 16 : 128);
+  return options.generator_batch > 0 ? options.generator_batch : models::default_generator_batch(!on_cpu(generator));
 }
 
 // Frames each queue holds: at least one generator batch, so the decoder keeps decoding while the

@@ -40,7 +40,6 @@ std::uint64_t placed_bytes(const models::StateDict& weights, c10::ScalarType dty
   return bytes;
 }
 
-int default_generator_batch(const c10::Device& device) { return device.is_cuda() ? 128 : 16; }
 int default_detector_batch(const c10::Device& device) { return device.is_cuda() ? 32 : 4; }
 
 constexpr int64_t probe_frame_side = 160;  // heartbeat detector input: one small frame
@@ -124,7 +123,7 @@ void ResidentModel::warm_up(const WarmupShapes& shapes) const {
   const auto& device = placement_.device;
   for (int pass = 0; pass < std::max(shapes.passes, 1); ++pass) {
     if (generator_) {
-      const int64_t full = shapes.generator_batch > 0 ? shapes.generator_batch : default_generator_batch(device);
+      const int64_t full = shapes.generator_batch > 0 ? shapes.generator_batch : models::default_generator_batch(device.is_cuda());
       // The first pass meets every shape a job's batches are cut into (models/warm_batches.hpp);
       // later passes repeat the full batch only (autotuning and allocator growth).
       const auto sizes = pass == 0 ? models::warmed_batch_sizes(full) : std::vector<int64_t>{full};
