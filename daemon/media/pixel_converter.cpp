@@ -26,6 +26,19 @@ int automatic_conversion_threads() {
   return std::clamp(cores / 2, 1, 8);
 }
 
+ffmpeg::FramePtr borrow_bgr24(const Frame& frame) {
+  ffmpeg::FramePtr source = ffmpeg::make_frame();
+  source->format = AV_PIX_FMT_BGR24;
+  source->width = frame.width;
+  source->height = frame.height;
+  source->data[0] = const_cast<uint8_t*>(frame.data.data());
+  source->linesize[0] = frame.stride;
+  source->buf[0] = av_buffer_create(source->data[0], frame.data.size(), [](void*, uint8_t*) {}, nullptr,
+                                    AV_BUFFER_FLAG_READONLY);
+  if (!source->buf[0]) throw Error(ErrorCode::resource, "out of memory wrapping a frame for conversion");
+  return source;
+}
+
 PixelConverter::PixelConverter(int flags, int threads, std::filesystem::path file)
     : flags_(flags), threads_(threads > 0 ? threads : automatic_conversion_threads()), file_(std::move(file)) {}
 

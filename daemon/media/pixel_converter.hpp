@@ -6,12 +6,17 @@
 #include <filesystem>
 
 #include "daemon/media/ffmpeg_raii.hpp"
+#include "daemon/media/media_types.hpp"
 
 namespace heygem::media {
 
 // The slice threads a converter uses when asked for 0 ("auto"): half the machine, at most 8, so the
 // decoder, the encoder and x264 still have cores of their own.
 int automatic_conversion_threads();
+
+// `frame`'s pixels as a read-only BGR24 AVFrame, without a copy: the Frame must outlive the result.
+// (swscale refs its source; a buffer that frees nothing lets it do so.)
+ffmpeg::FramePtr borrow_bgr24(const Frame& frame);
 
 class PixelConverter {
  public:

@@ -11,6 +11,7 @@
 #include "daemon/media/aac_track.hpp"
 #include "daemon/media/ffmpeg_error.hpp"
 #include "daemon/media/ffmpeg_raii.hpp"
+#include "daemon/media/frame_conversion_pool.hpp"
 #include "daemon/media/pixel_converter.hpp"
 
 namespace heygem::media {
@@ -59,7 +60,7 @@ bool even(int value) { return value % 2 == 0; }
 
 struct VideoWriter::Impl {
   Impl(const std::filesystem::path& output, const VideoWriterOptions& options);
-  void write(const Frame& frame);
+  void write(Frame frame);
   void finish();
 
  private:
@@ -67,7 +68,9 @@ struct VideoWriter::Impl {
   void open_muxer();
   void add_video_stream();
   void write_header();
+  void check_frame(const Frame& frame) const;
   void fill_picture(const Frame& frame);
+  void encode_picture(AVFrame* picture);
   void encode(const AVFrame* picture);
   double seconds_written() const { return static_cast<double>(frames_written_) / options_.fps.value(); }
   double audio_seconds(double video_seconds) const {
@@ -81,12 +84,14 @@ struct VideoWriter::Impl {
   ffmpeg::CodecContextPtr encoder_;
   AVStream* stream_ = nullptr;
   std::optional<ffmpeg::AacTrack> audio_;
-  // One thread: FFmpeg 5.1's slice-threaded scaled path (the BGR -> YUV conversion with these flags)
-  // gave a frame that differed from the one-thread result in 1 of 7 runs under load (65x49, yuv444p).
-  // The decoder's unscaled YUV -> BGR conversion is row-independent and keeps its threads.
+  // Each converter uses one swscale thread: FFmpeg 5.1's slice-threaded scaled path (the BGR -> YUV
+  // conversion with these flags) gave a frame that differed from the one-thread result in 1 of 7 runs
+  // under load (65x49, yuv444p). Parallelism comes from whole frames on the pool's threads instead.
   PixelConverter converter_{kSwsFlags, 1, output_};
+  std::optional<FrameConversionPool> pool_;  // with conversion threads > 1
   ffmpeg::FramePtr picture_ = ffmpeg::make_frame();
   ffmpeg::PacketPtr packet_ = ffmpeg::make_packet();
+  int64_t frames_submitted_ = 0;
   int64_t frames_written_ = 0;
   bool finished_ = false;
 };
@@ -95,6 +100,11 @@ VideoWriter::Impl::Impl(const std::filesystem::path& output, const VideoWriterOp
     : output_(output), options_(options), temp_((validate(), output)) {
   open_muxer();
   add_video_stream();
+  const int conversion_threads =
+      options_.conversion_threads > 0 ? options_.conversion_threads : automatic_conversion_threads();
+  if (!options_.lossless && conversion_threads > 1)
+    pool_.emplace(conversion_threads, kSwsFlags,
+                  PictureFormat{options_.width, options_.height, encoder_->pix_fmt}, output_);
   if (!options_.audio_source.empty()) audio_.emplace(options_.audio_source, muxer_.get());
   write_header();
 }
@@ -108,6 +118,7 @@ void VideoWriter::Impl::validate() const {
   if (options_.crf < 0 || options_.crf > 51) bad("crf " + std::to_string(options_.crf) + " is outside 0..51");
   if (options_.preset.empty()) bad("empty x264 preset");
   if (options_.threads < 0) bad("negative encoder thread count");
+  if (options_.conversion_threads < 0) bad("negative conversion thread count");
 }
 
 void VideoWriter::Impl::open_muxer() {
@@ -173,16 +184,20 @@ void VideoWriter::Impl::write_header() {
                 "cannot write the MP4 header");
 }
 
-void VideoWriter::Impl::fill_picture(const Frame& frame) {
+void VideoWriter::Impl::check_frame(const Frame& frame) const {
   if (frame.width != options_.width || frame.height != options_.height)
-    throw Error(ErrorCode::invalid_argument, output_.string() + ": frame " + std::to_string(frames_written_) + " is " +
+    throw Error(ErrorCode::invalid_argument, output_.string() + ": frame " + std::to_string(frames_submitted_) + " is " +
                                                  std::to_string(frame.width) + "x" + std::to_string(frame.height) +
                                                  ", the output is " + std::to_string(options_.width) + "x" +
                                                  std::to_string(options_.height));
   if (frame.stride < 3 * frame.width ||
       frame.data.size() < static_cast<size_t>(frame.stride) * static_cast<size_t>(frame.height - 1) + 3u * frame.width)
-    throw Error(ErrorCode::invalid_argument, output_.string() + ": frame " + std::to_string(frames_written_) +
+    throw Error(ErrorCode::invalid_argument, output_.string() + ": frame " + std::to_string(frames_submitted_) +
                                                  " has too little pixel data for its size");
+}
+
+// The calling thread's path: lossless copies, or one-thread conversion into the reused picture.
+void VideoWriter::Impl::fill_picture(const Frame& frame) {
   ffmpeg::check(av_frame_make_writable(picture_.get()), ErrorCode::resource, output_, "cannot reuse the picture");
   if (options_.lossless) {
     for (int y = 0; y < frame.height; ++y)
@@ -190,18 +205,13 @@ void VideoWriter::Impl::fill_picture(const Frame& frame) {
                   static_cast<size_t>(frame.width) * 3);
     return;
   }
-  // The Frame's pixels are borrowed for the call: swscale refs the source frame, and a buffer that
-  // frees nothing lets it do so without copying 3 bytes per pixel first.
-  ffmpeg::FramePtr source = ffmpeg::make_frame();
-  source->format = AV_PIX_FMT_BGR24;
-  source->width = frame.width;
-  source->height = frame.height;
-  source->data[0] = const_cast<uint8_t*>(frame.data.data());
-  source->linesize[0] = frame.stride;
-  source->buf[0] = av_buffer_create(source->data[0], frame.data.size(), [](void*, uint8_t*) {}, nullptr,
-                                    AV_BUFFER_FLAG_READONLY);
-  if (!source->buf[0]) throw Error(ErrorCode::resource, "out of memory wrapping frame " + std::to_string(frames_written_));
-  converter_.convert(source.get(), picture_.get());
+  converter_.convert(borrow_bgr24(frame).get(), picture_.get());
+}
+
+void VideoWriter::Impl::encode_picture(AVFrame* picture) {
+  picture->pts = frames_written_++;
+  encode(picture);
+  if (audio_) audio_->encode_until(audio_seconds(seconds_written()));
 }
 
 void VideoWriter::Impl::encode(const AVFrame* picture) {
@@ -217,17 +227,25 @@ void VideoWriter::Impl::encode(const AVFrame* picture) {
   }
 }
 
-void VideoWriter::Impl::write(const Frame& frame) {
+void VideoWriter::Impl::write(Frame frame) {
   if (finished_) throw Error(ErrorCode::internal, output_.string() + ": write() after finish()");
-  fill_picture(frame);
-  picture_->pts = frames_written_++;
-  encode(picture_.get());
-  if (audio_) audio_->encode_until(audio_seconds(seconds_written()));
+  check_frame(frame);
+  ++frames_submitted_;
+  if (!pool_) {
+    fill_picture(frame);
+    encode_picture(picture_.get());
+    return;
+  }
+  // two frames per thread in flight: the workers never wait for x264, and memory stays bounded
+  if (pool_->pending() >= 2 * static_cast<size_t>(pool_->threads())) encode_picture(pool_->take_oldest().get());
+  pool_->submit(std::move(frame));
 }
 
 void VideoWriter::Impl::finish() {
   if (finished_) return;
-  if (frames_written_ == 0) throw Error(ErrorCode::invalid_argument, output_.string() + ": no frames were written");
+  if (frames_submitted_ == 0) throw Error(ErrorCode::invalid_argument, output_.string() + ": no frames were written");
+  if (pool_)
+    while (pool_->pending() > 0) encode_picture(pool_->take_oldest().get());
   encode(nullptr);
   if (audio_)
     audio_->finish(options_.max_audio_seconds > 0 ? options_.max_audio_seconds : seconds_written());
@@ -240,7 +258,7 @@ void VideoWriter::Impl::finish() {
 VideoWriter::VideoWriter(const std::filesystem::path& output, const VideoWriterOptions& options)
     : impl_(std::make_unique<Impl>(output, options)) {}
 VideoWriter::~VideoWriter() = default;
-void VideoWriter::write(const Frame& frame) { impl_->write(frame); }
+void VideoWriter::write(Frame frame) { impl_->write(std::move(frame)); }
 void VideoWriter::finish() { impl_->finish(); }
 
 }  // namespace heygem::media

@@ -8,6 +8,8 @@
 // yuv444p (High 4:4:4 Predictive profile): the output keeps the source resolution exactly, at the
 // cost of players without 4:4:4 support (some hardware decoders, browsers). Lossless mode is
 // libx264rgb at qp 0 on bgr24: decoding returns exactly the frames written.
+// The BGR -> YUV conversion runs on a pool of threads, a whole frame each, while x264 encodes the
+// earlier ones (frame_conversion_pool.hpp); the pictures reach x264 in the order written.
 // The AAC track is encoded while the frames arrive (up to the video's current time), so the muxer
 // interleaves as it goes and memory does not grow with the length.
 #include <filesystem>
@@ -26,6 +28,9 @@ struct VideoWriterOptions {
   std::string preset = "veryfast";
   bool lossless = false;  // libx264rgb, qp 0, bgr24: decoding gives back exactly the frames written
   int threads = 0;        // 0 = x264's automatic choice
+  // Threads converting BGR24 to the encoder's YUV, whole frames each (byte-identical to one thread);
+  // 0 = half the cores, at most 8; 1 converts in the calling thread.
+  int conversion_threads = 0;
   std::filesystem::path audio_source;  // file whose first audio stream becomes the AAC track (empty: none)
   double max_audio_seconds = 0;        // 0 = the video's duration: audio is cut to the frames written
 };
@@ -38,7 +43,9 @@ class VideoWriter {
   VideoWriter(const VideoWriter&) = delete;
   VideoWriter& operator=(const VideoWriter&) = delete;
 
-  void write(const Frame& frame);  // frames must be width x height BGR24
+  // Frames must be width x height BGR24. Taken by value: with conversion threads the frame is
+  // converted after write() returns, so move it in when the caller is done with it.
+  void write(Frame frame);
   // Flushes the encoder, muxes the audio, writes the trailer, renames into place.
   void finish();
 

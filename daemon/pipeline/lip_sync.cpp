@@ -515,7 +515,7 @@ ItemReport LipSyncRun::run() {
     while (auto work = rendered_.pop()) {
       check_cancel();
       if (hooks_.frame_tap) hooks_.frame_tap(done, work->frame);
-      encode_clock_.measure([&] { writer.write(work->frame); });
+      encode_clock_.measure([&] { writer.write(std::move(work->frame)); });
       encode_clock_.count(1);
       report_progress(++done, false);
     }

@@ -5,6 +5,9 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <fstream>
+#include <iterator>
+#include <string>
 
 #include "common/errors.hpp"
 #include "daemon/media/video_reader.hpp"
@@ -124,6 +127,37 @@ TEST(VideoWriter, NormalModeKeepsQualitySizeTimingAndFaststart) {
     ASSERT_NE(moov, boxes.end());
     ASSERT_NE(mdat, boxes.end());
     EXPECT_LT(moov - boxes.begin(), mdat - boxes.begin()) << "+faststart puts the index first";
+  }
+}
+
+std::string file_bytes(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+// Converting on a pool of threads (whole frames each) must change nothing but the speed: the file
+// is byte for byte the one a single conversion thread writes, audio interleaving included.
+TEST(VideoWriter, ConversionThreadsWriteTheSameFileAsOneThread) {
+  test::ScratchDir dir;
+  for (auto [width, height] : {std::pair{360, 288}, std::pair{65, 49}}) {
+    SCOPED_TRACE(std::to_string(width) + "x" + std::to_string(height));
+    const auto frames = grid_frames(width, height, 40);
+    std::vector<std::string> files;
+    for (int threads : {1, 3}) {
+      VideoWriterOptions options;
+      options.width = width;
+      options.height = height;
+      options.threads = 2;  // x264's own threads fixed, so only the conversion differs
+      options.conversion_threads = threads;
+      options.audio_source = grid_audio_clip();
+      const auto output = dir / ("threads" + std::to_string(threads) + ".mp4");
+      VideoWriter writer(output, options);
+      for (const auto& frame : frames) writer.write(frame);
+      writer.finish();
+      files.push_back(file_bytes(output));
+    }
+    ASSERT_GT(files[0].size(), 1000u);
+    EXPECT_TRUE(files[0] == files[1]) << "sizes " << files[0].size() << " and " << files[1].size();
   }
 }
 
