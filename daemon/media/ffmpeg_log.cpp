@@ -12,6 +12,16 @@ extern "C" {
 namespace heygem::media {
 namespace {
 
+// Per thread, so that one job's demuxer cannot explain another job's failure.
+thread_local std::string last_error_line;
+
+// "[IMGUTILS @ 0x7ffd...] Picture size ... is invalid" -> "Picture size ... is invalid"
+std::string without_component_prefix(const std::string& text) {
+  if (text.empty() || text.front() != '[') return text;
+  const auto end = text.find("] ");
+  return end == std::string::npos ? text : text.substr(end + 2);
+}
+
 spdlog::level::level_enum to_spdlog(int level) {
   if (level <= AV_LOG_FATAL) return spdlog::level::critical;
   if (level <= AV_LOG_ERROR) return spdlog::level::err;
@@ -27,7 +37,9 @@ void forward(void* context, int level, const char* format, va_list arguments) {
   av_log_format_line2(context, level, format, arguments, line, sizeof line, &print_prefix);
   std::string text(line);
   while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
-  if (!text.empty()) spdlog::log(to_spdlog(level), "ffmpeg: {}", text);
+  if (text.empty()) return;
+  if (level <= AV_LOG_ERROR) last_error_line = without_component_prefix(text);
+  spdlog::log(to_spdlog(level), "ffmpeg: {}", text);
 }
 
 }  // namespace
@@ -36,6 +48,9 @@ void forward_ffmpeg_logs(int quietest) {
   av_log_set_level(quietest);
   av_log_set_callback(forward);
 }
+
+FfmpegErrorCapture::FfmpegErrorCapture() { last_error_line.clear(); }
+std::string FfmpegErrorCapture::last_error() const { return last_error_line; }
 
 void restore_ffmpeg_logs() {
   av_log_set_callback(av_log_default_callback);

@@ -3,6 +3,7 @@
 #include <system_error>
 
 #include "daemon/media/ffmpeg_error.hpp"
+#include "daemon/media/ffmpeg_log.hpp"
 
 namespace heygem::media::ffmpeg {
 namespace {
@@ -30,8 +31,15 @@ void StreamDecoder::open_container() {
     fail(ErrorCode::invalid_input, file_, "is empty (0 bytes)");
 
   AVFormatContext* raw = nullptr;
+  const FfmpegErrorCapture ffmpeg_said;
   const int opened = avformat_open_input(&raw, file_.c_str(), nullptr, nullptr);
-  if (opened < 0) fail(ErrorCode::invalid_input, file_, "is not a readable media file, or is truncated", opened);
+  if (opened < 0) {
+    // the demuxer's own words name the cause (a picture size over FFmpeg's limits, say); the code
+    // it returns often does not (EBUSY for that one)
+    const std::string cause = ffmpeg_said.last_error();
+    fail(ErrorCode::invalid_input, file_,
+         "is not a readable media file, or is truncated" + (cause.empty() ? "" : ": " + cause), opened);
+  }
   format_.reset(raw);
   check(avformat_find_stream_info(format_.get(), nullptr), ErrorCode::invalid_input, file_,
         "cannot read the stream information");

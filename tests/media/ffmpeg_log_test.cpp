@@ -1,13 +1,17 @@
 // FFmpeg's log lines reach spdlog when forwarded, filtered by level.
 #include <gtest/gtest.h>
 
+#include <fstream>
 #include <memory>
 #include <sstream>
+#include <string>
 
 #include <spdlog/sinks/ostream_sink.h>
 #include <spdlog/spdlog.h>
 
+#include "common/errors.hpp"
 #include "daemon/media/ffmpeg_log.hpp"
+#include "daemon/media/video_reader.hpp"
 #include "daemon/media/video_writer.hpp"
 #include "tests/media/media_test_support.hpp"
 
@@ -59,6 +63,34 @@ TEST(FfmpegLogs, ForwardedToSpdlogByLevel) {
     forward_ffmpeg_logs(24);  // AV_LOG_WARNING: a clean encode says nothing
     encode_two_frames(dir / "quiet.mp4");
     EXPECT_EQ(logs.text().find("libx264"), std::string::npos) << logs.text();
+  }
+}
+
+// A y4m header declaring 16384x16384 over a small frame: FFmpeg refuses it with EBUSY, and says why
+// only in its log. The error must carry that cause, and it must not leak into a later error.
+TEST(FfmpegLogs, AnOpenFailureNamesTheCauseFfmpegLogged) {
+  test::ScratchDir dir;
+  const auto huge = dir / "huge_dims.y4m";
+  {
+    std::ofstream out(huge, std::ios::binary);
+    out << "YUV4MPEG2 W16384 H16384 F25:1 Ip A1:1 C420jpeg\nFRAME\n" << std::string(64 * 64 * 3 / 2, '\x80');
+  }
+  const auto garbage = dir / "garbage.mp4";
+  std::ofstream(garbage, std::ios::binary) << std::string(4096, '\x07');
+
+  CapturedLogs logs;
+  forward_ffmpeg_logs(24);
+  try {
+    VideoReader reader(huge);
+    FAIL() << "opened " << huge;
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("16384x16384"), std::string::npos) << e.what();
+  }
+  try {
+    VideoReader reader(garbage);
+    FAIL() << "opened " << garbage;
+  } catch (const Error& e) {
+    EXPECT_EQ(std::string(e.what()).find("16384"), std::string::npos) << e.what();
   }
 }
 
