@@ -56,8 +56,12 @@ void send_notify_datagram(const std::string& socket_path, const std::string& mes
   SocketFd fd;
   if (fd.get() < 0)
     throw Error(ErrorCode::resource, "NOTIFY_SOCKET " + socket_path + ": socket: " + std::strerror(errno));
-  const auto sent = ::sendto(fd.get(), message.data(), message.size(), MSG_NOSIGNAL,
+  // MSG_DONTWAIT: a receiver that stopped reading (its queue full) must cost a lost notification,
+  // not a daemon thread blocked in sendto.
+  const auto sent = ::sendto(fd.get(), message.data(), message.size(), MSG_NOSIGNAL | MSG_DONTWAIT,
                              reinterpret_cast<const sockaddr*>(&target.address), target.length);
+  if (sent < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+    throw Error(ErrorCode::resource, "NOTIFY_SOCKET " + socket_path + ": the receiver's queue is full (not sent)");
   if (sent < 0)
     throw Error(ErrorCode::resource, "NOTIFY_SOCKET " + socket_path + ": send: " + std::strerror(errno));
   if (static_cast<std::size_t>(sent) != message.size())

@@ -13,10 +13,6 @@
 #include "common/errors.hpp"
 #include "daemon/system/notify_socket.hpp"
 
-#ifdef HEYGEM_HAVE_SYSTEMD
-#include <systemd/sd-daemon.h>
-#endif
-
 namespace heygem::system {
 namespace {
 
@@ -84,17 +80,14 @@ void ServiceNotifier::extend_timeout(std::chrono::microseconds extra) {
 
 void ServiceNotifier::send(const std::string& message) {
   if (!enabled()) return;
+  // Our own sender, not sd_notify(): sd_notify blocks while the receiver's queue is full, and a
+  // NOTIFY_SOCKET that nobody reads (not systemd) must not stall the daemon's status updates.
   std::string failure;
-#ifdef HEYGEM_HAVE_SYSTEMD
-  if (const int rc = ::sd_notify(0, message.c_str()); rc < 0)
-    failure = "sd_notify to " + socket_path_ + " failed: error " + std::to_string(-rc);
-#else
   try {
     send_notify_datagram(socket_path_, message);
   } catch (const Error& error) {
     failure = error.what();
   }
-#endif
   if (failure.empty()) return;
   // Losing a notification must not take the daemon down; systemd's own timeouts will show it.
   if (!send_failure_reported_.exchange(true))

@@ -1,8 +1,8 @@
 #pragma once
 // The daemon's voice towards systemd (issue 6): READY=1, STATUS=, WATCHDOG=1, STOPPING=1,
-// RELOADING=1, EXTEND_TIMEOUT_USEC. With libsystemd it uses sd_notify; without it (the GPU machine
-// has no headers) it speaks the same datagram protocol to $NOTIFY_SOCKET itself, so nothing is
-// faked. When NOTIFY_SOCKET is unset every call is a no-op.
+// RELOADING=1, EXTEND_TIMEOUT_USEC. It speaks sd_notify's datagram protocol to $NOTIFY_SOCKET
+// itself (notify_socket.hpp), with or without libsystemd: sd_notify() would block the daemon when
+// the receiver stops reading. When NOTIFY_SOCKET is unset every call is a no-op.
 #include <atomic>
 #include <chrono>
 #include <condition_variable>

@@ -56,7 +56,7 @@ std::string fixed(double value, int decimals = 3) {
 
 // The systemd side of $NOTIFY_SOCKET: a bound datagram socket that the daemon's notifier writes to.
 // It goes away (closed and unlinked) once READY=1 came: unread, its queue would fill with the
-// daemon's STATUS= lines, and a full queue blocks the sender.
+// daemon's STATUS= lines, which the daemon would then drop (it never blocks on them).
 class NotifyReceiver {
  public:
   explicit NotifyReceiver(fs::path path) : path_(std::move(path)), fd_(::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0)) {

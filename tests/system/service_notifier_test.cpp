@@ -6,6 +6,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstddef>
 #include <cstdlib>
 #include <cstring>
@@ -198,6 +199,31 @@ TEST(NotifyDatagram, SpeaksTheProtocolToPathAndAbstractSockets) {
     send_notify_datagram(listener.name(), "READY=1\nSTATUS=warm");
     EXPECT_EQ(listener.receive(), "READY=1\nSTATUS=warm") << listener.name();
   }
+}
+
+// A receiver that never reads: once its queue is full, sends fail at once (the message is dropped)
+// instead of blocking the daemon's thread; the notifier logs and carries on.
+TEST(NotifyDatagram, AFullReceiverQueueFailsTheSendInsteadOfBlocking) {
+  NotifyListener listener(false);
+  const std::string status(512, 's');
+  bool refused = false;
+  const auto started = std::chrono::steady_clock::now();
+  for (int i = 0; i < 100000 && !refused; ++i) {
+    try {
+      send_notify_datagram(listener.name(), "STATUS=" + status);
+    } catch (const Error& error) {
+      EXPECT_EQ(error.code(), ErrorCode::resource);
+      EXPECT_NE(std::string(error.what()).find("queue is full"), std::string::npos) << error.what();
+      refused = true;
+    }
+  }
+  EXPECT_TRUE(refused) << "100000 datagrams fit in an unread queue";
+  EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(10));
+
+  ScopedEnv socket("NOTIFY_SOCKET", listener.name());
+  ServiceNotifier notifier;
+  notifier.status("still serving");  // must return, not block
+  EXPECT_EQ(listener.receive(), "STATUS=" + status);  // the queue holds what fitted, in order
 }
 
 TEST(NotifyDatagram, BadTargetsAreNamedInTheError) {
