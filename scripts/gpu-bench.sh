@@ -110,6 +110,13 @@ run_parity() {
   [[ -f $build/CTestTestfile.cmake ]] || { echo "no ctest files in $build (build failed?)"; return 1; }
   local rc=0
   (cd "$build" && HEYGEM_TEST_DEVICE=$device ctest -R parity --output-on-failure --timeout 120) >"$work/parity.out" 2>&1 || rc=$?
+  # a crash that the test's own handler cannot place (no unwind information) gets a debugger's stack
+  if grep -q "crashed with signal" "$work/parity.out" && command -v gdb >/dev/null; then
+    local binary
+    binary=$(find "$build" -type f -name test_pipeline_parity -perm -u+x | head -1)
+    [[ -n $binary ]] && (cd "$build" && HEYGEM_TEST_DEVICE=$device timeout 60 gdb -batch -ex run -ex bt -ex "info threads" \
+      --args "$binary" --gtest_filter='E2eParity.*') >>"$work/parity.out" 2>&1
+  fi
   cp "$work/parity.out" "$OUT/parity.out" 2>/dev/null
   tail -n 60 "$work/parity.out"
   "$python" "$bench/record.py" "$metrics" ctest "$work/parity.out" parity_tests || true
@@ -141,7 +148,7 @@ ctl() { "$heygemctl" --socket "$sock" "$@"; }
 write_daemon_config() {
   local s3fd_entry=""
   [[ -f $weights/s3fd.pth ]] && s3fd_entry="
-    - {name: s3fd, kind: s3fd, weights: \"$weights/s3fd.pth\", device: $device, precision: $det_precision, preload: true}"
+    - {name: s3fd, kind: s3fd, weights: \"$weights/s3fd.pth\", device: $device, precision: $det_precision, preload: false}"
   cat >"$hg/heygemd.yaml" <<EOF
 # Written by scripts/gpu-bench.sh.
 socket: {path: "$sock"}
@@ -227,10 +234,19 @@ run_heygem_bench() {  # (c) per-stage throughput, and (g) our S3FD forward, from
   "$bench_binary" --detector-only s3fd --weights "$weights/s3fd.pth" --video "$wl/clip.mp4" --frames 64 --batch 16 \
     --device "$device" --json >"$hg/bench-s3fd.out" 2>&1 &&
     "$python" "$bench/record.py" "$metrics" bench-json "$hg/bench-s3fd.out" heygem_s3fd || { tail -n 20 "$hg/bench-s3fd.out"; return 1; }
+  # float16 next to float32: float32 runs with TF32 off (IEEE), the reference's PyTorch lets cuDNN
+  # use TF32 for its convolutions
+  "$bench_binary" --detector-only s3fd --weights "$weights/s3fd.pth" --video "$wl/clip.mp4" --frames 64 --batch 16 \
+    --device "$device" --detector-precision float16 --json >"$hg/bench-s3fd-fp16.out" 2>&1 &&
+    "$python" "$bench/record.py" "$metrics" bench-json "$hg/bench-s3fd-fp16.out" heygem_s3fd_fp16 || tail -n 20 "$hg/bench-s3fd-fp16.out"
   "$bench_binary" --detector-only retinaface --video "$wl/clip.mp4" --frames 64 --batch 16 \
     --device "$device" --json >"$hg/bench-retinaface-forward.out" 2>&1 &&
     "$python" "$bench/record.py" "$metrics" bench-json "$hg/bench-retinaface-forward.out" heygem_retinaface_forward ||
     tail -n 20 "$hg/bench-retinaface-forward.out"
+}
+run_media_timings() {  # (c) decode and encode alone with heygem's media code, beside the floor
+  "$bench_binary" --media-only --video "$wl/clip.mp4" >"$hg/media.out" 2>&1 &&
+    "$python" "$bench/record.py" "$metrics" bench-json "$hg/media.out" heygem_media || { tail -n 20 "$hg/media.out"; return 1; }
 }
 run_forward_timings() {  # issue 2: single forwards, Wav2Lip batch 128 in each precision
   local precision
@@ -309,6 +325,7 @@ if ((have_heygem)) && [[ -f $weights/s3fd.pth ]] && wanted heygem-s3fd; then
   wanted heygem-fp32 && (( $(bench_seconds_left) > ${BENCH_FP32_MIN_LEFT_S:-300} )) && extra=("heygem-box-fp32 90 30 fp32_job")
   daemon_session 2 "heygem-s3fd 100 30 s3fd_job" "${extra[@]}"
 fi
+[[ -n $bench_binary && -f $wl/clip.mp4 ]] && wanted media && phase media 60 10 run_media_timings
 [[ -n $bench_binary ]] && wanted forward && phase forward 60 10 run_forward_timings
 if [[ -n $bench_binary && -f $wl/clip.mp4 ]] && wanted heygem-bench; then
   phase heygem-bench 120 30 run_heygem_bench

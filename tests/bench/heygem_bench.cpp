@@ -14,6 +14,7 @@
 #include <iostream>
 
 #include "daemon/media/video_reader.hpp"
+#include "daemon/media/video_writer.hpp"
 #include "daemon/models/hash_init.hpp"
 #include "daemon/models/retinaface.hpp"
 #include "daemon/models/s3fd.hpp"
@@ -109,6 +110,58 @@ nlohmann::json generator_only(int batch, int repeats, const models::Placement& p
           {"ms_per_batch", seconds * 1e3 / repeats}, {"faces_per_s", batch * repeats / seconds}};
 }
 
+// The media halves of the pipeline alone, with heygem's own code: decoding the clip (YUV -> BGR on
+// one conversion thread and on the automatic number) and encoding frames of it (BGR -> YUV + x264,
+// one conversion thread and the pool), so a stage's busy time in the pipeline can be set against
+// what its media work costs on an otherwise idle machine.
+nlohmann::json media_only(const std::filesystem::path& video, int kept_frames) {
+  nlohmann::json result;
+  std::vector<media::Frame> kept;
+  media::VideoInfo info;
+  int64_t decoded = 0;
+  {  // untimed: the frames to encode, and the file in the page cache
+    media::VideoReader reader(video);
+    info = reader.info();
+    media::Frame frame;
+    while (reader.next(frame))
+      if (static_cast<int>(kept.size()) < kept_frames) kept.push_back(frame);
+  }
+  for (int threads : {1, 0}) {
+    media::VideoReaderOptions options;
+    options.conversion_threads = threads;
+    const auto start = Clock::now();
+    media::VideoReader reader(video, options);
+    media::Frame frame;
+    decoded = 0;
+    while (reader.next(frame)) ++decoded;
+    const double seconds = seconds_since(start);
+    const std::string key = threads == 1 ? "decode_1thread" : "decode_auto";
+    result[key + "_s"] = seconds;
+    result[key + "_fps"] = decoded / seconds;
+  }
+  if (kept.empty()) throw std::runtime_error("no frames in " + video.string());
+  const auto out = std::filesystem::temp_directory_path() / ("heygem-bench-media-" + std::to_string(::getpid()) + ".mp4");
+  for (int threads : {1, 0}) {
+    media::VideoWriterOptions options;  // the pipeline's defaults (crf, preset, x264 threads)
+    options.width = info.width;
+    options.height = info.height;
+    options.conversion_threads = threads;
+    const auto start = Clock::now();
+    media::VideoWriter writer(out, options);
+    for (int64_t i = 0; i < decoded; ++i) writer.write(kept[static_cast<size_t>(i) % kept.size()]);
+    writer.finish();
+    const double seconds = seconds_since(start);
+    const std::string key = threads == 1 ? "encode_1thread" : "encode_auto";
+    result[key + "_s"] = seconds;
+    result[key + "_fps"] = decoded / seconds;
+  }
+  std::filesystem::remove(out);
+  result["frames"] = decoded;
+  result["width"] = info.width;
+  result["height"] = info.height;
+  return result;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -116,7 +169,7 @@ int main(int argc, char** argv) {
   std::string audio, video, box_text, detector = "retinaface", detector_only_kind, weights, detector_weights;
   std::string device = "cpu", precision = "float32", detector_precision = "float32", output;
   int frames = 64, batch = 16, repeats = 10;
-  bool json_only = false, generator_only_mode = false;
+  bool json_only = false, generator_only_mode = false, media_only_mode = false;
   app.add_option("--audio", audio, "audio (or a video whose sound is used)");
   app.add_option("--video", video, "video or still image (all modes but --generator-only)");
   app.add_option("--box", box_text, "fixed face box T,B,L,R (no detection)");
@@ -126,6 +179,8 @@ int main(int argc, char** argv) {
   app.add_flag("--generator-only", generator_only_mode,
                "time only the Wav2Lip forward at --batch (inputs uploaded from the host each pass)");
   app.add_option("--repeats", repeats, "timed passes for --generator-only");
+  app.add_flag("--media-only", media_only_mode,
+               "time only decoding the --video and encoding its frames (one conversion thread, then the automatic number)");
   app.add_option("--weights", weights, "weights for --detector-only");
   app.add_option("--frames", frames, "frames for --detector-only");
   app.add_option("--batch", batch, "batch for --detector-only");
@@ -142,6 +197,10 @@ int main(int argc, char** argv) {
       return 0;
     }
     if (video.empty()) throw std::runtime_error("--video is required");
+    if (media_only_mode) {
+      std::cout << media_only(video, 250).dump() << std::endl;
+      return 0;
+    }
     if (!detector_only_kind.empty()) {
       auto result = detector_only(detector_only_kind, weights, video, frames, batch, detector_placement);
       std::cout << result.dump() << std::endl;

@@ -77,7 +77,7 @@ TEST(E2eParity, FramesBeforeEncodingMatchTheReference) {
   double signed_sum = 0;
   int64_t box_values = 0;
   for (int64_t i = 0; i < job.frames; ++i) {
-    char name[16];
+    char name[32];
     std::snprintf(name, sizeof name, "%03lld.png", static_cast<long long>(i));
     const media::Frame expected = read_png(test::fixtures_root() / "e2e" / "frames" / name);
     const media::Frame& ours = frames.at(i);
@@ -98,7 +98,9 @@ TEST(E2eParity, FramesBeforeEncodingMatchTheReference) {
             ++box_values;
           }
         }
-        if (!in_box) ASSERT_EQ(pixel, 0) << "frame " << i << " differs outside the box at " << x << "," << y;
+        if (!in_box) {
+          ASSERT_EQ(pixel, 0) << "frame " << i << " differs outside the box at " << x << "," << y;
+        }
         over_typical += pixel > kTypicalLevels;
         worst = std::max(worst, pixel);
       }
