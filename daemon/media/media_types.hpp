@@ -53,6 +53,9 @@ struct MediaLimits {
   int max_width = 7680;
   int max_height = 4320;
   double max_duration_seconds = 3600.0;  // audio and video alike
+  // The output timeline's frame rate (the source's, or the one asked for). A header claiming
+  // 1,000,000 fps would otherwise turn one second of audio into a million frames.
+  double max_fps = 240.0;
 };
 
 }  // namespace heygem::media

@@ -183,6 +183,11 @@ void VideoReader::Impl::check_limits() const {
     ffmpeg::fail(ErrorCode::invalid_input, file,
                  "duration " + std::to_string(info.duration_seconds) + " s is over the limit of " +
                      std::to_string(options.limits.max_duration_seconds) + " s");
+  if (fps.value() > options.limits.max_fps)
+    ffmpeg::fail(ErrorCode::invalid_input, file,
+                 "frame rate " + std::to_string(fps.num) + "/" + std::to_string(fps.den) + " is over the limit of " +
+                     std::to_string(static_cast<int>(options.limits.max_fps)) +
+                     " fps (an output frame rate can be asked for instead)");
 }
 
 // Decodes the next picture and places it on the output timeline.

@@ -302,6 +302,24 @@ TEST_F(SyntheticDecode, BadInputsNameTheFileAndTheCause) {
   expect_input_error(directory, "directory", [&] { VideoReader reader(directory); });
 }
 
+// A header that claims a million frames per second (scripts/hostile-media.sh's absurd_timebase.y4m)
+// is refused up front, naming the rate; asking for an output rate renders it at that rate instead.
+TEST_F(SyntheticDecode, AnAbsurdFrameRateIsRefusedUnlessAnOutputRateIsGiven) {
+  const auto absurd = *dir_ / "absurd.y4m";
+  {
+    std::ofstream out(absurd, std::ios::binary);
+    out << "YUV4MPEG2 W64 H64 F1000000:1 Ip A1:1 C420jpeg\n";
+    for (int frame = 0; frame < 3; ++frame) out << "FRAME\n" << std::string(64 * 64 * 3 / 2, static_cast<char>(60 + frame));
+  }
+  expect_input_error(absurd, "frame rate 1000000/1 is over the limit of 240 fps", [&] { VideoReader reader(absurd); });
+  VideoReaderOptions at_25;
+  at_25.output_fps = Rational{25, 1};
+  VideoReader reader(absurd, at_25);
+  EXPECT_EQ(reader.output_fps(), (Rational{25, 1}));
+  Frame frame;
+  EXPECT_TRUE(reader.next(frame));
+}
+
 TEST_F(SyntheticDecode, TruncatedFilesAreRejected) {
   const auto whole = make("whole.mp4", "-f lavfi -i testsrc=s=64x48:r=10 -frames:v 20 -c:v libx264 -preset ultrafast -movflags +faststart");
   const auto size = std::filesystem::file_size(whole);
