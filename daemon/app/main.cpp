@@ -7,6 +7,7 @@
 #include <spdlog/spdlog.h>
 
 #include "common/errors.hpp"
+#include "daemon/media/ffmpeg_log.hpp"
 #include "common/version.hpp"
 #include "daemon/app/daemon.hpp"
 #include "daemon/system/journal_log.hpp"
@@ -51,6 +52,9 @@ int main(int argc, char** argv) {
   }
   auto logger = heygem::system::make_service_logger("heygemd", heygem::system::LogTarget::automatic);
   spdlog::set_default_logger(logger);
+  // FFmpeg's warnings and errors into the same log (journald) rather than raw stderr; this also
+  // lets an input error carry the cause FFmpeg gave only in its log (ffmpeg_log.hpp)
+  heygem::media::forward_ffmpeg_logs();
 
   DaemonOptions options;
   if (!config_file.empty()) options.config_file = config_file;
