@@ -208,7 +208,6 @@ Job Scheduler::submit(SubmitRequest request) {
   job.audio_name = request.audio.name;
   job.options = request.options.is_null() ? nlohmann::json::object() : request.options;
   if (!job.options.is_object()) throw Error(ErrorCode::invalid_argument, "submit: options must be an object");
-  job.submitted_at_ms = now_unix_ms();
   for (std::size_t i = 0; i < request.videos.size(); ++i) {
     ItemResult item;
     item.video_name = request.videos[i].name;
@@ -236,6 +235,9 @@ Job Scheduler::submit(SubmitRequest request) {
     spool_.remove_job(job.id);
     throw Error(ErrorCode::resource, "the scheduler is not accepting jobs (shutting down)");
   }
+  // Submitted = entered the queue: stamped with the sequence, after the inputs were copied (under
+  // load that copy takes seconds, and a clock read before it would disagree with the FIFO order).
+  job.submitted_at_ms = now_unix_ms();
   job.sequence = next_sequence_++;
   entry->job = job;
   try {
