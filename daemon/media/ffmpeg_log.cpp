@@ -13,7 +13,7 @@ namespace heygem::media {
 namespace {
 
 // Per thread, so that one job's demuxer cannot explain another job's failure.
-thread_local std::string last_error_line;
+thread_local std::string first_error_line;
 
 // "[IMGUTILS @ 0x7ffd...] Picture size ... is invalid" -> "Picture size ... is invalid"
 std::string without_component_prefix(const std::string& text) {
@@ -38,7 +38,7 @@ void forward(void* context, int level, const char* format, va_list arguments) {
   std::string text(line);
   while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
   if (text.empty()) return;
-  if (level <= AV_LOG_ERROR) last_error_line = without_component_prefix(text);
+  if (level <= AV_LOG_ERROR && first_error_line.empty()) first_error_line = without_component_prefix(text);
   spdlog::log(to_spdlog(level), "ffmpeg: {}", text);
 }
 
@@ -49,8 +49,8 @@ void forward_ffmpeg_logs(int quietest) {
   av_log_set_callback(forward);
 }
 
-FfmpegErrorCapture::FfmpegErrorCapture() { last_error_line.clear(); }
-std::string FfmpegErrorCapture::last_error() const { return last_error_line; }
+FfmpegErrorCapture::FfmpegErrorCapture() { first_error_line.clear(); }
+std::string FfmpegErrorCapture::first_error() const { return first_error_line; }
 
 void restore_ffmpeg_logs() {
   av_log_set_callback(av_log_default_callback);

@@ -11,13 +11,14 @@ void forward_ffmpeg_logs(int quietest = 24);
 void restore_ffmpeg_logs();
 
 // FFmpeg often says why a call failed only in its log ("Picture size 16384x16384 is invalid") and
-// returns a generic code. While forwarding is on, the last error-level line logged on this thread
-// is kept; an instance clears it on construction, so last_error() holds only what FFmpeg said on
-// this thread since then (empty if nothing, or if forwarding is off).
+// returns a generic code (EBUSY for that one). While forwarding is on, the first error-level line
+// logged on this thread since the capture began is kept: the first is the cause, later ones are its
+// consequences ("Invalid image size", "Could not find codec parameters"). Empty if FFmpeg logged no
+// error on this thread, or if forwarding is off.
 class FfmpegErrorCapture {
  public:
-  FfmpegErrorCapture();
-  std::string last_error() const;
+  FfmpegErrorCapture();  // starts afresh: what FFmpeg said before does not count
+  std::string first_error() const;
 };
 
 }  // namespace heygem::media

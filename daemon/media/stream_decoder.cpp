@@ -36,13 +36,14 @@ void StreamDecoder::open_container() {
   if (opened < 0) {
     // the demuxer's own words name the cause (a picture size over FFmpeg's limits, say); the code
     // it returns often does not (EBUSY for that one)
-    const std::string cause = ffmpeg_said.last_error();
+    const std::string cause = ffmpeg_said.first_error();
     fail(ErrorCode::invalid_input, file_,
          "is not a readable media file, or is truncated" + (cause.empty() ? "" : ": " + cause), opened);
   }
   format_.reset(raw);
   check(avformat_find_stream_info(format_.get(), nullptr), ErrorCode::invalid_input, file_,
         "cannot read the stream information");
+  open_diagnostic_ = ffmpeg_said.first_error();
 }
 
 void StreamDecoder::select_stream(AVMediaType type) {

@@ -3,6 +3,7 @@
 // Shared by the video reader, the audio reader and the writer's audio track. Internal.
 #include <cstdint>
 #include <filesystem>
+#include <string>
 
 #include "daemon/media/ffmpeg_raii.hpp"
 
@@ -18,6 +19,10 @@ class StreamDecoder {
   AVFormatContext* format() const { return format_.get(); }
   AVStream* stream() const { return stream_; }
   AVCodecContext* codec() const { return codec_.get(); }
+
+  // The first error FFmpeg logged while opening the file and probing its streams ("" if none, or
+  // if its logs are not forwarded): the cause behind a stream that probed without a picture size.
+  const std::string& open_diagnostic() const { return open_diagnostic_; }
 
   // Duration from the stream, else the container; 0 when neither knows it.
   double duration_seconds() const;
@@ -41,6 +46,7 @@ class StreamDecoder {
   PacketPtr packet_;
   bool flushed_ = false;
   int64_t skipped_packets_ = 0;
+  std::string open_diagnostic_;
 };
 
 }  // namespace heygem::media::ffmpeg

@@ -173,7 +173,9 @@ void VideoReader::Impl::describe() {
 void VideoReader::Impl::check_limits() const {
   const auto& file = decoder.file();
   if (info.width <= 0 || info.height <= 0)
-    ffmpeg::fail(ErrorCode::invalid_input, file, "the video stream has no picture size");
+    ffmpeg::fail(ErrorCode::invalid_input, file,
+                 "the video stream has no picture size" +
+                     (decoder.open_diagnostic().empty() ? "" : " (" + decoder.open_diagnostic() + ")"));
   if (info.width > options.limits.max_width || info.height > options.limits.max_height)
     ffmpeg::fail(ErrorCode::invalid_input, file,
                  "picture size " + std::to_string(info.width) + "x" + std::to_string(info.height) +

@@ -75,6 +75,15 @@ TEST(FfmpegLogs, AnOpenFailureNamesTheCauseFfmpegLogged) {
     std::ofstream out(huge, std::ios::binary);
     out << "YUV4MPEG2 W16384 H16384 F25:1 Ip A1:1 C420jpeg\nFRAME\n" << std::string(64 * 64 * 3 / 2, '\x80');
   }
+  // a PNG whose header declares 100000x100000: it probes without a size, and says why only in the log
+  const auto huge_png = dir / "huge.png";
+  media::test::run_ffmpeg("-f lavfi -i color=c=red:s=2x2 -frames:v 1 " + huge_png.string());
+  {
+    std::fstream patch(huge_png, std::ios::binary | std::ios::in | std::ios::out);
+    patch.seekp(16);  // IHDR width and height, big-endian
+    const unsigned char size[8] = {0x00, 0x01, 0x86, 0xa0, 0x00, 0x01, 0x86, 0xa0};
+    patch.write(reinterpret_cast<const char*>(size), sizeof size);
+  }
   const auto garbage = dir / "garbage.mp4";
   std::ofstream(garbage, std::ios::binary) << std::string(4096, '\x07');
 
@@ -85,6 +94,12 @@ TEST(FfmpegLogs, AnOpenFailureNamesTheCauseFfmpegLogged) {
     FAIL() << "opened " << huge;
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("16384x16384"), std::string::npos) << e.what();
+  }
+  try {
+    VideoReader reader(huge_png);
+    FAIL() << "opened " << huge_png;
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("100000x100000"), std::string::npos) << e.what();
   }
   try {
     VideoReader reader(garbage);
