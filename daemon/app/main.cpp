@@ -2,14 +2,18 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
 #include <iostream>
 
 #include <spdlog/spdlog.h>
 
 #include "common/errors.hpp"
-#include "daemon/media/ffmpeg_log.hpp"
 #include "common/version.hpp"
 #include "daemon/app/daemon.hpp"
+#include "daemon/media/ffmpeg_log.hpp"
+#include "daemon/system/frame_allocator.hpp"
 #include "daemon/system/journal_log.hpp"
 
 namespace {
@@ -52,6 +56,7 @@ int main(int argc, char** argv) {
   }
   auto logger = heygem::system::make_service_logger("heygemd", heygem::system::LogTarget::automatic);
   spdlog::set_default_logger(logger);
+  if (!heygem::system::keep_frame_buffers_in_heap()) spdlog::warn("glibc refused the frame buffer allocator settings");
   // FFmpeg's warnings and errors into the same log (journald) rather than raw stderr; this also
   // lets an input error carry the cause FFmpeg gave only in its log (ffmpeg_log.hpp)
   heygem::media::forward_ffmpeg_logs();
@@ -79,11 +84,22 @@ int main(int argc, char** argv) {
     for (const auto& note : config.notes) std::cout << "note: " << note << "\n";
     return 0;
   }
+  const bool uses_cuda = std::any_of(config.residency.models.begin(), config.residency.models.end(),
+                                     [](const auto& model) { return model.device.rfind("cuda", 0) == 0; });
+  int exit_code = kExitFailure;
   try {
-    return heygem::app::run_daemon(options, std::move(config));
+    exit_code = heygem::app::run_daemon(options, std::move(config));
   } catch (const std::exception& e) {
     spdlog::critical("heygemd: {}", e.what());
     std::cerr << "heygemd: " << e.what() << "\n";
-    return kExitFailure;
   }
+  if (uses_cuda) {
+    // Every job is persisted, every file closed and every thread joined by now. The CUDA libraries'
+    // static teardown, which would run next, crashed a test process on the H200 after all its work
+    // was done (tests/support/cuda_process_end.cpp); systemd must see the daemon's own exit code.
+    spdlog::shutdown();
+    std::fflush(nullptr);
+    std::_Exit(exit_code);
+  }
+  return exit_code;
 }
