@@ -273,6 +273,7 @@ daemon_session() {
   READY_SUFFIX=$([[ $session == 1 ]] || echo "_$session")
   if phase "heygemd-ready$READY_SUFFIX" 150 20 wait_ready "$start"; then
     for spec in "$@"; do
+      wanted "${spec%% *}" || continue  # BENCH_SKIP names these phases too
       # shellcheck disable=SC2086
       phase $spec
     done
