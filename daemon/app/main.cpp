@@ -2,9 +2,6 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
-#include <algorithm>
-#include <cstdio>
-#include <cstdlib>
 #include <iostream>
 
 #include <spdlog/spdlog.h>
@@ -84,22 +81,11 @@ int main(int argc, char** argv) {
     for (const auto& note : config.notes) std::cout << "note: " << note << "\n";
     return 0;
   }
-  const bool uses_cuda = std::any_of(config.residency.models.begin(), config.residency.models.end(),
-                                     [](const auto& model) { return model.device.rfind("cuda", 0) == 0; });
-  int exit_code = kExitFailure;
   try {
-    exit_code = heygem::app::run_daemon(options, std::move(config));
+    return heygem::app::run_daemon(options, std::move(config));
   } catch (const std::exception& e) {
     spdlog::critical("heygemd: {}", e.what());
     std::cerr << "heygemd: " << e.what() << "\n";
+    return kExitFailure;
   }
-  if (uses_cuda) {
-    // Every job is persisted, every file closed and every thread joined by now. The CUDA libraries'
-    // static teardown, which would run next, crashed a test process on the H200 after all its work
-    // was done (tests/support/cuda_process_end.cpp); systemd must see the daemon's own exit code.
-    spdlog::shutdown();
-    std::fflush(nullptr);
-    std::_Exit(exit_code);
-  }
-  return exit_code;
 }

@@ -3,10 +3,10 @@
 //
 // A 720p BGR frame is 2.7 MiB. By default glibc serves such a block with mmap and gives it back
 // with munmap when it is freed, so every frame the decoder fills is fresh memory that the kernel
-// has to fault in and zero, page by page: on the H200 the pipeline's decode stage was busy 6.0 s
-// for 1500 frames that decode alone in 0.9 s, and here a decoder handing fresh frames to another
-// thread took 2.3-3.0 s for 300 frames against 1.1 s with one reused frame. Served from the heap
-// and kept there once freed, the blocks are reused warm (1.0-1.1 s in the same test).
+// has to fault in and zero, page by page. Here a decoder handing fresh 720p frames to another thread
+// took 2.3-3.0 s for 300 frames against 1.1 s with one reused frame; served from the heap and kept
+// there once freed, the blocks are reused warm (1.0-1.1 s). On the H200 the pipeline's wall time for
+// 1500 frames went from 8.0 to 7.6 s (bench/results/2026-12-01-nvidia-h200-3.md).
 namespace heygem::system {
 
 // Blocks up to 32 MiB (a 4K BGR frame is 24.9 MiB) come from the heap, and freed heap memory is
