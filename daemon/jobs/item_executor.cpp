@@ -7,6 +7,7 @@
 #include "daemon/models/wav2lip.hpp"
 #include "daemon/pipeline/avatar_cache.hpp"
 #include "daemon/pipeline/lip_sync.hpp"
+#include "daemon/system/frame_allocator.hpp"
 #include "daemon/system/journal_log.hpp"
 
 namespace heygem::jobs {
@@ -88,6 +89,9 @@ class LipSyncJobRun : public JobRun {
     };
     hooks.cancelled = control_.cancelled;
     const system::ScopedLogFields fields({job_.id, generator_->name(), ""});
+    struct ReleaseMemoryAtEnd {
+      ~ReleaseMemoryAtEnd() { system::release_free_heap_memory(); }
+    } release_memory_at_end;  // success or failure: the item's frames go back to the system
     try {
       const auto report = pipeline::run_lip_sync(files, options_, models, hooks);
       const auto* detect = report.stage("detect");

@@ -11,4 +11,6 @@ bool keep_frame_buffers_in_heap() {
   return threshold && trim;
 }
 
+void release_free_heap_memory() { malloc_trim(0); }
+
 }  // namespace heygem::system

@@ -14,4 +14,9 @@ namespace heygem::system {
 // Call once at start-up, before threads allocate.
 bool keep_frame_buffers_in_heap();
 
+// Gives the heap's free memory back to the system (malloc_trim): the frames stay warm while an
+// item runs, and the daemon's resident memory returns to its baseline once it is done (64 clients
+// x 4 jobs grew it by 380 MiB without this). Call when a unit of work has ended.
+void release_free_heap_memory();
+
 }  // namespace heygem::system
