@@ -10,7 +10,6 @@
 #include "common/version.hpp"
 #include "daemon/app/daemon.hpp"
 #include "daemon/media/ffmpeg_log.hpp"
-#include "daemon/system/frame_allocator.hpp"
 #include "daemon/system/journal_log.hpp"
 
 namespace {
@@ -53,7 +52,6 @@ int main(int argc, char** argv) {
   }
   auto logger = heygem::system::make_service_logger("heygemd", heygem::system::LogTarget::automatic);
   spdlog::set_default_logger(logger);
-  if (!heygem::system::keep_frame_buffers_in_heap()) spdlog::warn("glibc refused the frame buffer allocator settings");
   // FFmpeg's warnings and errors into the same log (journald) rather than raw stderr; this also
   // lets an input error carry the cause FFmpeg gave only in its log (ffmpeg_log.hpp)
   heygem::media::forward_ffmpeg_logs();

@@ -7,7 +7,7 @@
 #include "daemon/models/wav2lip.hpp"
 #include "daemon/pipeline/avatar_cache.hpp"
 #include "daemon/pipeline/lip_sync.hpp"
-#include "daemon/system/frame_allocator.hpp"
+#include "daemon/system/heap_memory.hpp"
 #include "daemon/system/journal_log.hpp"
 
 namespace heygem::jobs {

@@ -20,7 +20,6 @@
 #include "daemon/models/s3fd.hpp"
 #include "daemon/models/wav2lip.hpp"
 #include "daemon/pipeline/lip_sync.hpp"
-#include "daemon/system/frame_allocator.hpp"
 
 namespace {
 
@@ -203,7 +202,6 @@ int main(int argc, char** argv) {
   app.add_option("-o,--output", output, "output MP4 (default: a temporary file, removed)");
   app.add_flag("--json", json_only, "print only the JSON result");
   CLI11_PARSE(app, argc, argv);
-  system::keep_frame_buffers_in_heap();  // as heygemd does
   try {
     const auto detector_placement = models::parse_placement(device, detector_precision);
     if (generator_only_mode) {

@@ -12,7 +12,6 @@
 
 #include "daemon/models/wav2lip.hpp"
 #include "daemon/pipeline/lip_sync.hpp"
-#include "daemon/system/frame_allocator.hpp"
 #include "tests/support/hash_init_fixture.hpp"
 
 namespace {
@@ -35,7 +34,6 @@ int main(int argc, char** argv) {
     std::cerr << "usage: pipeline_memory_probe AUDIO VIDEO OUTPUT T,B,L,R\n";
     return 2;
   }
-  system::keep_frame_buffers_in_heap();  // heygemd's allocator settings: its peak is what is bounded
   try {
     pipeline::FaceBox box{};
     if (std::sscanf(argv[4], "%d,%d,%d,%d", &box.top, &box.bottom, &box.left, &box.right) != 4)
