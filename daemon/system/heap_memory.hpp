@@ -3,10 +3,7 @@
 // through glibc's allocator from several threads; what they free stays in glibc's arenas unless it
 // is handed back. heygemd hands it back when an item ends, so an idle daemon's resident memory
 // returns to its baseline (the 64 clients x 4 jobs load test checks it).
-//
-// (Session 12 also tried the opposite for speed, mallopt keeping 720p frames warm in the heap:
-// it decoded fresh frames 2-3x faster here but the H200 pipeline only 5 %, and under that load the
-// resident memory no longer returned to its baseline. Taken out.)
+// (Keeping frames warm in the heap instead was tried and taken out: docs/gpu.md.)
 namespace heygem::system {
 
 // malloc_trim(0): free pages of every arena go back to the system. Call when a unit of work ended.
