@@ -64,9 +64,9 @@ models:
       keep_alive: forever
 YAML
 
-"$build/heygemd" --config "$work/heygemd.yaml" >"$work/heygemd.log" 2>&1 &
+"$build/daemon/heygemd" --config "$work/heygemd.yaml" >"$work/heygemd.log" 2>&1 &
 daemon_pid=$!
-ctl=("$build/heygemctl" --socket "$work/heygemd.sock")
+ctl=("$build/cli/heygemctl" --socket "$work/heygemd.sock")
 for _ in $(seq 1 600); do
   "${ctl[@]}" ping >/dev/null 2>&1 && break
   kill -0 "$daemon_pid" 2>/dev/null || { cat "$work/heygemd.log" >&2; echo "demo: heygemd exited" >&2; exit 1; }
