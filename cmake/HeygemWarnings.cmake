@@ -5,6 +5,13 @@ function(heygem_target_defaults target)
   if(HEYGEM_SYSTEM_FMT_SHIM)
     target_include_directories(${target} BEFORE PRIVATE ${HEYGEM_SYSTEM_FMT_SHIM})
   endif()
+  # A PyTorch wheel's libtorch.so exports its own copies of the std::filesystem functions, and the
+  # first library in NEEDED wins the symbol lookup: its remove_all crashes on a non-empty folder.
+  # libstdc++ comes first in every binary, so the C++ runtime's own definitions are the ones bound.
+  get_target_property(target_type ${target} TYPE)
+  if(target_type STREQUAL "EXECUTABLE")
+    target_link_options(${target} BEFORE PRIVATE "LINKER:--push-state,--no-as-needed" "-lstdc++" "LINKER:--pop-state")
+  endif()
   if(HEYGEM_SANITIZE)
     target_compile_options(${target} PRIVATE -fsanitize=address,undefined -fno-omit-frame-pointer)
     target_link_options(${target} PUBLIC -fsanitize=address,undefined)

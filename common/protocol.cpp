@@ -351,7 +351,12 @@ struct RequestWriter {
     return {{"type", "fetch"}, {"job_id", m.job_id}, {"items", m.items}, {"fds", m.fds}};
   }
   json operator()(const LogsRequest& m) const { return {{"type", "logs"}, {"job_id", m.job_id}}; }
-  json operator()(const ModelsRequest&) const { return {{"type", "models"}}; }
+  json operator()(const ModelsRequest& m) const {
+    json j{{"type", "models"}};
+    if (!m.action.empty()) j["action"] = m.action;
+    if (!m.name.empty()) j["name"] = m.name;
+    return j;
+  }
   json operator()(const ReloadRequest&) const { return {{"type", "reload"}}; }
 };
 
@@ -411,7 +416,16 @@ Request read_request(MessageType type, ObjectReader& r) {
     case MessageType::cancel: return CancelRequest{job_id_field(r)};
     case MessageType::fetch: return read_fetch(r);
     case MessageType::logs: return LogsRequest{job_id_field(r)};
-    case MessageType::models: return ModelsRequest{};
+    case MessageType::models: {
+      ModelsRequest m;
+      m.action = r.string_or("action", "");
+      m.name = r.string_or("name", "");
+      if (m.action != "" && m.action != "load" && m.action != "unload")
+        out_of_range(r.field("action"), "expected load or unload, got '" + m.action.substr(0, 40) + "'");
+      if (!m.action.empty() && m.name.empty()) malformed(r.field("name"), "a model name is required for " + m.action);
+      if (m.name.size() > 256) out_of_range(r.field("name"), "longer than 256 bytes");
+      return m;
+    }
     case MessageType::reload: return ReloadRequest{};
     default: break;
   }
@@ -498,7 +512,9 @@ json event_json(const JobEvent& e) {
         } else if constexpr (std::is_same_v<T, ItemDoneEvent>) {
           j.update({{"item", body.item}, {"output", to_string(body.output)}, {"frames", body.frames},
                     {"frames_without_face", body.frames_without_face}, {"wall_s", body.wall_s},
-                    {"fps", body.fps}, {"avatar_cache", body.avatar_cache}, {"detect_s", body.detect_s}});
+                    {"fps", body.fps}, {"avatar_cache", body.avatar_cache}, {"detect_s", body.detect_s},
+                    {"output_fps", body.output_fps}});
+          if (!body.output_name.empty()) j["output_name"] = body.output_name;
         } else if constexpr (std::is_same_v<T, DoneEvent>) {
           json outputs = json::array();
           for (const auto place : body.outputs) outputs.push_back(to_string(place));
@@ -546,6 +562,8 @@ JobEvent read_event(ObjectReader& r) {
     b.frames_without_face = count("frames_without_face");
     b.wall_s = r.number_or("wall_s", 0);
     b.fps = r.number_or("fps", 0);
+    b.output_name = r.string_or("output_name", "");
+    b.output_fps = r.number_or("output_fps", 0);
     b.avatar_cache = r.string_or("avatar_cache", "");
     b.detect_s = r.number_or("detect_s", 0);
     e.body = b;
@@ -581,8 +599,18 @@ json model_row_json(const ModelRow& m) {
             {"load_s", m.load_s},
             {"warmup_s", m.warmup_s},
             {"heartbeat_ms", m.heartbeat_ms},
-            {"generation", m.generation}};
+            {"generation", m.generation},
+            {"untrained", m.untrained}};
   if (m.expires_in_s) j["expires_in_s"] = *m.expires_in_s;
+  if (m.heartbeat_at_ms) j["heartbeat_at_ms"] = *m.heartbeat_at_ms;
+  if (m.keep_alive_s) j["keep_alive_s"] = *m.keep_alive_s;
+  return j;
+}
+
+json device_memory_json(const DeviceMemoryRow& m) {
+  json j = {{"device", m.device}, {"models_bytes", m.models_bytes}};
+  if (m.allocated_bytes) j["allocated_bytes"] = *m.allocated_bytes;
+  if (m.reserved_bytes) j["reserved_bytes"] = *m.reserved_bytes;
   return j;
 }
 
@@ -601,6 +629,20 @@ ModelRow read_model_row(const json& value, const std::string& context) {
   m.heartbeat_ms = r.number_or("heartbeat_ms", -1);
   m.expires_in_s = r.optional_number("expires_in_s");
   m.generation = r.unsigned_or("generation", 0);
+  m.untrained = r.boolean_or("untrained", false);
+  if (const auto at = r.optional_number("heartbeat_at_ms")) m.heartbeat_at_ms = static_cast<std::int64_t>(*at);
+  m.keep_alive_s = r.optional_number("keep_alive_s");
+  r.finish();
+  return m;
+}
+
+DeviceMemoryRow read_device_memory(const json& value, const std::string& context) {
+  ObjectReader r(value, context);
+  DeviceMemoryRow m;
+  m.device = r.string("device");
+  m.models_bytes = r.unsigned_or("models_bytes", 0);
+  if (r.find("allocated_bytes")) m.allocated_bytes = r.unsigned_or("allocated_bytes", 0);
+  if (r.find("reserved_bytes")) m.reserved_bytes = r.unsigned_or("reserved_bytes", 0);
   r.finish();
   return m;
 }
@@ -609,7 +651,11 @@ struct ResponseWriter {
   json operator()(const HelloResponse& m) const {
     return {{"type", "hello"}, {"version", m.version}, {"daemon_version", m.daemon_version}};
   }
-  json operator()(const PongResponse&) const { return {{"type", "pong"}}; }
+  json operator()(const PongResponse& m) const {
+    json j{{"type", "pong"}, {"state", m.state}};
+    if (!m.detail.empty()) j["detail"] = m.detail;
+    return j;
+  }
   json operator()(const VersionResponse& m) const {
     return {{"type", "version"}, {"daemon_version", m.daemon_version}, {"protocol", m.protocol}};
   }
@@ -633,7 +679,11 @@ struct ResponseWriter {
   json operator()(const ModelsResponse& m) const {
     json rows = json::array();
     for (const auto& row : m.rows) rows.push_back(model_row_json(row));
-    return {{"type", "models"}, {"rows", rows}};
+    json devices = json::array();
+    for (const auto& device : m.devices) devices.push_back(device_memory_json(device));
+    json j{{"type", "models"}, {"rows", rows}, {"devices", devices}, {"daemon_rss_bytes", m.daemon_rss_bytes}};
+    if (!m.message.empty()) j["message"] = m.message;
+    return j;
   }
   json operator()(const LogsResponse& m) const {
     return {{"type", "logs"}, {"job_id", m.job_id}, {"text", m.text}, {"truncated", m.truncated}};
@@ -661,7 +711,14 @@ Response read_response(MessageType type, ObjectReader& r) {
       m.daemon_version = r.string("daemon_version");
       return m;
     }
-    case MessageType::pong: return PongResponse{};
+    case MessageType::pong: {
+      PongResponse m;
+      m.state = r.string_or("state", "ready");
+      m.detail = r.string_or("detail", "");
+      if (m.state != "ready" && m.state != "loading")
+        out_of_range(r.field("state"), "expected ready or loading, got '" + m.state.substr(0, 40) + "'");
+      return m;
+    }
     case MessageType::version: {
       VersionResponse m;
       m.daemon_version = r.string("daemon_version");
@@ -699,6 +756,14 @@ Response read_response(MessageType type, ObjectReader& r) {
       if (!rows.is_array()) malformed(r.field("rows"), "expected an array, got " + describe(rows));
       for (std::size_t i = 0; i < rows.size(); ++i)
         m.rows.push_back(read_model_row(rows[i], r.field("rows") + "[" + std::to_string(i) + "]"));
+      if (r.find("devices")) {
+        const json& devices = r.require("devices");
+        if (!devices.is_array()) malformed(r.field("devices"), "expected an array, got " + describe(devices));
+        for (std::size_t i = 0; i < devices.size(); ++i)
+          m.devices.push_back(read_device_memory(devices[i], r.field("devices") + "[" + std::to_string(i) + "]"));
+      }
+      m.daemon_rss_bytes = r.unsigned_or("daemon_rss_bytes", 0);
+      m.message = r.string_or("message", "");
       return m;
     }
     case MessageType::logs: {

@@ -138,7 +138,11 @@ struct FetchRequest {
 struct LogsRequest {
   std::string job_id;
 };
-struct ModelsRequest {};
+// "models": the table; with action "load" or "unload", that model (by name) first.
+struct ModelsRequest {
+  std::string action;  // "", "load" or "unload"
+  std::string name;    // the model, for load and unload
+};
 struct ReloadRequest {};
 
 using Request = std::variant<HelloRequest, PingRequest, VersionRequest, SubmitRequest, StatusRequest,
@@ -155,7 +159,10 @@ struct HelloResponse {
   int version = kProtocolVersion;
   std::string daemon_version;
 };
-struct PongResponse {};
+struct PongResponse {
+  std::string state = "ready";  // "ready", or "loading" while heygemd loads its models at start
+  std::string detail;           // "loading models (1/2)"; empty when ready
+};
 struct VersionResponse {
   std::string daemon_version;
   int protocol = kProtocolVersion;
@@ -227,9 +234,11 @@ struct ItemDoneEvent {
   int item = 0;
   OutputPlace output = OutputPlace::spool;
   std::int64_t frames = 0, frames_without_face = 0;
-  double wall_s = 0, fps = 0;
+  double wall_s = 0, fps = 0;  // fps: processing speed (frames / wall_s), as DoneEvent's
   std::string avatar_cache{};  // as ItemStatus
   double detect_s = 0;
+  std::string output_name{};   // the output's name when written to the client's file ("" in the spool)
+  double output_fps = 0;       // the output video's frame rate
 };
 struct DoneEvent {
   std::vector<OutputPlace> outputs;  // one per item
@@ -264,9 +273,22 @@ struct ModelRow {
   double heartbeat_ms = -1;                          // last heartbeat latency, -1 = none yet
   std::optional<double> expires_in_s;                // keep_alive left while idle; unset = never
   std::uint64_t generation = 0;
+  std::optional<std::int64_t> heartbeat_at_ms;       // when the last heartbeat ran (Unix ms); unset = never
+  std::optional<double> keep_alive_s;                // the configured keep_alive; unset = forever
+  bool untrained = false;                            // the hash-init generator: not a real lip-sync
+};
+// Memory of one device: the models' own bytes and, on CUDA, what the caching allocator holds.
+struct DeviceMemoryRow {
+  std::string device;
+  std::uint64_t models_bytes = 0;              // the resident models' weights and buffers
+  std::optional<std::uint64_t> allocated_bytes;  // CUDA: in live tensors
+  std::optional<std::uint64_t> reserved_bytes;   // CUDA: held by the caching allocator (its cache included)
 };
 struct ModelsResponse {
   std::vector<ModelRow> rows;
+  std::vector<DeviceMemoryRow> devices;
+  std::uint64_t daemon_rss_bytes = 0;  // heygemd's resident memory
+  std::string message;                 // what a load or unload did
 };
 
 struct LogsResponse {

@@ -4,7 +4,7 @@
 # tests/docs checks that it offers every command, option and choice of `heygemctl --help`.
 
 _heygemctl_commands="submit status list watch wait cancel fetch logs models ping version reload"
-_heygemctl_global_options="-h --help --version --socket --json -q --quiet"
+_heygemctl_global_options="-h --help --version --socket --json -q --quiet --timeout"
 
 # The options of one command (besides the global ones, which may follow it too).
 _heygemctl_command_options() {
@@ -51,7 +51,7 @@ _heygemctl_option_value() {
     --preset)
       _heygemctl_reply_words "ultrafast superfast veryfast faster fast medium slow slower veryslow" "$cur" ;;
     --generator | --detector) _heygemctl_reply_words "$(_heygemctl_query models)" "$cur" ;;
-    --fps | --box | --crf) COMPREPLY=() ;;  # numbers: nothing to offer
+    --fps | --box | --crf | --timeout) COMPREPLY=() ;;  # numbers: nothing to offer
     *) return 1 ;;
   esac
   return 0
@@ -68,6 +68,7 @@ _heygemctl() {
     word=${COMP_WORDS[i]}
     case $word in
       --socket) _heygemctl_socket=${COMP_WORDS[i + 1]}; ((i++)) ;;
+      --timeout) ((i++)) ;;
       --socket=*) _heygemctl_socket=${word#--socket=} ;;
       -a) [[ $command == submit ]] && ((i++)) ;;
       --audio | -o | --output | --blend | --loop | --fps | --box | --generator | --detector | --crf | --preset)
@@ -101,6 +102,12 @@ _heygemctl() {
   case $command in
     submit) _heygemctl_reply_files "$cur" ;;
     status | watch | wait | cancel | fetch | logs) _heygemctl_reply_words "$(_heygemctl_query jobs)" "$cur" ;;
+    models)
+      if [[ $prev == load || $prev == unload ]]; then
+        _heygemctl_reply_words "$(_heygemctl_query models)" "$cur"
+      else
+        _heygemctl_reply_words "load unload" "$cur"
+      fi ;;
   esac
   return 0
 }

@@ -3,13 +3,6 @@
 # Included from daemon/CMakeLists.txt after the libraries it builds on.
 set(HEYGEMD_DIR ${CMAKE_CURRENT_LIST_DIR})
 
-# Residency and system are built here when daemon/CMakeLists.txt does not list them.
-foreach(part residency system)
-  if(NOT TARGET heygem_${part} AND EXISTS ${HEYGEMD_DIR}/${part}/CMakeLists.txt)
-    add_subdirectory(${HEYGEMD_DIR}/${part} ${CMAKE_CURRENT_BINARY_DIR}/${part})
-  endif()
-endforeach()
-
 add_library(heygemd_config STATIC ${HEYGEMD_DIR}/config/config.cpp)
 heygem_target_defaults(heygemd_config)
 # Only the residency header's plain structs are used (no torch code); its includes need torch's.
@@ -28,18 +21,16 @@ heygem_target_defaults(heygemd_server)
 target_link_libraries(heygemd_server PUBLIC heygemd_jobs heygem_common Boost::boost spdlog::spdlog Threads::Threads)
 
 # The executor needs the pipeline (and so torch, FFmpeg) and the residency registry.
-if(TARGET heygem_pipeline AND TARGET heygem_residency)
-  add_library(heygemd_executor STATIC ${HEYGEMD_DIR}/jobs/item_executor.cpp)
-  heygem_target_defaults(heygemd_executor)
-  target_link_libraries(heygemd_executor PUBLIC heygemd_jobs heygem_pipeline heygem_residency heygem_system)
+add_library(heygemd_executor STATIC ${HEYGEMD_DIR}/jobs/item_executor.cpp)
+heygem_target_defaults(heygemd_executor)
+target_link_libraries(heygemd_executor PUBLIC heygemd_jobs heygem_pipeline heygem_residency heygem_system)
 
-  add_library(heygemd_app STATIC ${HEYGEMD_DIR}/app/daemon.cpp)
-  heygem_target_defaults(heygemd_app)
-  target_link_libraries(heygemd_app PUBLIC heygemd_config heygemd_server heygemd_executor heygem_system
-                        PRIVATE ${HEYGEM_YAML_TARGET})
+add_library(heygemd_app STATIC ${HEYGEMD_DIR}/app/daemon.cpp)
+heygem_target_defaults(heygemd_app)
+target_link_libraries(heygemd_app PUBLIC heygemd_config heygemd_server heygemd_executor heygem_system
+                      PRIVATE ${HEYGEM_YAML_TARGET})
 
-  add_executable(heygemd ${HEYGEMD_DIR}/app/main.cpp)
-  heygem_target_defaults(heygemd)
-  target_link_libraries(heygemd PRIVATE heygemd_app CLI11::CLI11)
-  install(TARGETS heygemd RUNTIME DESTINATION sbin)
-endif()
+add_executable(heygemd ${HEYGEMD_DIR}/app/main.cpp)
+heygem_target_defaults(heygemd)
+target_link_libraries(heygemd PRIVATE heygemd_app CLI11::CLI11)
+install(TARGETS heygemd RUNTIME DESTINATION sbin)

@@ -3,6 +3,7 @@
 #include <CLI/CLI.hpp>
 
 #include <array>
+#include <optional>
 #include <ostream>
 #include <sstream>
 
@@ -25,10 +26,12 @@ constexpr const char* kEnvironment =
     "                   root, /run/heygem/heygemd.sock (the system service, also tried when no user daemon runs)\n";
 
 constexpr const char* kSubmitFooter =
-    "OUTPUT: with one video, -o names the output file or an existing folder; with several, a folder (or a\n"
-    "path ending in '/'). Each video's output is <video stem>.lipsync.mp4 in that folder, or in the current\n"
-    "folder without -o. An existing output is refused unless --force. With --detach and no -o, the results\n"
-    "stay in the daemon's spool for `heygemctl fetch`. A job that fails leaves no output file behind.\n"
+    "OUTPUT: with one video, -o names the output file or a folder; with several, a folder. A path ending in\n"
+    "'/' is a folder, created when missing. Each video's output is <video stem>.lipsync.mp4 in that folder,\n"
+    "or in the current folder without -o. An existing output is refused unless --force; an output that is\n"
+    "one of the inputs is always refused. An output appears only complete: a job that fails or is\n"
+    "cancelled, or a daemon or heygemctl that dies, leaves nothing at the path (with --force, the old file).\n"
+    "With --detach the results stay in the daemon's spool for `heygemctl fetch` (-o is refused).\n"
     "Without --detach, submit waits for the job and exits 0 (done), 1 (failed) or 4 (cancelled).";
 
 // Options bound as plain values while parsing, turned into protocol options afterwards.
@@ -69,6 +72,10 @@ struct Parser {
     app.add_option("--socket", invocation.global.socket, "the daemon's Unix socket (default: see ENVIRONMENT)");
     app.add_flag("--json", invocation.global.json, "machine output: NDJSON messages of the protocol on stdout");
     app.add_flag("-q,--quiet", invocation.global.quiet, "print nothing but errors (on stderr)");
+    app.add_option("--timeout", invocation.global.timeout_s,
+                   "give up (exit 3) when heygemd does not answer a request within SECONDS (default: wait); "
+                   "a running job's progress is not limited")
+        ->check(CLI::Range(0.001, 86400.0));
 
     add_submit();
     job_argument(command(Command::status, "status", "show a job, or without JOB the queued and running jobs"), false);
@@ -84,7 +91,18 @@ struct Parser {
     fetch->add_flag("-f,--force", invocation.force, "overwrite existing files");
     fetch->footer("With a folder, each item is written as <video stem>.lipsync.mp4 in it.");
     job_argument(command(Command::logs, "logs", "print a job's log"), true);
-    command(Command::models, "models", "list the configured models and whether they are resident");
+    CLI::App* models = command(Command::models, "models", "list the configured models, their memory and heartbeats");
+    models->require_subcommand(0, 1);
+    CLI::App* load = models->add_subcommand("load", "load and warm a model now (root or the daemon's user)");
+    load->add_option("NAME", invocation.model_name, "the model's name in the config")->required();
+    load->fallthrough();
+    CLI::App* unload = models->add_subcommand("unload", "unload an idle model now (root or the daemon's user)");
+    unload->add_option("NAME", invocation.model_name, "the model's name in the config")->required();
+    unload->fallthrough();
+    models->parse_complete_callback([this, load, unload] {
+      if (load->parsed()) invocation.model_action = "load";
+      if (unload->parsed()) invocation.model_action = "unload";
+    });
     command(Command::ping, "ping", "check that the daemon answers");
     command(Command::version, "version", "print the versions of heygemctl, heygemd and the protocol");
     command(Command::reload, "reload", "make the daemon re-read its configuration and reload changed models");
@@ -96,8 +114,8 @@ struct Parser {
     sub->add_option("-a,--audio", s.audio, "the audio (any format FFmpeg reads, or a video's sound)")->required();
     sub->add_option("VIDEO", s.videos, "one or more videos or still images")->required()->expected(1, -1);
     sub->add_option("-o,--output", s.output, "output file (one video) or folder (see OUTPUT)");
-    sub->add_flag("-d,--detach", s.detach, "return after submitting and print the job id");
-    sub->add_flag("-f,--force", s.force, "overwrite existing output files");
+    sub->add_flag("-d,--detach", s.detach, "return after submitting and print the job id (results: fetch)");
+    sub->add_flag("-f,--force", s.force, "replace existing output files (once the new one is complete)");
     sub->add_option("--blend", raw.blend, "paste the mouth with a soft mask or the reference's hard box (feather)")
         ->check(CLI::IsMember({"feather", "hard"}));
     sub->add_flag("--strict", raw.strict, "fail at the first frame without a face instead of passing it through");
@@ -163,8 +181,31 @@ struct Parser {
 
 }  // namespace
 
+// The first word that is not a global option, when it names no command: CLI11 would only say
+// "A subcommand is required".
+std::optional<std::string> unknown_command(const Parser& parser, int argc, const char* const* argv) {
+  for (int i = 1; i < argc; ++i) {
+    const std::string_view word = argv[i];
+    if (word == "--socket" || word == "--timeout") {
+      ++i;  // its value
+      continue;
+    }
+    if (word.empty() || word.front() == '-') continue;
+    for (const auto& [id, sub] : parser.commands)
+      if (sub->get_name() == word) return std::nullopt;
+    return std::string(word);
+  }
+  return std::nullopt;
+}
+
 ParseResult parse_command_line(int argc, const char* const* argv, std::ostream& out, std::ostream& err) {
   Parser parser;
+  if (const auto word = unknown_command(parser, argc, argv)) {
+    std::string known;
+    for (const auto& [id, sub] : parser.commands) known += (known.empty() ? "" : ", ") + sub->get_name();
+    err << "heygemctl: unknown command '" << *word << "' (commands: " << known << "; see heygemctl --help)\n";
+    return to_int(ExitCode::usage);
+  }
   try {
     parser.app.parse(argc, argv);
     parser.choose_command();

@@ -15,6 +15,7 @@ struct GlobalOptions {
   std::string socket;  // --socket, "" = HEYGEM_SOCKET or the default
   bool json = false;
   bool quiet = false;
+  double timeout_s = 0;  // --timeout: give up when heygemd does not answer a request in this long (0 = never)
 };
 
 struct SubmitArgs {
@@ -34,6 +35,8 @@ struct Invocation {
   bool all = false;    // list --all
   std::string output;  // fetch -o
   bool force = false;  // fetch --force
+  std::string model_action;  // models load|unload ("" = the table)
+  std::string model_name;
 };
 
 // Either what to run, or the exit code to end with now (help printed: 0; bad usage: 2, with the

@@ -12,9 +12,14 @@ namespace heygem::cli {
 
 int run_models(const Invocation& invocation, Io& io) {
   Client client = connect_client(invocation, io);
-  const auto models = expect<protocol::ModelsResponse>(client.call(protocol::ModelsRequest{}), "models");
-  if (invocation.global.json) print_json(io.out, models);
-  else if (!invocation.global.quiet) io.out << render::model_table(models);
+  const protocol::ModelsRequest request{invocation.model_action, invocation.model_name};
+  const auto models = expect<protocol::ModelsResponse>(client.call(request), "models");
+  if (invocation.global.json) {
+    print_json(io.out, models);
+  } else if (!invocation.global.quiet) {
+    if (!models.message.empty()) io.out << models.message << '\n';
+    io.out << render::model_table(models);
+  }
   return to_int(ExitCode::ok);
 }
 
@@ -24,9 +29,13 @@ int run_ping(const Invocation& invocation, Io& io) {
   const auto pong = expect<protocol::PongResponse>(client.call(protocol::PingRequest{}), "ping");
   const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
   if (invocation.global.json) print_json(io.out, pong);
-  else if (!invocation.global.quiet)
+  else if (!invocation.global.quiet && pong.state == "ready")
     io.out << "pong from heygemd " << client.daemon_version() << " at " << client.socket_path().string() << " in "
            << render::format_fixed(ms, 2) << " ms\n";
+  else if (!invocation.global.quiet)
+    io.out << "pong from heygemd " << client.daemon_version() << " at " << client.socket_path().string() << " in "
+           << render::format_fixed(ms, 2) << " ms: " << pong.detail
+           << "; jobs submitted now wait for the models\n";
   return to_int(ExitCode::ok);
 }
 

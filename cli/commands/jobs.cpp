@@ -86,6 +86,8 @@ int run_fetch(const Invocation& invocation, Io& io) {
   Client client = connect_client(invocation, io);
   const auto job = expect<protocol::JobStatus>(client.call(protocol::StatusRequest{invocation.job_id}), "status");
   const FetchPlan plan = plan_fetch(job, invocation.output, io.cwd);
+  refuse_aliased_outputs(plan.outputs, {});
+  CreatedFolder folder = CreatedFolder::for_target(invocation.output, io.cwd);
   std::vector<OutputFile> outputs;
   std::vector<int> fds;
   for (const auto& path : plan.outputs) {
@@ -97,7 +99,7 @@ int run_fetch(const Invocation& invocation, Io& io) {
   for (const auto& item : fetched.items) {
     for (std::size_t i = 0; i < plan.items.size(); ++i) {
       if (plan.items[i] != item.item) continue;
-      outputs[i].keep();
+      outputs[i].publish();
       if (!json_mode(invocation) && !invocation.global.quiet)
         io.out << "wrote " << plan.outputs[i].string() << " (" << render::format_bytes(item.bytes) << ")\n";
     }

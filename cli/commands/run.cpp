@@ -50,8 +50,11 @@ ExitCode exit_code_for(const protocol::EventBody& terminal) {
 }
 
 Client connect_client(const Invocation& invocation, const Io& io) {
+  std::optional<std::chrono::milliseconds> timeout;
+  if (invocation.global.timeout_s > 0)
+    timeout = std::chrono::milliseconds(static_cast<std::int64_t>(invocation.global.timeout_s * 1000.0 + 0.5));
   return Client::connect(client_socket_candidates(invocation.global.socket, io.env),
-                         "heygemctl " + std::string(heygem_version()));
+                         "heygemctl " + std::string(heygem_version()), timeout);
 }
 
 render::Mode output_mode(const Invocation& invocation, const Io& io) {
@@ -61,7 +64,7 @@ render::Mode output_mode(const Invocation& invocation, const Io& io) {
 protocol::JobEvent follow_job(Client& client, const std::string& job_id, render::ProgressView& view,
                               const std::function<void(const protocol::ItemDoneEvent&)>& on_item_done) {
   client.send(protocol::WatchRequest{job_id});
-  view.snapshot(expect<protocol::JobStatus>(client.receive(), "watch"));
+  view.snapshot(expect<protocol::JobStatus>(client.receive_answer(), "watch"));
   while (true) {
     auto event = expect<protocol::JobEvent>(client.receive(), "watch");
     if (event.job_id != job_id)

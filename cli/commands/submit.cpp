@@ -13,17 +13,30 @@ std::string display_name(const std::filesystem::path& path, const char* what) {
   return name;
 }
 
+// What a user whose attached submit lost the daemon needs to know: the job is not gone.
+std::string lost_job_advice(const std::string& job_id, const std::vector<std::filesystem::path>& outputs) {
+  std::string fetch = "heygemctl wait " + job_id + " && heygemctl fetch " + job_id + " -o ";
+  fetch += outputs.size() == 1 ? outputs.front().string() : outputs.front().parent_path().string() + "/";
+  return "; job " + job_id + " is kept by heygemd and runs again if heygemd restarted; nothing was written to -o. " +
+         "Its results will wait in the spool: " + fetch;
+}
+
 }  // namespace
 
 SubmitPlan plan_submit(const SubmitArgs& args, const std::filesystem::path& cwd) {
   if (args.videos.size() > protocol::kMaxItems)
     throw CliError(ExitCode::usage, "at most " + std::to_string(protocol::kMaxItems) + " videos per job, not " +
                                         std::to_string(args.videos.size()));
+  if (args.detach && !args.output.empty())
+    throw CliError(ExitCode::usage,
+                   "--detach cannot take -o: only heygemctl writes your files, and it returns at once. Submit with "
+                   "--detach alone, then `heygemctl wait JOB && heygemctl fetch JOB -o " +
+                       args.output + "`, or submit without --detach to wait for the result");
   SubmitPlan plan;
   std::vector<std::filesystem::path> videos(args.videos.begin(), args.videos.end());
   plan.request.audio_name = display_name(args.audio, "--audio");
   for (const auto& video : videos) plan.request.item_names.push_back(display_name(video, "video"));
-  if (!args.detach || !args.output.empty()) plan.outputs = plan_outputs(videos, args.output, cwd);
+  if (!args.detach) plan.outputs = plan_outputs(videos, args.output, cwd);
   for (const auto& output : plan.outputs) plan.request.output_names.push_back(display_name(output, "output"));
   plan.request.options = args.options;
   plan.request.fds = plan.request.expected_fds();
@@ -34,10 +47,18 @@ int run_submit(const Invocation& invocation, Io& io) {
   const SubmitArgs& args = invocation.submit;
   const SubmitPlan plan = plan_submit(args, io.cwd);
 
-  // Everything local first, so nothing is submitted when a file is missing or an output exists.
+  // Everything local first, so nothing is submitted when a file is missing, an output exists or an
+  // output is one of the inputs; and nothing is opened for writing before those checks.
   std::vector<UniqueFd> inputs;
+  std::vector<std::pair<std::string, FileIdentity>> input_identities;
   inputs.push_back(open_input(io.cwd / args.audio));
-  for (const auto& video : args.videos) inputs.push_back(open_input(io.cwd / video));
+  input_identities.emplace_back("the audio " + args.audio, identity_of(inputs.back().get()));
+  for (const auto& video : args.videos) {
+    inputs.push_back(open_input(io.cwd / video));
+    input_identities.emplace_back("the video " + video, identity_of(inputs.back().get()));
+  }
+  refuse_aliased_outputs(plan.outputs, input_identities);
+  CreatedFolder folder = args.detach ? CreatedFolder{} : CreatedFolder::for_target(args.output, io.cwd);
   std::vector<OutputFile> outputs;
   for (const auto& path : plan.outputs) outputs.push_back(OutputFile::create(path, args.force));
 
@@ -48,11 +69,9 @@ int run_submit(const Invocation& invocation, Io& io) {
   Client client = connect_client(invocation, io);
   const auto submitted = expect<protocol::SubmittedResponse>(client.call(plan.request, fds), "submit");
   inputs.clear();
-  for (auto& output : outputs) output.close_fd();  // the daemon holds its own copies now
 
   const render::Mode mode = output_mode(invocation, io);
   if (args.detach) {
-    for (auto& output : outputs) output.keep();  // the daemon writes them later
     if (mode == render::Mode::json) print_json(io.out, submitted);
     else if (mode != render::Mode::quiet) io.out << submitted.job_id << '\n';
     return to_int(ExitCode::ok);
@@ -62,17 +81,25 @@ int run_submit(const Invocation& invocation, Io& io) {
   for (const auto& path : plan.outputs) labels.push_back(path.string());
   auto view = render::make_progress_view(mode, io.out, labels);
   view->submitted(submitted);
+  std::string publish_error;
   try {
     const auto terminal = follow_job(client, submitted.job_id, *view, [&](const protocol::ItemDoneEvent& done) {
       const auto index = static_cast<std::size_t>(done.item);
-      if (done.output == protocol::OutputPlace::fd && index < outputs.size()) outputs[index].keep();
+      if (done.output != protocol::OutputPlace::fd || index >= outputs.size()) return;
+      try {
+        outputs[index].publish();
+      } catch (const CliError& error) {
+        if (publish_error.empty()) publish_error = error.what();
+        io.err << "heygemctl: " << error.what() << '\n';
+      }
     });
-    // Outputs of items that did not finish into their fd are removed as `outputs` goes.
-    return to_int(exit_code_for(terminal.body));
-  } catch (...) {
-    // We lost track of a job that lives on in the daemon and may still write these files.
-    for (auto& output : outputs) output.keep();
-    throw;
+    // Outputs of items that did not finish into their fd never appear (see OutputFile).
+    const ExitCode code = exit_code_for(terminal.body);
+    if (code == ExitCode::ok && !publish_error.empty()) return to_int(ExitCode::local_file);
+    return to_int(code);
+  } catch (const CliError& error) {
+    if (error.exit_code() != ExitCode::unreachable) throw;
+    throw CliError(ExitCode::unreachable, error.what() + lost_job_advice(submitted.job_id, plan.outputs));
   }
 }
 

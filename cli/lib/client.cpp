@@ -1,5 +1,6 @@
 #include "cli/lib/client.hpp"
 
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 
@@ -36,19 +37,21 @@ UniqueFd connect_unix(const std::filesystem::path& path, std::string& why) {
 
 }  // namespace
 
-Client Client::connect(const std::vector<std::filesystem::path>& sockets, const std::string& client_name) {
+Client Client::connect(const std::vector<std::filesystem::path>& sockets, const std::string& client_name,
+                       std::optional<std::chrono::milliseconds> timeout) {
   std::string tried;
   for (const auto& path : sockets) {
     std::string why;
     UniqueFd fd = connect_unix(path, why);
-    if (fd) return over(std::move(fd), path, client_name);
+    if (fd) return over(std::move(fd), path, client_name, timeout);
     tried += (tried.empty() ? "" : "; ") + why;
   }
   throw CliError(ExitCode::unreachable, "cannot reach heygemd (" + tried + "); is it running? (--socket, HEYGEM_SOCKET)");
 }
 
-Client Client::over(UniqueFd socket, std::filesystem::path label, const std::string& client_name) {
-  Client client(std::move(socket), std::move(label));
+Client Client::over(UniqueFd socket, std::filesystem::path label, const std::string& client_name,
+                    std::optional<std::chrono::milliseconds> timeout) {
+  Client client(std::move(socket), std::move(label), timeout);
   client.hello(client_name);
   return client;
 }
@@ -87,6 +90,20 @@ protocol::Response Client::receive() {
 
 protocol::Response Client::call(const protocol::Request& request, std::span<const int> fds) {
   send(request, fds);
+  return receive_answer();
+}
+
+protocol::Response Client::receive_answer() {
+  if (timeout_) {
+    pollfd ready{socket_.get(), POLLIN, 0};
+    int rc;
+    do {
+      rc = ::poll(&ready, 1, static_cast<int>(timeout_->count()));
+    } while (rc < 0 && errno == EINTR);
+    if (rc == 0)
+      throw CliError(ExitCode::unreachable, "heygemd at " + path_.string() + " did not answer within " +
+                                                std::to_string(timeout_->count() / 1000.0).substr(0, 6) + " s (--timeout)");
+  }
   return receive();
 }
 

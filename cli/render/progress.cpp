@@ -63,6 +63,7 @@ struct JobModel {
                        format_fixed(done.wall_s, 1) + " s (" + format_fixed(done.fps, 1) + " fps)";
     if (done.frames_without_face > 0) line += ", " + std::to_string(done.frames_without_face) + " without a face";
     if (done.avatar_cache == "hit") line += ", faces from the avatar cache";
+    if (done.avatar_cache == "partial") line += ", faces partly from the avatar cache";
     return line + " -> " + output_of(done);
   }
 };
@@ -97,7 +98,10 @@ class JsonView final : public ProgressView {
 // Off a terminal: one line when something changes that a log reader cares about.
 class LinesView final : public ProgressView {
  public:
-  LinesView(std::ostream& out, std::vector<std::string> labels) : out_(out) { model_.output_labels = std::move(labels); }
+  LinesView(std::ostream& out, std::vector<std::string> labels, std::chrono::milliseconds interval)
+      : out_(out), interval_(interval) {
+    model_.output_labels = std::move(labels);
+  }
 
   void submitted(const SubmittedResponse& m) override {
     model_.job_id = m.job_id;
@@ -122,9 +126,20 @@ class LinesView final : public ProgressView {
   void on(const RunningEvent& e) {
     if (static_cast<int>(model_.items.size()) < e.items) model_.items.resize(static_cast<std::size_t>(e.items));
     auto& item = model_.item(e.item);
-    if (e.item == last_item_ && e.stage == last_stage_) return;
+    const auto now = std::chrono::steady_clock::now();
+    if (e.item == last_item_ && e.stage == last_stage_) {
+      // Within a stage: a plain progress line now and then, so a log or a pipe sees fps and ETA.
+      if (e.frames_total <= 0 || e.frames_done <= 0 || now - last_line_at_ < interval_) return;
+      std::string text = model_.item_label(e.item) + ": " + e.stage + " " + std::to_string(e.frames_done) + "/" +
+                         std::to_string(e.frames_total) + " frames";
+      if (e.fps > 0) text += ", " + format_fixed(e.fps, 1) + " fps, ETA " + format_duration(e.eta_s);
+      line(text);
+      last_line_at_ = now;
+      return;
+    }
     last_item_ = e.item;
     last_stage_ = e.stage;
+    last_line_at_ = now;
     item.status = e.stage;
     std::string text = model_.item_label(e.item) + ": " + e.stage;
     if (e.frames_total > 0) text += " (" + std::to_string(e.frames_total) + " frames)";
@@ -138,9 +153,11 @@ class LinesView final : public ProgressView {
   void line(const std::string& text) { out_ << "job " << model_.job_id << " " << text << '\n' << std::flush; }
 
   std::ostream& out_;
+  std::chrono::milliseconds interval_;
   JobModel model_;
   int last_item_ = -1;
   std::string last_stage_;
+  std::chrono::steady_clock::time_point last_line_at_{};
 };
 
 // On a terminal: a header and one bar per item, redrawn in place; finished items and the end
@@ -247,10 +264,11 @@ Mode choose_mode(bool json, bool quiet, bool stdout_is_tty) {
   return stdout_is_tty ? Mode::tty : Mode::lines;
 }
 
-std::unique_ptr<ProgressView> make_progress_view(Mode mode, std::ostream& out, std::vector<std::string> output_labels) {
+std::unique_ptr<ProgressView> make_progress_view(Mode mode, std::ostream& out, std::vector<std::string> output_labels,
+                                                 std::chrono::milliseconds lines_interval) {
   switch (mode) {
     case Mode::tty: return std::make_unique<TtyView>(out, std::move(output_labels));
-    case Mode::lines: return std::make_unique<LinesView>(out, std::move(output_labels));
+    case Mode::lines: return std::make_unique<LinesView>(out, std::move(output_labels), lines_interval);
     case Mode::json: return std::make_unique<JsonView>(out);
     case Mode::quiet: return std::make_unique<QuietView>();
   }

@@ -1,6 +1,7 @@
 #pragma once
 // How a job's progress is shown: live bars on a terminal, one line per stage change otherwise,
 // NDJSON with --json, nothing with --quiet. Every view is fed the same message sequence.
+#include <chrono>
 #include <iosfwd>
 #include <memory>
 #include <string>
@@ -24,9 +25,11 @@ class ProgressView {
 };
 
 // `output_labels`: where each item's output lands on this machine (local paths), shown when an
-// item is written into its fd; empty when unknown (watch from another shell).
+// item is written into its fd; empty when unknown (watch from another shell). Off a terminal a
+// plain progress line (frames, fps, ETA) comes at most every `lines_interval` while a stage runs.
 std::unique_ptr<ProgressView> make_progress_view(Mode mode, std::ostream& out,
-                                                 std::vector<std::string> output_labels = {});
+                                                 std::vector<std::string> output_labels = {},
+                                                 std::chrono::milliseconds lines_interval = std::chrono::seconds(5));
 
 // The one-line summary of a terminal event, also used by `wait`.
 std::string describe_terminal(const protocol::JobEvent& event);

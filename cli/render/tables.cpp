@@ -1,5 +1,7 @@
 #include "cli/render/tables.hpp"
 
+#include <algorithm>
+#include <chrono>
 #include <ctime>
 
 #include "cli/render/format.hpp"
@@ -33,6 +35,7 @@ std::string item_progress(const ItemStatus& item) {
     if (item.wall_s > 0) text += " in " + format_fixed(item.wall_s, 1) + " s";
     if (item.frames_without_face > 0) text += ", " + std::to_string(item.frames_without_face) + " without a face";
     if (item.avatar_cache == "hit") text += ", faces from the avatar cache";
+    if (item.avatar_cache == "partial") text += ", faces partly from the avatar cache";
   } else if (item.state == ItemState::failed && !item.error.empty()) {
     text += ": " + item.error;
   }
@@ -89,16 +92,38 @@ std::string job_table(const ListResponse& list) {
 
 std::string model_table(const ModelsResponse& models) {
   if (models.rows.empty()) return "no models configured\n";
+  const auto now_ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
   std::vector<std::vector<std::string>> rows{
-      {"NAME", "KIND", "DEVICE", "PRECISION", "STATE", "SIZE", "LEASES", "HEARTBEAT", "UNTIL"}};
+      {"NAME", "KIND", "DEVICE", "PRECISION", "STATE", "SIZE", "LEASES", "HEARTBEAT", "KEEP_ALIVE", "UNTIL"}};
+  std::string warnings;
   for (const auto& row : models.rows) {
-    const std::string heartbeat = row.heartbeat_ms < 0 ? "-" : format_fixed(row.heartbeat_ms, 1) + " ms";
-    const std::string until = !row.expires_in_s ? "forever" : format_duration(*row.expires_in_s) + " from now";
-    rows.push_back({row.name, row.kind, row.device, row.precision.empty() ? "-" : row.precision, row.state,
+    std::string heartbeat = "-";
+    if (row.heartbeat_at_ms) {
+      heartbeat = format_duration(static_cast<double>(std::max<std::int64_t>(0, now_ms - *row.heartbeat_at_ms)) / 1000.0) + " ago";
+      if (row.heartbeat_ms >= 0) heartbeat += ", " + format_fixed(row.heartbeat_ms, 1) + " ms";
+    }
+    const std::string keep_alive = row.keep_alive_s ? format_duration(*row.keep_alive_s) : "forever";
+    std::string until = "-";
+    if (row.state == "warm" || row.state == "busy")
+      until = !row.expires_in_s ? "forever" : format_duration(*row.expires_in_s) + " from now";
+    rows.push_back({row.untrained ? row.name + " (UNTRAINED)" : row.name, row.kind, row.device,
+                    row.precision.empty() ? "-" : row.precision, row.state,
                     row.resident_bytes ? format_bytes(row.resident_bytes) : "-", std::to_string(row.leases), heartbeat,
-                    until});
+                    keep_alive, until});
+    if (row.untrained)
+      warnings += "WARNING: " + row.name + " runs untrained hash-init weights: its output is NOT a real lip-sync "
+                  "(name wav2lip.pth or wav2lip_gan.pth in the config's models.entries)\n";
   }
-  return format_table(rows);
+  std::string out = format_table(rows);
+  for (const auto& device : models.devices) {
+    out += "device " + device.device + ": models " + format_bytes(device.models_bytes);
+    if (device.allocated_bytes) out += ", allocator " + format_bytes(*device.allocated_bytes) + " allocated";
+    if (device.reserved_bytes) out += " / " + format_bytes(*device.reserved_bytes) + " reserved (cache included)";
+    out += "\n";
+  }
+  if (models.daemon_rss_bytes) out += "heygemd resident memory (RSS): " + format_bytes(models.daemon_rss_bytes) + "\n";
+  return out + warnings;
 }
 
 }  // namespace heygem::cli::render

@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <atomic>
 #include <csignal>
+#include <fstream>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <thread>
@@ -23,6 +25,7 @@
 #include "daemon/jobs/scheduler.hpp"
 #include "daemon/jobs/store.hpp"
 #include "daemon/pipeline/avatar_cache.hpp"
+#include "daemon/residency/device_memory.hpp"
 #include "daemon/residency/model_registry.hpp"
 #include "daemon/server/dispatcher.hpp"
 #include "daemon/server/listener.hpp"
@@ -87,7 +90,20 @@ protocol::ModelRow to_row(const residency::ModelStatus& status) {
     row.expires_in_s = std::max(
         0.0, std::chrono::duration<double>(*status.expires_at - std::chrono::system_clock::now()).count());
   row.generation = status.generation;
+  row.untrained = status.untrained;
+  if (status.last_heartbeat_at)
+    row.heartbeat_at_ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(status.last_heartbeat_at->time_since_epoch()).count();
+  if (status.keep_alive) row.keep_alive_s = std::chrono::duration<double>(*status.keep_alive).count();
   return row;
+}
+
+// heygemd's resident set (VmRSS), 0 when /proc cannot tell.
+std::uint64_t resident_set_bytes() {
+  std::ifstream statm("/proc/self/statm");
+  std::uint64_t size = 0, resident = 0;
+  if (!(statm >> size >> resident)) return 0;
+  return resident * static_cast<std::uint64_t>(::sysconf(_SC_PAGESIZE));
 }
 
 // The daemon's parts, in the order they start (and the reverse of how they stop).
@@ -98,13 +114,49 @@ class Daemon : public server::DaemonServices {
 
   int run();
 
-  std::vector<protocol::ModelRow> models() override {
-    std::vector<protocol::ModelRow> rows;
-    for (const auto& status : registry_->status()) rows.push_back(to_row(status));
-    return rows;
+  protocol::ModelsResponse models(const protocol::ModelsRequest& request) override {
+    protocol::ModelsResponse response;
+    try {
+      if (request.action == "load") {
+        if (!ready_) throw Error(ErrorCode::resource, "heygemd is still loading its models (" + loading_detail() + ")");
+        registry_->load(request.name);
+        response.message = "loaded " + request.name;
+      } else if (request.action == "unload") {
+        const auto count = registry_->unload(request.name);
+        response.message = count ? "unloaded " + request.name : request.name + " was not loaded";
+      }
+    } catch (const Error& e) {
+      // A model name that is not configured is a mistake on the command line (exit 2), as for submit.
+      if (e.code() != ErrorCode::not_found) throw;
+      throw Error(ErrorCode::invalid_argument, e.what());
+    }
+    std::map<std::string, protocol::DeviceMemoryRow> devices;
+    for (const auto& status : registry_->status()) {
+      response.rows.push_back(to_row(status));
+      auto& device = devices[status.device];
+      device.device = status.device;
+      device.models_bytes += status.resident_bytes;
+    }
+    for (auto& [name, device] : devices) {
+      try {
+        if (const auto memory = residency::cuda_memory(c10::Device(name))) {
+          device.allocated_bytes = memory->allocated;
+          device.reserved_bytes = memory->reserved;
+        }
+      } catch (const std::exception&) {  // an unparsable device name has no allocator to ask
+      }
+      response.devices.push_back(device);
+    }
+    response.daemon_rss_bytes = resident_set_bytes();
+    return response;
   }
 
   std::string reload() override {
+    if (!ready_) {
+      spdlog::warn("reload refused: heygemd is still loading its models");
+      throw Error(ErrorCode::resource, "heygemd is still loading its models (" + loading_detail() +
+                                           "); reload once `heygemctl ping` says it is ready");
+    }
     std::lock_guard lock(reload_mutex_);
     notifier_.reloading();
     try {
@@ -125,17 +177,37 @@ class Daemon : public server::DaemonServices {
     } catch (const std::exception& e) {
       spdlog::error("reload failed, everything stays as it was: {}", e.what());
       notifier_.ready(status_line());
-      throw;
+      // A new config the daemon refuses (invalid, or models that do not load) is one kind of
+      // mistake for the operator: exit 2 from heygemctl, whatever stage found it.
+      const auto* error = dynamic_cast<const Error*>(&e);
+      if (error && error->code() == ErrorCode::resource) throw;
+      throw Error(ErrorCode::invalid_argument, std::string("reload refused, the old config stays: ") + e.what());
     }
   }
 
   nlohmann::json validate_options(const protocol::SubmitOptions& options) override {
-    auto json = protocol::to_json(options);
-    executor_->validate(json);
-    return json;
+    executor_->validate(options);
+    return protocol::to_json(options);
+  }
+
+  protocol::PongResponse readiness() override {
+    if (ready_) return {};
+    return {"loading", loading_detail()};
   }
 
  private:
+  // "loading models (1/2)": the preload models warm so far, while heygemd starts.
+  std::string loading_detail() const {
+    std::size_t warm = 0;
+    for (const auto& status : registry_->status())
+      if (status.state == "warm" || status.state == "busy") ++warm;
+    return "loading models (" + std::to_string(std::min(warm, preload_count(config_.residency))) + "/" +
+           std::to_string(preload_count(config_.residency)) + ")";
+  }
+  // The models load here while the socket already answers; jobs wait (held) until they are warm.
+  void load_models();
+  void on_models_loaded(std::exception_ptr failure, double seconds);
+
   server::Listener open_listener();
   void start_signals();
   void schedule_cleanup();
@@ -157,6 +229,9 @@ class Daemon : public server::DaemonServices {
   boost::asio::thread_pool background_{1};  // reloads from SIGHUP, the shutdown wait
   std::mutex reload_mutex_;
   bool stopping_ = false;
+  std::atomic<bool> ready_{false};
+  std::thread loader_;
+  int exit_code_ = 0;
 };
 
 server::Listener Daemon::open_listener() {
@@ -253,16 +328,9 @@ int Daemon::run() {
   jobs::create_private_directories(config_.state_dir);
   for (const auto& note : config_.notes) spdlog::info("config: {}", note);
   auto listener = open_listener();
+  start_signals();  // before anything slow: a SIGHUP or SIGTERM during start-up is handled, not fatal
 
-  notifier_.status("loading " + std::to_string(preload_count(config_.residency)) + " model(s)");
   registry_ = residency::make_model_registry(config_.residency);
-  const auto load_start = Clock::now();
-  {
-    const auto extension = extend_timeout_while_loading(notifier_, config_.residency);
-    registry_->start();
-  }
-  spdlog::info("models ready in {:.2f} s", std::chrono::duration<double>(Clock::now() - load_start).count());
-
   executor_ = std::make_unique<jobs::ItemExecutor>(*registry_, config_.residency);
   executor_->set_avatar_cache(open_avatar_cache(config_.avatar_cache));
   jobs::SchedulerSettings settings;
@@ -271,31 +339,68 @@ int Daemon::run() {
   settings.retention_max_age = config_.retention.max_age;
   settings.retention_max_bytes = config_.retention.max_bytes;
   scheduler_ = std::make_unique<jobs::Scheduler>(config_.state_dir, settings, *executor_);
+  std::string preloads;
+  for (const auto& spec : config_.residency.models)
+    if (spec.preload) preloads += (preloads.empty() ? "" : ", ") + spec.name;
+  if (!preloads.empty()) scheduler_->hold(preloads + " (heygemd is starting)");
   const auto recovered = scheduler_->start();
   spdlog::info("job store {}: {} queued ({} interrupted and requeued), {} finished, {} quarantined, {} orphan spool folder(s) removed",
                config_.state_dir.string(), recovered.queued, recovered.requeued, recovered.finished,
                recovered.quarantined, recovered.orphans_removed);
 
+  // The socket answers from here on: ping says "loading models (k/n)", submit queues.
   dispatcher_ = std::make_unique<server::Dispatcher>(*scheduler_, *this, server::DispatchLimits{config_.limits.max_items});
   server_ = std::make_unique<server::Server>(io_, listener.release_fd(), *dispatcher_, config_.limits.max_connections);
   server_->start();
-  start_signals();
   cleanup_timer_.emplace(io_);
   status_timer_.emplace(io_);
   schedule_cleanup();
   schedule_status();
-  notifier_.ready(status_line());
-  spdlog::info("heygemd {} ready: {}", heygem_version(), status_line());
+  notifier_.status("loading " + std::to_string(preload_count(config_.residency)) + " model(s)");
+  loader_ = std::thread([this] { load_models(); });
 
   io_.run();
 
+  if (loader_.joinable()) loader_.join();
   background_.join();
   dispatcher_.reset();  // waits for replies in flight
   server_.reset();
   scheduler_.reset();
   registry_->stop();
   spdlog::info("heygemd stopped");
-  return 0;
+  return exit_code_;
+}
+
+void Daemon::load_models() {
+  const auto load_start = Clock::now();
+  std::exception_ptr failure;
+  try {
+    const auto extension = extend_timeout_while_loading(notifier_, config_.residency);
+    registry_->start();
+  } catch (...) {
+    failure = std::current_exception();
+  }
+  const double seconds = std::chrono::duration<double>(Clock::now() - load_start).count();
+  boost::asio::post(io_, [this, failure, seconds] { on_models_loaded(failure, seconds); });
+}
+
+void Daemon::on_models_loaded(std::exception_ptr failure, double seconds) {
+  if (failure) {
+    try {
+      std::rethrow_exception(failure);
+    } catch (const std::exception& e) {
+      spdlog::critical("heygemd: the models did not load: {}", e.what());
+    }
+    exit_code_ = 1;
+    begin_shutdown("model load failure");
+    return;
+  }
+  if (stopping_) return;
+  spdlog::info("models ready in {:.2f} s", seconds);
+  ready_ = true;
+  scheduler_->release();
+  notifier_.ready(status_line());
+  spdlog::info("heygemd {} ready: {}", heygem_version(), status_line());
 }
 
 }  // namespace
@@ -316,6 +421,7 @@ config::DaemonConfig load_daemon_config(const DaemonOptions& options) {
     config.logging.level = *options.log_level;
   }
   config::resolve_paths(config, ::geteuid());
+  residency::validate_config(config.residency);
   return config;
 }
 

@@ -71,10 +71,13 @@ class Reader {
   explicit Reader(std::string source) : source_(std::move(source)) {}
 
   [[noreturn]] void fail(const YAML::Node& node, const std::string& key, const std::string& why) const {
-    std::string where = source_;
+    throw Error(ErrorCode::invalid_argument, where(node) + ": key " + key + ": " + why);
+  }
+
+  // "<source>: line N" of a node (just the source when the node has no place).
+  std::string where(const YAML::Node& node) const {
     const auto mark = node.Mark();
-    if (!mark.is_null()) where += ": line " + std::to_string(mark.line + 1);
-    throw Error(ErrorCode::invalid_argument, where + ": key " + key + ": " + why);
+    return mark.is_null() ? source_ : source_ + ": line " + std::to_string(mark.line + 1);
   }
 
   // Calls `handler(child_key, child_node)` for every key, rejecting keys not in `allowed`.
@@ -182,6 +185,7 @@ residency::ModelSpec parse_model_entry(const Reader& r, const YAML::Node& node, 
                    }
                  });
   if (!node.IsMap()) r.fail(node, path, "expected a mapping with name and kind");
+  spec.origin = r.where(node) + ": " + path;
   if (!has_name) r.fail(node, path + ".name", "missing");
   if (!has_kind) r.fail(node, path + ".kind", "missing");
   return spec;
@@ -234,6 +238,7 @@ void apply_models(const Reader& r, const YAML::Node& node, DaemonConfig& config,
 }
 
 void check_model_reference(const DaemonConfig& config, const NameRef& ref, bool generator) {
+  if (ref.value.empty()) return;  // none: jobs must name one (or, for the detector, give --box)
   const Reader& r = *ref.reader;
   for (const auto& spec : config.residency.models) {
     if (spec.name != ref.value) continue;

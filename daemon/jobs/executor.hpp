@@ -20,9 +20,10 @@ struct ItemProgressEvent {
 
 struct ItemOutcome {
   std::int64_t frames = 0, frames_without_face = 0;
-  double wall_seconds = 0, fps = 0;
-  std::string avatar_cache = "off";  // "hit", "miss" or "off" (pipeline::ItemReport::avatar_cache)
+  double wall_seconds = 0, fps = 0;  // fps: processing speed (frames / wall_seconds)
+  std::string avatar_cache = "off";  // "hit", "partial", "miss" or "off" (pipeline::ItemReport::avatar_cache)
   double detect_seconds = 0;         // the detect stage's busy time (0 on a cache hit)
+  double output_fps = 0;             // the output video's frame rate
 };
 
 // Callbacks of one run; all may be called from any thread.

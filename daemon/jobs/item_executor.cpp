@@ -22,6 +22,10 @@ std::string names_of(const std::vector<residency::ModelSpec>& models, bool gener
   return out.empty() ? "none" : out;
 }
 
+// A job's options as the one typed model (the stored JSON is its serialization, read by the same
+// validator that admitted it).
+protocol::SubmitOptions options_of(const Job& job) { return protocol::submit_options_from_json(job.options); }
+
 // Marks a device busy for the registry while a job runs on it.
 class BusyDevice {
  public:
@@ -46,9 +50,12 @@ struct AvatarCaching {
 class LipSyncJobRun : public JobRun {
  public:
   LipSyncJobRun(residency::ModelRegistry& registry, const Job& job, const Spool& spool, RunControl control,
-                std::string device, AvatarCaching caching)
-      : job_(job), spool_(spool), control_(std::move(control)), options_(pipeline::parse_item_options(job.options)),
+                const std::vector<std::string>& devices, AvatarCaching caching)
+      : job_(job), spool_(spool), control_(std::move(control)), options_(pipeline::item_options_for(options_of(job))),
         avatar_cache_(std::move(caching.cache)) {
+    // Busy before the models are acquired: a lazy model's load and warm-up are part of the job, and
+    // no heartbeat may run beside them or beside the first batches.
+    for (const auto& device : devices) busy_.push_back(std::make_unique<BusyDevice>(registry, device));
     // The registry names the model it loads: the configured one, also for a default.
     const auto on_loading = [this](const std::string& model) {
       const system::ScopedLogFields fields({job_.id, model, "loading"});
@@ -63,7 +70,6 @@ class LipSyncJobRun : public JobRun {
         throw Error(ErrorCode::internal, "the registry returned no detector for \"" + options_.detector + "\"");
     }
     if (detector_ && avatar_cache_) detector_identity_ = detector_identity(caching.detector_weights);
-    busy_ = std::make_unique<BusyDevice>(registry, std::move(device));
     control_.log("models: generator " + generator_->name() + (detector_ ? ", detector " + detector_->name() : ", fixed box"));
   }
 
@@ -95,8 +101,9 @@ class LipSyncJobRun : public JobRun {
     try {
       const auto report = pipeline::run_lip_sync(files, options_, models, hooks);
       const auto* detect = report.stage("detect");
-      return {report.frames, report.frames_without_face, report.wall_seconds, report.fps, report.avatar_cache,
-              detect ? detect->busy_seconds : 0.0};
+      const double speed = report.wall_seconds > 0 ? static_cast<double>(report.frames) / report.wall_seconds : 0.0;
+      return {report.frames,      report.frames_without_face, report.wall_seconds, speed, report.avatar_cache,
+              detect ? detect->busy_seconds : 0.0, report.fps};
     } catch (const Error& e) {
       // The spool's file names mean nothing to the client: speak of its own names.
       std::string message = e.what();
@@ -131,7 +138,7 @@ class LipSyncJobRun : public JobRun {
   std::shared_ptr<residency::ModelLease> generator_, detector_;
   std::shared_ptr<const pipeline::AvatarCache> avatar_cache_;
   std::string detector_identity_;
-  std::unique_ptr<BusyDevice> busy_;
+  std::vector<std::unique_ptr<BusyDevice>> busy_;
 };
 
 }  // namespace
@@ -160,20 +167,20 @@ std::vector<std::string> ItemExecutor::devices() const {
 }
 
 std::string ItemExecutor::device_for(const Job& job) const {
+  const auto named = options_of(job).generator.value_or("");
   std::lock_guard lock(mutex_);
-  const auto named = job.options.value("generator", std::string());
   const auto* spec = find(named.empty() ? config_.default_generator : named);
   return spec ? spec->device : "cpu";
 }
 
-void ItemExecutor::validate(const nlohmann::json& options) const {
-  const auto parsed = pipeline::parse_item_options(options);
+void ItemExecutor::validate(const protocol::SubmitOptions& options) const {
+  const auto parsed = pipeline::item_options_for(options);
   std::lock_guard lock(mutex_);
   const auto check = [&](const std::string& name, bool generator) {
     if (name.empty()) return;
     const auto* spec = find(name);
     if (!spec || is_generator(*spec) != generator)
-      throw Error(ErrorCode::not_found, std::string("option ") + (generator ? "generator" : "detector") +
+      throw Error(ErrorCode::invalid_argument, std::string("option ") + (generator ? "generator" : "detector") +
                                             ": no " + (generator ? "generator" : "face detector") + " model named \"" +
                                             name + "\" (configured: " + names_of(config_.models, generator) + ")");
   };
@@ -188,13 +195,21 @@ void ItemExecutor::set_avatar_cache(std::shared_ptr<const pipeline::AvatarCache>
 
 std::unique_ptr<JobRun> ItemExecutor::start(const Job& job, const Spool& spool, const RunControl& control) {
   AvatarCaching caching;
+  std::vector<std::string> devices;  // the generator's, then the detector's when it differs
+  const auto options = options_of(job);
   {
     std::lock_guard lock(mutex_);
     caching.cache = avatar_cache_;
-    const auto named = job.options.value("detector", std::string());
-    if (const auto* spec = find(named.empty() ? config_.default_detector : named)) caching.detector_weights = spec->weights;
+    const auto named = options.detector.value_or("");
+    const auto generator_name = options.generator.value_or("");
+    const auto* generator = find(generator_name.empty() ? config_.default_generator : generator_name);
+    devices.push_back(generator ? generator->device : "cpu");
+    if (const auto* spec = find(named.empty() ? config_.default_detector : named)) {
+      caching.detector_weights = spec->weights;
+      if (!options.box && spec->device != devices.front()) devices.push_back(spec->device);
+    }
   }
-  return std::make_unique<LipSyncJobRun>(registry_, job, spool, control, device_for(job), std::move(caching));
+  return std::make_unique<LipSyncJobRun>(registry_, job, spool, control, devices, std::move(caching));
 }
 
 }  // namespace heygem::jobs

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "daemon/jobs/executor.hpp"
+#include "common/protocol.hpp"
 #include "daemon/residency/model_registry.hpp"
 
 namespace heygem::pipeline {
@@ -28,9 +29,9 @@ class ItemExecutor : public JobExecutor {
   void update_config(residency::ResidencyConfig config);
   // Items look their videos' faces up here (null = no avatar cache). Set before jobs start.
   void set_avatar_cache(std::shared_ptr<const pipeline::AvatarCache> cache);
-  // Checks option JSON as the pipeline reads it, and that named models exist with the right role.
-  // Throws heygem::Error naming the key or the model.
-  void validate(const nlohmann::json& options) const;
+  // Checks that the models the options name exist with the right role (the options themselves were
+  // validated when parsed). Throws heygem::Error(invalid_argument) naming the model.
+  void validate(const protocol::SubmitOptions& options) const;
 
  private:
   const residency::ModelSpec* find(const std::string& name) const;  // under mutex_

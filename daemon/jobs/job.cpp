@@ -41,6 +41,7 @@ nlohmann::json item_to_json(const ItemResult& item) {
           {"frames_without_face", item.frames_without_face},
           {"wall_seconds", item.wall_seconds},
           {"fps", item.fps},
+          {"output_fps", item.output_fps},
           {"avatar_cache", item.avatar_cache},
           {"detect_seconds", item.detect_seconds},
           {"output_bytes", item.output_bytes},
@@ -59,6 +60,7 @@ ItemResult item_from_json(const nlohmann::json& record, const std::string& path)
   item.frames_without_face = optional_field<std::int64_t>(record, "frames_without_face", path, 0);
   item.wall_seconds = optional_field<double>(record, "wall_seconds", path, 0);
   item.fps = optional_field<double>(record, "fps", path, 0);
+  item.output_fps = optional_field<double>(record, "output_fps", path, 0);
   item.avatar_cache = optional_field<std::string>(record, "avatar_cache", path, "");
   item.detect_seconds = optional_field<double>(record, "detect_seconds", path, 0);
   item.output_bytes = optional_field<std::uint64_t>(record, "output_bytes", path, 0);

@@ -30,8 +30,9 @@ struct ItemResult {
   std::string output_name;    // the client's display name of its output, if it passed one
   std::string error;          // cause when failed
   std::int64_t frames = 0, frames_without_face = 0;
-  double wall_seconds = 0, fps = 0;
-  std::string avatar_cache;   // "hit", "miss", "off"; "" before the item ran
+  double wall_seconds = 0, fps = 0;  // fps: processing speed
+  double output_fps = 0;      // the output video's frame rate
+  std::string avatar_cache;   // "hit", "partial", "miss", "off"; "" before the item ran
   double detect_seconds = 0;  // busy time of the face detection (0 on an avatar cache hit)
   std::uint64_t output_bytes = 0;
   bool delivered = false;     // written into the client's output fd

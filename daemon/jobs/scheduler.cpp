@@ -177,6 +177,17 @@ RecoveryReport Scheduler::start() {
   return report;
 }
 
+void Scheduler::hold(std::string waiting_for) {
+  std::lock_guard lock(mutex_);
+  held_for_ = std::move(waiting_for);
+}
+
+void Scheduler::release() {
+  std::lock_guard lock(mutex_);
+  held_for_.reset();
+  changed_.notify_all();
+}
+
 void Scheduler::shutdown(std::chrono::milliseconds timeout) {
   std::unique_lock lock(mutex_);
   dispatching_ = false;
@@ -374,6 +385,8 @@ bool Scheduler::watch(const std::string& id, uid_t uid, std::weak_ptr<EventSink>
     if (const auto p = position(entry)) target->deliver(protocol::JobEvent{id, protocol::QueuedEvent{static_cast<int>(*p)}});
     if (!entry.loading_model.empty() && !finished)
       target->deliver(protocol::JobEvent{id, protocol::LoadingModelEvent{entry.loading_model}});
+    else if (held_for_ && entry.job.state == JobState::queued)
+      target->deliver(protocol::JobEvent{id, protocol::LoadingModelEvent{*held_for_}});
     if (entry.last_running && !finished) target->deliver(protocol::JobEvent{id, *entry.last_running});
   }
   if (finished) {
@@ -471,13 +484,13 @@ void Scheduler::worker_loop(std::string device) {
   for (;;) {
     Entry* entry = nullptr;
     changed_.wait_for(lock, std::chrono::seconds(1), [&] {
-      if (stopping_ || !dispatching_) return stopping_;
+      if (stopping_ || !dispatching_ || held_for_) return stopping_;
       entry = next_for(device);
       return entry != nullptr;
     });
     last_beat_ = std::chrono::steady_clock::now();
     if (stopping_) return;
-    if (!entry || !dispatching_) continue;
+    if (!entry || !dispatching_ || held_for_) continue;
     queue_.erase(entry->job.sequence);
     entry->job.state = JobState::running;
     entry->job.started_at_ms = now_unix_ms();
@@ -599,6 +612,7 @@ ItemOutcome Scheduler::run_item(Entry& entry, JobRun& run, std::size_t item) {
   result.frames_without_face = outcome.frames_without_face;
   result.wall_seconds = outcome.wall_seconds;
   result.fps = outcome.fps;
+  result.output_fps = outcome.output_fps;
   result.avatar_cache = outcome.avatar_cache;
   result.detect_seconds = outcome.detect_seconds;
   std::error_code ec;
@@ -619,7 +633,8 @@ ItemOutcome Scheduler::run_item(Entry& entry, JobRun& run, std::size_t item) {
                                  " without a face" + (result.delivered ? ", written to the client's output" : ", kept for fetch"));
   emit(entry, protocol::ItemDoneEvent{static_cast<int>(item), output_place(result), result.frames,
                                       result.frames_without_face, result.wall_seconds, result.fps,
-                                      result.avatar_cache, result.detect_seconds});
+                                      result.avatar_cache, result.detect_seconds,
+                                      result.delivered ? result.output_name : std::string(), result.output_fps});
   persist(entry);
   return outcome;
 }

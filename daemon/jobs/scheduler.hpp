@@ -80,6 +80,10 @@ class Scheduler {
   // Loads the store (running jobs are requeued from scratch, queued ones keep their order,
   // corrupt records are quarantined), removes spool folders no record owns, starts the workers.
   RecoveryReport start();
+  // While held, jobs are accepted and queued but none starts; watchers of a queued job hear what it
+  // waits for (a LoadingModelEvent naming `waiting_for`, e.g. the models heygemd loads at start).
+  void hold(std::string waiting_for);
+  void release();
   // Stops dispatching; running jobs get `timeout` to finish, then are cancelled and requeued.
   // Everything is persisted when it returns.
   void shutdown(std::chrono::milliseconds timeout);
@@ -147,6 +151,7 @@ class Scheduler {
   std::uint64_t next_sequence_ = 1;
   std::size_t running_ = 0;
   bool dispatching_ = false;
+  std::optional<std::string> held_for_;  // set while held (hold/release)
   bool stopping_ = false;
   std::chrono::steady_clock::time_point last_beat_;
   std::vector<std::string> devices_;

@@ -64,7 +64,12 @@ void check_placement(const Placement& placement) {
     refuse("precision " + precision_text(dtype) + " needs a CUDA device; on cpu only float32 is supported");
   if (device.is_cuda()) {
     const std::size_t count = torch::cuda::device_count();
-    if (count == 0) refuse("device " + device_text(device) + " requested, but CUDA is not available on this machine");
+    if (count == 0 && !at::hasCUDA())
+      refuse("device " + device_text(device) + " requested, but this heygemd is a CPU-only build (its libtorch has "
+             "no CUDA): build the GPU one as docs/gpu.md says, or use device: cpu");
+    if (count == 0)
+      refuse("device " + device_text(device) + " requested, but no CUDA device is visible (driver, "
+             "CUDA_VISIBLE_DEVICES?)");
     const auto index = static_cast<std::size_t>(device.has_index() ? device.index() : 0);
     if (index >= count)
       refuse("device " + device_text(device) + " requested, but this machine has " + std::to_string(count) +

@@ -9,8 +9,11 @@
 
 namespace heygem::models {
 
-// Faces per generator call when a job does not choose: what the pipeline batches and the daemon warms.
+// The one home of the default batch sizes, each by its own model's device: what the pipeline batches
+// and the daemon warms. Faces per generator call, and frames per detector call, when a job does
+// not choose.
 inline int64_t default_generator_batch(bool on_gpu) { return on_gpu ? 128 : 16; }
+inline int64_t default_detector_batch(bool on_gpu) { return on_gpu ? 32 : 4; }
 
 // `full` itself, then the powers of two below it, largest first (16 -> 16, 8, 4, 2, 1).
 inline std::vector<int64_t> warmed_batch_sizes(int64_t full) {

@@ -1,10 +1,10 @@
 #pragma once
-// The options of one lip-sync item, as a job's submit request carries them (JSON), validated.
-#include <nlohmann/json_fwd.hpp>
-
+// The options of one lip-sync item: what a job asked for (protocol::SubmitOptions) and the
+// pipeline's own knobs (batch sizes, pads, encoder threads) that tests and benchmarks set.
 #include <optional>
 #include <string>
 
+#include "common/protocol.hpp"
 #include "daemon/pipeline/face_batch.hpp"
 #include "daemon/pipeline/face_track.hpp"
 #include "daemon/pipeline/timeline.hpp"
@@ -28,17 +28,17 @@ struct ItemOptions {
   std::optional<FaceBox> box;         // fixed face box: no detection, no pads, no smoothing
   bool smooth = true;                 // 5-frame box smoothing (off = --nosmooth)
   Pads pads;
-  int generator_batch = 0;            // 0 = device default (128 on GPU, 16 on CPU)
-  int detector_batch = 0;             // 0 = device default (32 on GPU, 4 on CPU)
+  int generator_batch = 0;            // 0 = the generator's device default (models/warm_batches.hpp)
+  int detector_batch = 0;             // 0 = the detector's device default (models/warm_batches.hpp)
   std::string generator;              // model names; empty = the daemon's defaults
   std::string detector;
   bool avatar_cache = true;           // reuse (and record) the video's faces in the daemon's avatar cache
   EncodeOptions encode;
 };
 
-// Reads the submit options. Unknown keys and bad values -> heygem::Error(invalid_argument) naming
-// the key ("box: expected [top, bottom, left, right] with top < bottom, left < right").
-ItemOptions parse_item_options(const nlohmann::json& options);
-nlohmann::json to_json(const ItemOptions& options);
+// The pipeline's view of a job's options. The options are validated once, where they enter the
+// daemon (protocol::submit_options_from_json, which also reads a stored job's); this is only the
+// mapping of that typed model, with the pipeline's own defaults for what a job cannot set.
+ItemOptions item_options_for(const protocol::SubmitOptions& options);
 
 }  // namespace heygem::pipeline

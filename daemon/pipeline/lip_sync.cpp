@@ -191,6 +191,10 @@ class LipSyncRun {
   // The avatar cache: the key of this run, the faces found there (a hit), or those detected now.
   std::optional<AvatarKey> cache_key_;
   std::optional<AvatarBoxes> cached_faces_;
+  // A partial hit: an entry from a shorter run; its first reused_frames_ faces are taken, the rest
+  // of the first pass is detected (and the longer entry stored).
+  std::optional<AvatarBoxes> partial_faces_;
+  size_t reused_frames_ = 0;
   std::vector<std::optional<RawFace>> detected_faces_;  // per first-pass source frame (detect thread)
 
   BoundedQueue<Work> decoded_{queue_capacity(options_, models_)}, detected_{queue_capacity(options_, models_)},
@@ -239,10 +243,6 @@ void LipSyncRun::source_stage() {
     }
     decoded_.close();
   });
-}
-
-int default_batch(int requested, bool cpu, int cpu_default, int gpu_default) {
-  return requested > 0 ? requested : (cpu ? cpu_default : gpu_default);
 }
 
 // The generator on `faces` cut into the batch sizes the daemon warmed (models/warm_batches.hpp), so
@@ -317,8 +317,13 @@ void LipSyncRun::pass_cached_faces(Work work, std::deque<Work>& waiting, BoxSmoo
   smooth_face(std::move(work), cached_faces_->faces[index], waiting, smoother);
 }
 
+// By the detector's own device, as the daemon warmed it (a mixed placement, detector on the GPU
+// and generator on the CPU say, must not run an unwarmed batch nor shift the avatar cache key). A
+// run without a detector (an avatar cache hit in tests) keys on the generator's device.
 size_t LipSyncRun::detector_batch_size() const {
-  return static_cast<size_t>(default_batch(options_.detector_batch, on_cpu(*models_.generator), 4, 32));
+  if (options_.detector_batch > 0) return static_cast<size_t>(options_.detector_batch);
+  const bool on_gpu = models_.detector ? !models_.detector->placement().device.is_cpu() : !on_cpu(*models_.generator);
+  return static_cast<size_t>(models::default_detector_batch(on_gpu));
 }
 
 void LipSyncRun::detect_stage() {
@@ -342,6 +347,12 @@ void LipSyncRun::detect_stage() {
         if (!detected_.push(std::move(*work))) return;
       } else if (work->first_pass && cached_faces_) {
         pass_cached_faces(std::move(*work), waiting, smoother);
+      } else if (work->first_pass && static_cast<size_t>(work->source_index) < reused_frames_) {
+        const auto index = static_cast<size_t>(work->source_index);
+        if (index >= detected_faces_.size()) detected_faces_.resize(index + 1);
+        detected_faces_[index] = partial_faces_->faces[index];
+        detect_clock_.count(1);
+        smooth_face(std::move(*work), partial_faces_->faces[index], waiting, smoother);
       } else if (work->first_pass) {
         batch.push_back(std::move(*work));
         if (batch.size() >= batch_size) detect_batch(batch, waiting, smoother);
@@ -440,8 +451,13 @@ void LipSyncRun::look_up_avatar_cache(const std::string& video_sha256) {
                  models_.avatar_cache->entry_path(*cache_key_).string());
     cached_faces_ = std::move(entry);
   } else if (entry) {
-    spdlog::info("avatar cache: the entry for {} covers {} frames, this run needs up to {}; detecting",
-                 files_.video.string(), entry->faces.size(), first_pass_limit);
+    // Only whole detector batches are reused, so that the frames detected now are batched as a
+    // fresh run would batch them: the result stays identical to detecting everything.
+    const size_t batch = detector_batch_size();
+    reused_frames_ = entry->faces.size() / batch * batch;
+    spdlog::info("avatar cache: the entry for {} covers {} frames, this run needs up to {}; reusing {}, detecting the rest",
+                 files_.video.string(), entry->faces.size(), first_pass_limit, reused_frames_);
+    if (reused_frames_ > 0) partial_faces_ = std::move(entry);
   }
 }
 
@@ -541,7 +557,7 @@ ItemReport LipSyncRun::run() {
   report.wall_seconds = std::chrono::duration<double>(Clock::now() - started_).count();
   report.stages = {decode_clock_.timing(), detect_clock_.timing(), generate_clock_.timing(), blend_clock_.timing(),
                    encode_clock_.timing()};
-  report.avatar_cache = cached_faces_ ? "hit" : cache_key_ ? "miss" : "off";
+  report.avatar_cache = cached_faces_ ? "hit" : reused_frames_ > 0 ? "partial" : cache_key_ ? "miss" : "off";
   return report;
 }
 

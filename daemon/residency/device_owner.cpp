@@ -540,6 +540,8 @@ void DeviceOwner::heartbeat(Lock& lock) {
     }
   }
   if (probes.empty()) return;
+  heartbeat_running_ = true;
+  spdlog::debug("heartbeat {}: probing {} model(s)", device_, probes.size());
   lock.unlock();
   struct Outcome {
     double milliseconds = -1;
@@ -560,6 +562,8 @@ void DeviceOwner::heartbeat(Lock& lock) {
     outcomes.push_back(outcome);
   }
   lock.lock();
+  heartbeat_running_ = false;
+  heartbeat_done_.notify_all();
   std::string summary;
   int failed = 0;
   for (std::size_t i = 0; i < probes.size(); ++i) {
@@ -590,6 +594,8 @@ void DeviceOwner::heartbeat(Lock& lock) {
 void DeviceOwner::set_busy(bool busy) {
   Lock lock(mutex_);
   busy_ = std::max(0, busy_ + (busy ? 1 : -1));
+  // A heartbeat that began before this job must not run beside it: the job starts after it.
+  if (busy) heartbeat_done_.wait(lock, [&] { return !heartbeat_running_; });
 }
 
 // --- status --------------------------------------------------------------------------------------
@@ -620,6 +626,7 @@ ModelStatus DeviceOwner::status_of(const Slot& slot) const {
   row.last_heartbeat_ms = slot.last_heartbeat_ms;
   row.last_heartbeat_at = slot.last_heartbeat_at;
   row.heartbeats = slot.heartbeats;
+  row.keep_alive = slot.spec.keep_alive;
   if (slot.expires_at)
     row.expires_at = wall::now() + std::chrono::duration_cast<wall::duration>(*slot.expires_at - steady::now());
   return row;

@@ -136,6 +136,8 @@ class DeviceOwner : public std::enable_shared_from_this<DeviceOwner> {
   std::uint64_t reserved_bytes_ = 0;                   // a load in progress (counted in the budget)
   std::deque<std::function<void()>> tasks_;
   int busy_ = 0;
+  bool heartbeat_running_ = false;    // probes run outside the lock; a job starting waits for them
+  std::condition_variable heartbeat_done_;
   std::chrono::steady_clock::time_point next_heartbeat_;
   bool stopping_ = false;
   std::thread thread_;

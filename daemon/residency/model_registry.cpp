@@ -38,14 +38,31 @@ void check_default(const ResidencyConfig& config, const std::string& name, bool 
                                                  (generator ? " detector, not a generator" : " generator, not a detector"));
 }
 
+// "heygemd.yaml: line 12: models.entries[0]: " for errors about an entry (nothing when unknown).
+std::string origin_prefix(const ModelSpec& spec) { return spec.origin.empty() ? "" : spec.origin + ": "; }
+
+void check_weights_readable(const ModelSpec& spec) {
+  if (spec.weights.empty()) return;
+  std::error_code error;
+  if (!std::filesystem::is_regular_file(spec.weights, error))
+    throw Error(ErrorCode::invalid_argument,
+                origin_prefix(spec) + "model " + spec.name + ": weights file not found: " + spec.weights.string());
+}
+
 void validate(const ResidencyConfig& config) {
   std::set<std::string> names;
   for (const auto& spec : config.models) {
-    if (spec.name.empty()) throw Error(ErrorCode::invalid_argument, "models: an entry has no name");
-    if (!names.insert(spec.name).second) throw Error(ErrorCode::invalid_argument, "models: duplicate name '" + spec.name + "'");
+    if (spec.name.empty()) throw Error(ErrorCode::invalid_argument, origin_prefix(spec) + "models: an entry has no name");
+    if (!names.insert(spec.name).second)
+      throw Error(ErrorCode::invalid_argument, origin_prefix(spec) + "models: duplicate name '" + spec.name + "'");
     if (is_detector(spec.kind) && spec.weights.empty())
-      throw Error(ErrorCode::invalid_argument, "model " + spec.name + ": kind " + to_string(spec.kind) + " needs a weights file");
-    canonical_device(spec);
+      throw Error(ErrorCode::invalid_argument, origin_prefix(spec) + "model " + spec.name + ": kind " +
+                                                   to_string(spec.kind) + " needs a weights file");
+    try {
+      canonical_device(spec);
+    } catch (const Error& error) {
+      throw Error(ErrorCode::invalid_argument, origin_prefix(spec) + error.what());
+    }
   }
   check_default(config, config.default_generator, true);
   check_default(config, config.default_detector, false);
@@ -53,12 +70,14 @@ void validate(const ResidencyConfig& config) {
     throw Error(ErrorCode::invalid_argument, "heartbeat_interval: must be positive");
 }
 
-void check_weights_readable(const ModelSpec& spec) {
-  if (spec.weights.empty()) return;
-  std::error_code error;
-  if (!std::filesystem::is_regular_file(spec.weights, error))
-    throw Error(ErrorCode::invalid_input, "model " + spec.name + ": weights file not found: " + spec.weights.string());
+}  // namespace
+
+void validate_config(const ResidencyConfig& config) {
+  validate(config);
+  for (const auto& spec : config.models) check_weights_readable(spec);
 }
+
+namespace {
 
 OwnerSettings settings_of(const ResidencyConfig& config) {
   return OwnerSettings{config.heartbeat_interval, config.memory_budget_bytes, config.warmup};

@@ -31,6 +31,7 @@ struct ModelSpec {
   std::string precision = "float32";
   bool preload = true;
   std::optional<std::chrono::milliseconds> keep_alive;  // nullopt = forever; 0 = unload when idle
+  std::string origin;                 // where the entry was written ("heygemd.yaml: line 12: models.entries[0]")
 };
 
 // The shapes of the warm-up passes, i.e. the pipeline's: 0 = the device default batch (generator
@@ -68,6 +69,7 @@ struct ModelStatus {
   std::optional<std::chrono::system_clock::time_point> loaded_at;          // LOADED FOR
   std::optional<std::chrono::system_clock::time_point> last_heartbeat_at;
   std::uint64_t heartbeats = 0;       // heartbeat inferences run on the current instance
+  std::optional<std::chrono::milliseconds> keep_alive;  // configured; nullopt = forever
 };
 
 // A held model instance. While any lease exists the instance is never unloaded; a hot reload swaps
@@ -113,6 +115,12 @@ class ModelRegistry {
   // Tells the registry a job runs on `device` now (heartbeats are skipped while busy).
   virtual void set_device_busy(const std::string& device, bool busy) = 0;
 };
+
+// The one validation of the models section, shared by --check-config, start and reload: unique
+// names, defaults naming a generator / a detector, a weights file for each detector, devices and
+// precisions this build and machine can run (a CPU-only build says so), and every weights file
+// readable. Throws heygem::Error(invalid_argument) naming the entry's file and line (ModelSpec::origin).
+void validate_config(const ResidencyConfig& config);
 
 // Validates `config` (unique names, defaults naming a generator / a detector, parseable devices)
 // and starts one owner thread per device; nothing is loaded before start(). Throws heygem::Error.

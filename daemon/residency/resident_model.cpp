@@ -40,8 +40,6 @@ std::uint64_t placed_bytes(const models::StateDict& weights, c10::ScalarType dty
   return bytes;
 }
 
-int default_detector_batch(const c10::Device& device) { return device.is_cuda() ? 32 : 4; }
-
 constexpr int64_t probe_frame_side = 160;  // heartbeat detector input: one small frame
 
 }  // namespace
@@ -130,7 +128,7 @@ void ResidentModel::warm_up(const WarmupShapes& shapes) const {
       for (const int64_t batch : sizes)
         check_finite(generator_->generate(warmup_mel(batch), warmup_faces(batch)), "warm-up");
     } else {
-      const int64_t batch = shapes.detector_batch > 0 ? shapes.detector_batch : default_detector_batch(device);
+      const int64_t batch = shapes.detector_batch > 0 ? shapes.detector_batch : models::default_detector_batch(device.is_cuda());
       // The whole detect() path (pre-processing, network, NMS) at a frame-sized batch.
       detector()->detect(warmup_frames(batch, shapes.frame_height, shapes.frame_width));
     }

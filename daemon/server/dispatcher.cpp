@@ -82,7 +82,7 @@ void Dispatcher::dispatch(protocol::Request request, std::vector<UniqueFd> fds, 
           if constexpr (std::is_same_v<T, protocol::HelloRequest>) {
             throw Error(ErrorCode::protocol, "hello was already exchanged");
           } else if constexpr (std::is_same_v<T, protocol::PingRequest>) {
-            replies->send(protocol::PongResponse{});
+            replies->send(services_.readiness());
             replies->finish();
           } else if constexpr (std::is_same_v<T, protocol::VersionRequest>) {
             replies->send(protocol::VersionResponse{std::string(heygem_version()), protocol::kProtocolVersion});
@@ -108,8 +108,14 @@ void Dispatcher::dispatch(protocol::Request request, std::vector<UniqueFd> fds, 
             scheduler_.status(r.job_id, uid);  // not_found before any work
             in_background(replies, [this, id = r.job_id, uid] { return protocol::Response{logs(id, uid)}; });
           } else if constexpr (std::is_same_v<T, protocol::ModelsRequest>) {
-            replies->send(protocol::ModelsResponse{services_.models()});
-            replies->finish();
+            if (r.action.empty()) {
+              replies->send(services_.models(r));
+              replies->finish();
+            } else {
+              if (uid != 0 && uid != ::getuid())
+                throw Error(ErrorCode::permission_denied, "only root or the daemon's own user may " + r.action + " models");
+              in_background(replies, [this, r] { return protocol::Response{services_.models(r)}; });
+            }
           } else if constexpr (std::is_same_v<T, protocol::ReloadRequest>) {
             if (uid != 0 && uid != ::getuid())
               throw Error(ErrorCode::permission_denied, "only root or the daemon's own user may reload it");

@@ -22,12 +22,15 @@ namespace heygem::server {
 class DaemonServices {
  public:
   virtual ~DaemonServices() = default;
-  virtual std::vector<protocol::ModelRow> models() = 0;
+  // The models table; a load or unload (ModelsRequest::action) first, which may block (a load).
+  virtual protocol::ModelsResponse models(const protocol::ModelsRequest& request) = 0;
   // Re-reads the config and swaps models; throws heygem::Error naming the cause (nothing changed).
   virtual std::string reload() = 0;
   // Checks submit options against the pipeline and the configured models; returns them as the
   // job stores them. Throws heygem::Error(invalid_argument / not_found) naming the key.
   virtual nlohmann::json validate_options(const protocol::SubmitOptions& options) = 0;
+  // What ping answers: ready, or loading (with "loading models (k/n)") while the models load.
+  virtual protocol::PongResponse readiness() { return {}; }
 };
 
 // A request's way back to its connection. Thread-safe; does nothing once the connection is gone.

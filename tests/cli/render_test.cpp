@@ -1,6 +1,7 @@
 // The progress views, fed one synthetic job: 2 items, with repeated progress inside each stage.
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <set>
 #include <sstream>
 #include <string>
@@ -107,6 +108,20 @@ TEST(Render, LinesChangeOnlyWithTheStage) {
   EXPECT_TRUE(saw_output);
 }
 
+TEST(Render, LinesShowFpsAndEtaWithinAStageEveryInterval) {
+  const Script script = two_item_job(DoneEvent{{OutputPlace::fd, OutputPlace::fd}, 200, 1, 8.0, 25.0});
+  std::ostringstream out;
+  auto view = make_progress_view(Mode::lines, out, {}, std::chrono::milliseconds(0));  // every event
+  view->submitted(script.submitted);
+  view->snapshot(script.snapshot);
+  for (const auto& event : script.events) view->event(event);
+  const std::string text = out.str();
+  EXPECT_NE(text.find("item 1/2 alice.mp4: render 40/100 frames, 25.0 fps, ETA 0:02"), std::string::npos) << text;
+  EXPECT_NE(text.find("item 2/2 bob.mp4: render 100/100 frames, 25.0 fps, ETA 0:00"), std::string::npos) << text;
+  // The default interval (seconds) lets a quick run through without them.
+  EXPECT_EQ(render(Mode::lines, script).find("fps, ETA"), std::string::npos);
+}
+
 TEST(Render, LinesReportFailureAndSpool) {
   Script script = two_item_job(FailedEvent{"bob.mp4: no face in frame 3 (--strict)"});
   script.events[script.events.size() - 2].body = ItemDoneEvent{1, OutputPlace::spool, 100, 0, 4.0, 25.0};
@@ -152,15 +167,42 @@ TEST(Tables, JobDetailsAndListShowItems) {
 
 TEST(Tables, ModelsLikeOllamaPs) {
   ModelRow warm{"wav2lip", "wav2lip", "cuda:0", "float16", "warm", 150 * 1024 * 1024, 0, 2.0, 0.5, 3.25, 240.0, 1};
+  warm.keep_alive_s = 300;
+  warm.heartbeat_at_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                             std::chrono::system_clock::now().time_since_epoch()).count() - 42'000;
   ModelRow pinned = warm;
   pinned.name = "retinaface";
   pinned.expires_in_s.reset();
-  const auto lines = lines_of(model_table(ModelsResponse{{warm, pinned}}));
-  ASSERT_EQ(lines.size(), 3u);
+  pinned.keep_alive_s.reset();
+  ModelRow lazy = warm;
+  lazy.name = "s3fd";
+  lazy.state = "unloaded";
+  lazy.keep_alive_s = 10;
+  lazy.heartbeat_at_ms.reset();
+  lazy.expires_in_s.reset();
+  lazy.resident_bytes = 0;
+  ModelsResponse models{{warm, pinned, lazy}};
+  models.devices.push_back({"cuda:0", 300 * 1024 * 1024, 1024ULL * 1024 * 1024, 3ULL * 1024 * 1024 * 1024});
+  models.daemon_rss_bytes = 900 * 1024 * 1024;
+  const auto lines = lines_of(model_table(models));
+  ASSERT_EQ(lines.size(), 6u);
   EXPECT_EQ(lines[0].rfind("NAME", 0), 0u);
+  EXPECT_NE(lines[0].find("KEEP_ALIVE"), std::string::npos) << lines[0];
   EXPECT_NE(lines[1].find("150.0 MiB"), std::string::npos) << lines[1];
   EXPECT_NE(lines[1].find("4:00 from now"), std::string::npos) << lines[1];
+  EXPECT_NE(lines[1].find("5:00"), std::string::npos) << "the configured keep_alive: " << lines[1];
+  EXPECT_NE(lines[1].find("ago, 3.2 ms"), std::string::npos) << "when the heartbeat ran: " << lines[1];
   EXPECT_NE(lines[2].find("forever"), std::string::npos) << lines[2];
+  EXPECT_EQ(lines[3].find("forever"), std::string::npos) << "an unloaded model with keep_alive 10s: " << lines[3];
+  EXPECT_NE(lines[4].find("device cuda:0: models 300.0 MiB"), std::string::npos) << lines[4];
+  EXPECT_NE(lines[4].find("3.0 GiB reserved"), std::string::npos) << lines[4];
+  EXPECT_NE(lines[5].find("900.0 MiB"), std::string::npos) << lines[5];
+
+  ModelRow untrained = warm;
+  untrained.untrained = true;
+  const std::string table = model_table(ModelsResponse{{untrained}});
+  EXPECT_NE(table.find("wav2lip (UNTRAINED)"), std::string::npos) << table;
+  EXPECT_NE(table.find("WARNING: wav2lip runs untrained hash-init weights"), std::string::npos) << table;
 }
 
 }  // namespace

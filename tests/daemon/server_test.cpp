@@ -26,7 +26,7 @@ using namespace std::chrono_literals;
 
 class PlainServices : public DaemonServices {
  public:
-  std::vector<protocol::ModelRow> models() override { return {}; }
+  protocol::ModelsResponse models(const protocol::ModelsRequest&) override { return {}; }
   std::string reload() override { return "nothing to reload"; }
   nlohmann::json validate_options(const protocol::SubmitOptions& options) override { return protocol::to_json(options); }
 };

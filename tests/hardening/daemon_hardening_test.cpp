@@ -249,8 +249,8 @@ TEST(DiskFull, AFullSpoolFailsTheJobCleanlyAndTheDaemonKeepsServing) {
 }
 
 // The submitter's output is on a full file system: the job fails (exit 1) with the cause named,
-// the client's file goes (attached) or is left empty (detached: the daemon only has the fd), the
-// render stays fetchable, and the daemon serves the next job.
+// nothing appears at -o (attached submit or fetch), the render stays fetchable, and the daemon serves
+// the next job.
 TEST(DiskFull, AnOutputTheDaemonCannotWriteFailsClearly) {
   TempDir mount_point;
   const fs::path full_disk = mount_point.path() / "full";
@@ -269,16 +269,22 @@ TEST(DiskFull, AnOutputTheDaemonCannotWriteFailsClearly) {
   EXPECT_NE(message.find("out.mp4"), std::string::npos) << "the message does not name the output: " << message;
   EXPECT_FALSE(fs::exists(output)) << "a failed job left a partial output";
 
+  // --detach cannot take -o (heygemctl would be gone when the result is ready): refused up front.
   const fs::path detached_output = full_disk / "detached.mp4";
-  const auto detached = daemon.ctl(submit_args(clip, clip, {"--detach", "-o", detached_output.string()}));
+  const auto refused = daemon.ctl(submit_args(clip, clip, {"--detach", "-o", detached_output.string()}));
+  EXPECT_EQ(refused.exit_code, 2) << refused.out << refused.err;
+  EXPECT_NE(refused.err.find("--detach cannot take -o"), std::string::npos) << refused.err;
+  EXPECT_FALSE(fs::exists(detached_output));
+  const auto detached = daemon.ctl(submit_args(clip, clip, {"--detach"}));
   ASSERT_EQ(detached.exit_code, 0) << detached.err;
   const std::string id = trim(detached.out);
-  EXPECT_EQ(daemon.ctl({"wait", id}).exit_code, 1);
-  const auto status = daemon.ctl({"status", id});
-  EXPECT_NE(status.out.find("No space left on device"), std::string::npos) << status.out;
-  ASSERT_TRUE(fs::exists(detached_output));
-  EXPECT_EQ(fs::file_size(detached_output), 0u) << "the daemon left a partial result in the submitter's file";
-  EXPECT_NE(read_text(daemon.state_dir() / "spool" / id / "job.log").find("No space left on device"), std::string::npos);
+  EXPECT_EQ(daemon.ctl({"wait", id}).exit_code, 0);
+  // Fetching onto the full disk fails with the cause and leaves nothing at the path.
+  const auto fetched_full = daemon.ctl({"fetch", id, "-o", detached_output.string()});
+  EXPECT_NE(fetched_full.exit_code, 0);
+  EXPECT_NE((fetched_full.out + fetched_full.err).find("No space left on device"), std::string::npos)
+      << fetched_full.out << fetched_full.err;
+  EXPECT_FALSE(fs::exists(detached_output)) << "a failed fetch left a partial file";
 
   // Nothing rendered is lost: the result is fetched to where there is room.
   const fs::path rescued = daemon.work() / "rescued.mp4";

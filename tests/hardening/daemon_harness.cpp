@@ -113,16 +113,21 @@ Daemon::Daemon(DaemonOptions options)
       state_dir_(options.state_dir.empty() ? work_.path() / "state" : options.state_dir),
       config_(work_.path() / "heygemd.yaml"),
       log_(work_.path() / "heygemd.log"),
-      max_file_bytes_(options.max_file_bytes) {
+      max_file_bytes_(options.max_file_bytes),
+      wait_until_ready_(options.wait_until_ready) {
   std::ofstream config(config_);
   config << "socket:\n  path: " << socket_.string() << "\n  mode: \"" << options.socket_mode << "\"\n"
          << "state_dir: " << state_dir_.string() << "\n"
          << "scheduler:\n  max_concurrent_jobs: " << options.max_concurrent_jobs << "\n  shutdown_timeout: 5s\n"
          << "logging:\n  level: " << options.log_level << "\n"
-         << "models:\n  directory: " << (shared_root() / "models").string() << "\n  entries:\n"
-         << "    - {name: wav2lip, kind: wav2lip, weights: \"\", device: cpu, precision: float32, preload: true}\n"
-         << "    - {name: retinaface, kind: retinaface, weights: retinaface_mobilenet0.25.pth, device: cpu,"
-            " precision: float32, preload: true}\n";
+         << "models:\n  directory: " << (shared_root() / "models").string() << "\n";
+  if (options.models_section.empty())
+    config << "  entries:\n"
+           << "    - {name: wav2lip, kind: wav2lip, weights: \"\", device: cpu, precision: float32, preload: true}\n"
+           << "    - {name: retinaface, kind: retinaface, weights: retinaface_mobilenet0.25.pth, device: cpu,"
+              " precision: float32, preload: true}\n";
+  else
+    config << options.models_section;
   config.close();  // flushed before heygemd reads it
   if (!config) throw std::runtime_error("cannot write " + config_.string());
   start();
@@ -161,7 +166,8 @@ void Daemon::start() {
       pid_ = -1;
       throw std::runtime_error("heygemd exited with " + std::to_string(*exited) + ":\n" + log_text());
     }
-    if (ping()) return;
+    const auto pong = ctl({"ping"});
+    if (pong.exit_code == 0 && (!wait_until_ready_ || pong.out.find("loading models") == std::string::npos)) return;
     std::this_thread::sleep_for(100ms);
   }
   throw std::runtime_error("heygemd did not answer ping within 180 s:\n" + log_text());

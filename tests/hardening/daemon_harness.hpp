@@ -31,6 +31,11 @@ struct DaemonOptions {
   // RLIMIT_FSIZE for heygemd (SIGXFSZ ignored, so a write past it fails with EFBIG): the disk-full
   // test's stand-in for a full spool where no tmpfs can be mounted.
   std::optional<std::uint64_t> max_file_bytes;
+  // The whole `models:` section (YAML, two-space indented under "models:"); empty = the default
+  // (hash-init wav2lip and RetinaFace on the CPU, both preloaded).
+  std::string models_section;
+  // start() returns once heygemd answers ping with its models warm; false: as soon as it answers.
+  bool wait_until_ready = true;
 };
 
 class Daemon {
@@ -64,11 +69,13 @@ class Daemon {
   const std::filesystem::path& work() const { return work_.path(); }
   const std::filesystem::path& socket() const { return socket_; }
   const std::filesystem::path& state_dir() const { return state_dir_; }
+  const std::filesystem::path& config_file() const { return config_; }
 
  private:
   TempDir work_;
   std::filesystem::path socket_, state_dir_, config_, log_;
   std::optional<std::uint64_t> max_file_bytes_;
+  bool wait_until_ready_ = true;
   pid_t pid_ = -1;
 };
 

@@ -103,5 +103,51 @@ TEST(AvatarCachePipeline, NewAudioOnACachedVideoSkipsDetectionWithIdenticalFrame
               cached.report.wall_seconds);
 }
 
+// The same presenter video with new audio that is longer than any earlier render: the stored faces
+// are reused (whole detector batches) and only the new frames are detected; the encoder gets the
+// same bytes as a run that detected everything, and the longer entry is stored for the next run.
+TEST(AvatarCachePipeline, LongerAudioReusesTheStoredFacesAndDetectsOnlyTheNewFrames) {
+  test::TempDir dir;
+  const auto weights = test::shared_root() / "models" / "retinaface_mobilenet0.25.pth";
+  auto detector = models::RetinaFaceDetector::from_file(weights, models::Placement{});
+  auto generator = models::Wav2LipGenerator::untrained(models::Placement{}, test::hash_init_spec("e2e"));
+  const auto grid = test::shared_root() / "media" / "grid";
+  const auto video = grid / (test::manifest("e2e").at("meta").at("video_clip").get<std::string>() + ".mpg");
+  const auto shorter = dir.path() / "speech.wav";  // 1 s: 25 frames of the clip
+  media::test::run_ffmpeg("-i '" + (grid / "bbaf2n.mpg").string() + "' -t 1 -vn -ac 1 -ar 16000 '" + shorter.string() + "'");
+  const auto longer = dir.path() / "tone.wav";  // 1.6 s: 40 frames
+  media::test::run_ffmpeg("-f lavfi -i \"sine=frequency=300:sample_rate=16000:duration=1.6\" '" + longer.string() + "'");
+
+  const AvatarCache cache({dir.path() / "avatar-cache", 1 << 20});
+  ItemModels models;
+  models.generator = generator.get();
+  models.detector = detector.get();
+  models.avatar_cache = &cache;
+  models.detector_identity = "retinaface " + weights_identity(weights) + " cpu float32";
+  ItemOptions options;
+  options.encode.preset = "ultrafast";
+  ItemOptions bypass = options;
+  bypass.avatar_cache = false;
+
+  const Rendered fresh = render(dir, longer, video, bypass, models);
+  const Rendered stored = render(dir, shorter, video, options, models);
+  EXPECT_EQ(stored.report.avatar_cache, "miss");
+  const Rendered extended = render(dir, longer, video, options, models);
+  EXPECT_EQ(extended.report.avatar_cache, "partial");
+  EXPECT_GT(extended.report.stage("detect")->busy_seconds, 0) << "the new frames were not detected";
+  EXPECT_LT(extended.report.stage("detect")->busy_seconds, fresh.report.stage("detect")->busy_seconds)
+      << "the stored frames were detected again";
+  ASSERT_EQ(extended.frames.size(), fresh.frames.size());
+  for (const auto& [index, frame] : fresh.frames)
+    ASSERT_EQ(extended.frames.at(index).data, frame.data) << "frame " << index << " differs from a fresh detection";
+
+  ItemModels without_detector = models;
+  without_detector.detector = nullptr;
+  const Rendered again = render(dir, longer, video, options, without_detector);
+  EXPECT_EQ(again.report.avatar_cache, "hit") << "the longer entry was not stored";
+  print("off (detects 40, reference)", fresh.report);
+  print("partial (reuses 24, detects 16)", extended.report);
+}
+
 }  // namespace
 }  // namespace heygem::pipeline
