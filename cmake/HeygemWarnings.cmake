@@ -7,10 +7,13 @@ function(heygem_target_defaults target)
   endif()
   # A PyTorch wheel's libtorch.so exports its own copies of the std::filesystem functions, and the
   # first library in NEEDED wins the symbol lookup: its remove_all crashes on a non-empty folder.
-  # libstdc++ comes first in every binary, so the C++ runtime's own definitions are the ones bound.
+  # The shared C++ runtime comes first in every binary, so its own definitions are the ones bound.
+  # By file name: a toolchain whose library folder holds only libstdc++.a (the GPU machine's gcc)
+  # would otherwise link it statically, after libtorch.so has already defined those symbols.
   get_target_property(target_type ${target} TYPE)
   if(target_type STREQUAL "EXECUTABLE")
-    target_link_options(${target} BEFORE PRIVATE "LINKER:--push-state,--no-as-needed" "-lstdc++" "LINKER:--pop-state")
+    target_link_options(${target} BEFORE PRIVATE "LINKER:--push-state,--no-as-needed" "-l:libstdc++.so.6"
+                        "LINKER:--pop-state")
   endif()
   if(HEYGEM_SANITIZE)
     target_compile_options(${target} PRIVATE -fsanitize=address,undefined -fno-omit-frame-pointer)

@@ -59,6 +59,9 @@ render::Mode output_mode(const Invocation& invocation, const Io& io);
 // `on_item_done` for each finished item. Returns the terminal event.
 protocol::JobEvent follow_job(Client& client, const std::string& job_id, render::ProgressView& view,
                               const std::function<void(const protocol::ItemDoneEvent&)>& on_item_done = {});
+// With --quiet, a job that failed or was cancelled is still an error worth a line (cron mails it):
+// "heygemctl: job ID failed: cause" on stderr.
+void report_quietly(Io& io, const protocol::JobEvent& terminal);
 // With --json: the message as one NDJSON line.
 void print_json(std::ostream& out, const protocol::Response& response);
 

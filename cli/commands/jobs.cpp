@@ -58,7 +58,9 @@ int run_watch(const Invocation& invocation, Io& io) {
   Client client = connect_client(invocation, io);
   auto view = render::make_progress_view(output_mode(invocation, io), io.out);
   const auto terminal = follow_job(client, invocation.job_id, *view);
-  return to_int(exit_code_for(terminal.body));
+  const ExitCode code = exit_code_for(terminal.body);
+  if (output_mode(invocation, io) == render::Mode::quiet && code != ExitCode::ok) report_quietly(io, terminal);
+  return to_int(code);
 }
 
 int run_wait(const Invocation& invocation, Io& io) {
@@ -68,6 +70,7 @@ int run_wait(const Invocation& invocation, Io& io) {
     throw Error(ErrorCode::protocol, "wait answered with '" + std::string(protocol::event_name(terminal.body)) + "'");
   if (json_mode(invocation)) print_json(io.out, terminal);
   else if (!invocation.global.quiet) io.out << render::describe_terminal(terminal) << '\n';
+  else if (exit_code_for(terminal.body) != ExitCode::ok) report_quietly(io, terminal);
   return to_int(exit_code_for(terminal.body));
 }
 

@@ -75,6 +75,10 @@ protocol::JobEvent follow_job(Client& client, const std::string& job_id, render:
   }
 }
 
+void report_quietly(Io& io, const protocol::JobEvent& terminal) {
+  io.err << "heygemctl: " << render::describe_terminal(terminal) << '\n';
+}
+
 void print_json(std::ostream& out, const protocol::Response& response) {
   out << protocol::encode(response) << '\n' << std::flush;
 }

@@ -95,6 +95,7 @@ int run_submit(const Invocation& invocation, Io& io) {
     });
     // Outputs of items that did not finish into their fd never appear (see OutputFile).
     const ExitCode code = exit_code_for(terminal.body);
+    if (mode == render::Mode::quiet && code != ExitCode::ok) report_quietly(io, terminal);
     if (code == ExitCode::ok && !publish_error.empty()) return to_int(ExitCode::local_file);
     return to_int(code);
   } catch (const CliError& error) {

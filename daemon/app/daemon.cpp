@@ -339,10 +339,10 @@ int Daemon::run() {
   settings.retention_max_age = config_.retention.max_age;
   settings.retention_max_bytes = config_.retention.max_bytes;
   scheduler_ = std::make_unique<jobs::Scheduler>(config_.state_dir, settings, *executor_);
-  std::string preloads;
+  std::string preloads;  // "wav2lip,retinaface": a queued job's progress says it waits for them
   for (const auto& spec : config_.residency.models)
-    if (spec.preload) preloads += (preloads.empty() ? "" : ", ") + spec.name;
-  if (!preloads.empty()) scheduler_->hold(preloads + " (heygemd is starting)");
+    if (spec.preload) preloads += (preloads.empty() ? "" : ",") + spec.name;
+  if (!preloads.empty()) scheduler_->hold(preloads);
   const auto recovered = scheduler_->start();
   spdlog::info("job store {}: {} queued ({} interrupted and requeued), {} finished, {} quarantined, {} orphan spool folder(s) removed",
                config_.state_dir.string(), recovered.queued, recovered.requeued, recovered.finished,

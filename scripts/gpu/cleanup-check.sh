@@ -12,7 +12,8 @@ export LD_LIBRARY_PATH="$PREFIX/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 heygemd=$repo/$build/daemon/heygemd
 ctl=$repo/$build/cli/heygemctl
 work=$(mktemp -d)
-trap 'kill "$pid" 2>/dev/null || true' EXIT
+pid=""
+trap '[[ -n $pid ]] && kill "$pid" 2>/dev/null; rm -rf "$work"' EXIT
 
 echo "== NEEDED order of heygemd"
 readelf -d "$heygemd" | grep NEEDED | head -4

@@ -159,7 +159,8 @@ TEST(HeygemctlManPage, ListsEveryEnvironmentVariableOfTheHelp) {
 
 TEST(HeygemctlManPage, HasTheCronExamples) {
   const auto& examples = parse_man_page(kManPage).block("EXAMPLES").text;
-  EXPECT_NE(examples.find("heygemctl submit --detach --quiet"), std::string::npos);
+  EXPECT_NE(examples.find("j=$(heygemctl submit --detach --audio a.wav v.mp4) && heygemctl wait --quiet"),
+            std::string::npos);
   EXPECT_NE(examples.find("heygemctl submit --quiet --force --audio a.wav v.mp4 -o out.mp4"), std::string::npos);
 }
 

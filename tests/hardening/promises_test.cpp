@@ -94,11 +94,23 @@ struct BackgroundClient {
 // A clip long enough that the test can act while its job runs.
 fs::path long_clip(const Daemon& daemon) {
   const fs::path clip = daemon.work() / "long.mp4";
-  if (!fs::exists(clip)) make_tiny_clip(clip, 96, 12.0);
+  if (!fs::exists(clip)) make_tiny_clip(clip, 64, 5.0);
   return clip;
 }
 
 const std::vector<std::string> kFixedBox = {"--box", "0,32,0,32"};
+
+// Both models load when a job first needs them: these tests run few jobs, most with a fixed box,
+// and a preloaded RetinaFace's warm-up would cost each daemon start tens of CPU seconds.
+DaemonOptions lazy_models() {
+  DaemonOptions options;
+  options.models_section =
+      "  entries:\n"
+      "    - {name: wav2lip, kind: wav2lip, weights: \"\", device: cpu, precision: float32, preload: false}\n"
+      "    - {name: retinaface, kind: retinaface, weights: retinaface_mobilenet0.25.pth, device: cpu,"
+      " precision: float32, preload: false}\n";
+  return options;
+}
 
 std::vector<std::string> submit(const fs::path& audio, const std::vector<fs::path>& videos, std::vector<std::string> extra) {
   std::vector<std::string> args{"submit"};
@@ -110,7 +122,7 @@ std::vector<std::string> submit(const fs::path& audio, const std::vector<fs::pat
 }
 
 TEST(Promises, AnOutputThatIsAnInputIsRefusedAndNothingIsTouched) {
-  Daemon daemon;
+  Daemon daemon(lazy_models());
   const fs::path clip = daemon.work() / "clip.mp4";
   make_tiny_clip(clip, 48, 1.0);
   const fs::path self = daemon.work() / "self.mp4";
@@ -134,7 +146,7 @@ TEST(Promises, AnOutputThatIsAnInputIsRefusedAndNothingIsTouched) {
 }
 
 TEST(Promises, ACancelledOrFailedJobLeavesNothingAtTheOutput) {
-  Daemon daemon;
+  Daemon daemon(lazy_models());
   const fs::path clip = long_clip(daemon);
   TempDir out;
   const fs::path output = out.path() / "cancelled.mp4";
@@ -160,7 +172,7 @@ TEST(Promises, ACancelledOrFailedJobLeavesNothingAtTheOutput) {
 }
 
 TEST(Promises, AClientThatLosesTheDaemonSaysTheJobRunsAgainAndLeavesNoFile) {
-  Daemon daemon;
+  Daemon daemon(lazy_models());
   const fs::path clip = long_clip(daemon);
   TempDir out;
   const fs::path output = out.path() / "out.mp4";
@@ -184,7 +196,7 @@ TEST(Promises, AClientThatLosesTheDaemonSaysTheJobRunsAgainAndLeavesNoFile) {
 }
 
 TEST(Promises, AKilledClientLeavesNoFileAndTheDaemonServesOn) {
-  Daemon daemon;
+  Daemon daemon(lazy_models());
   const fs::path clip = long_clip(daemon);
   TempDir out;
   const fs::path output = out.path() / "out.mp4";
@@ -199,7 +211,7 @@ TEST(Promises, AKilledClientLeavesNoFileAndTheDaemonServesOn) {
 }
 
 TEST(Promises, ABatchIntoANewFolderCreatesIt) {
-  Daemon daemon;
+  Daemon daemon(lazy_models());
   const fs::path a = daemon.work() / "a.mp4", b = daemon.work() / "b.mp4";
   make_tiny_clip(a, 48, 1.0);
   fs::copy_file(a, b);
@@ -236,7 +248,7 @@ std::vector<std::string> man_page_cron_commands() {
 TEST(Promises, TheManPageCronLinesRunThreeNightsInARowOneFailing) {
   const auto commands = man_page_cron_commands();
   ASSERT_EQ(commands.size(), 2u) << "heygemctl(1) EXAMPLES should hold two cron lines";
-  Daemon daemon;
+  Daemon daemon(lazy_models());
   TempDir home;
   const auto audio = run_command({"/usr/bin/ffmpeg", "-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i",
                                   "sine=frequency=300:duration=1", (home.path() / "a.wav").string()});
@@ -309,7 +321,7 @@ std::vector<BadConfig> bad_configs() {
 }
 
 TEST(Promises, CheckConfigStartAndReloadRefuseTheSameConfigsNamingFileAndLine) {
-  Daemon daemon;  // for reload
+  Daemon daemon(lazy_models());  // for reload
   const std::string good_config = read_bytes(daemon.config_file());
   for (const auto& bad : bad_configs()) {
     SCOPED_TRACE(bad.what);
@@ -343,7 +355,7 @@ TEST(Promises, CheckConfigStartAndReloadRefuseTheSameConfigsNamingFileAndLine) {
 
 // ---------------------------------------------------------------------------------------------
 TEST(Promises, ExitCodesAreTheDocumentedOnes) {
-  Daemon daemon;
+  Daemon daemon(lazy_models());
   const fs::path clip = daemon.work() / "clip.mp4";
   make_tiny_clip(clip, 48, 1.0);
   const auto unknown_generator = daemon.ctl(submit(clip, {clip}, {"--generator", "nosuch", "-o", (daemon.work() / "a.mp4").string()}));
@@ -465,7 +477,7 @@ TEST(Promises, ADaemonThatIsLoadingItsModelsAnswersAtOnce) {
   const auto watched = daemon.ctl({"watch", id});  // off a terminal: plain lines
   EXPECT_EQ(watched.exit_code, 0) << watched.err;
   if (!was_ready)
-    EXPECT_NE(watched.out.find("(heygemd is starting)"), std::string::npos) << watched.out;
+    EXPECT_NE(watched.out.find("loading model wav2lip,retinaface"), std::string::npos) << watched.out;
   const auto ready = daemon.ctl({"--json", "ping"});
   EXPECT_NE(ready.out.find("\"state\":\"ready\""), std::string::npos) << ready.out;
 }
