@@ -94,7 +94,7 @@ struct BackgroundClient {
 // A clip long enough that the test can act while its job runs.
 fs::path long_clip(const Daemon& daemon) {
   const fs::path clip = daemon.work() / "long.mp4";
-  if (!fs::exists(clip)) make_tiny_clip(clip, 64, 5.0);
+  if (!fs::exists(clip)) make_tiny_clip(clip, 64, 2.0);
   return clip;
 }
 
