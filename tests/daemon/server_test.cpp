@@ -88,7 +88,7 @@ class ServerTest : public ::testing::Test {
     scheduler_.start();
     auto listener = Listener::bind({socket_, 0660, "", 16});
     listener_ = std::make_unique<Listener>(std::move(listener));
-    server_ = std::make_unique<Server>(io_, listener_->release_fd(), dispatcher_, 32);
+    server_ = std::make_unique<Server>(io_, listener_->release_fd(), dispatcher_, ServerLimits{.max_connections = 32});
     server_->start();
     io_thread_ = std::thread([this] { io_.run(); });
   }
