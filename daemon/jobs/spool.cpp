@@ -69,11 +69,14 @@ void Spool::create_job_dir(const std::string& id) const {
 }
 
 std::uint64_t Spool::copy_in(int source_fd, const std::filesystem::path& target, std::uint64_t max_bytes,
-                             const std::string& what) const {
+                             const std::string& what, std::chrono::steady_clock::time_point deadline) const {
   auto out = open_or_throw(target, O_WRONLY | O_CREAT | O_TRUNC);
   std::vector<char> buffer(kCopyChunk);
   std::uint64_t total = 0;
   for (;;) {
+    if (std::chrono::steady_clock::now() > deadline)
+      throw Error(ErrorCode::resource, "copying " + what + " did not finish in time (limits.input_copy_timeout; " +
+                                           std::to_string(total) + " bytes copied): is it on a stalled file system?");
     const ssize_t n = read_some(source_fd, buffer.data(), buffer.size());
     if (n < 0) throw Error(ErrorCode::invalid_input, "cannot read " + what + ": " + errno_text());
     if (n == 0) break;

@@ -27,6 +27,16 @@ class WatchSink : public jobs::EventSink {
   std::shared_ptr<Replies> replies_;
 };
 
+std::string file_kind(mode_t mode) {
+  if (S_ISDIR(mode)) return "a directory";
+  if (S_ISFIFO(mode)) return "a FIFO or pipe";
+  if (S_ISSOCK(mode)) return "a socket";
+  if (S_ISCHR(mode)) return "a character device";
+  if (S_ISBLK(mode)) return "a block device";
+  if (S_ISLNK(mode)) return "a symbolic link";
+  return "a special file";
+}
+
 void require_access(int fd, bool writable, const std::string& what) {
   const int flags = ::fcntl(fd, F_GETFL);
   if (flags < 0) throw Error(ErrorCode::invalid_argument, what + ": not an open file descriptor");
@@ -37,8 +47,12 @@ void require_access(int fd, bool writable, const std::string& what) {
   struct stat info {};
   if (::fstat(fd, &info) != 0) throw Error(ErrorCode::invalid_argument, what + ": cannot stat the descriptor");
   if (writable && !S_ISREG(info.st_mode))
-    throw Error(ErrorCode::invalid_argument, what + ": an output must be a regular file");
-  if (!writable && S_ISDIR(info.st_mode)) throw Error(ErrorCode::invalid_argument, what + ": is a directory");
+    throw Error(ErrorCode::invalid_argument, what + ": an output must be a regular file, not " + file_kind(info.st_mode));
+  // A FIFO, socket or device may never end (or end only at max_input_bytes): refused before any
+  // thread reads it.
+  if (!writable && !S_ISREG(info.st_mode))
+    throw Error(ErrorCode::invalid_argument,
+                what + ": an input must be a regular file, not " + file_kind(info.st_mode));
 }
 
 }  // namespace
@@ -56,13 +70,21 @@ protocol::ErrorResponse error_response(std::exception_ptr error) {
 }
 
 Dispatcher::Dispatcher(jobs::Scheduler& scheduler, DaemonServices& services, DispatchLimits limits)
-    : scheduler_(scheduler), services_(services), limits_(limits), pool_(4) {}
+    : scheduler_(scheduler), services_(services), limits_(limits), pool_(4), copy_pool_(4) {}
 
-Dispatcher::~Dispatcher() { pool_.join(); }
+Dispatcher::~Dispatcher() {
+  copy_pool_.join();
+  pool_.join();
+}
 
 template <typename Work>
 void Dispatcher::in_background(std::shared_ptr<Replies> replies, Work work) {
-  boost::asio::post(pool_, [replies = std::move(replies), work = std::move(work)]() mutable {
+  run_on(pool_, std::move(replies), std::move(work));
+}
+
+template <typename Work>
+void Dispatcher::run_on(boost::asio::thread_pool& pool, std::shared_ptr<Replies> replies, Work work) {
+  boost::asio::post(pool, [replies = std::move(replies), work = std::move(work)]() mutable {
     try {
       replies->send(work());
     } catch (...) {
@@ -155,7 +177,8 @@ void Dispatcher::submit(protocol::SubmitRequest request, std::vector<UniqueFd> f
       job.output_names.emplace_back();
     }
   }
-  in_background(std::move(replies), [this, job = std::make_shared<jobs::SubmitRequest>(std::move(job))]() mutable {
+  // Copying inputs has its own threads, so that logs, fetch and reload never wait behind a copy.
+  run_on(copy_pool_, std::move(replies), [this, job = std::make_shared<jobs::SubmitRequest>(std::move(job))]() mutable {
     const auto created = scheduler_.submit(std::move(*job));
     return protocol::Response{protocol::SubmittedResponse{created.id, static_cast<int>(created.items.size())}};
   });
