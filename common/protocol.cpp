@@ -4,6 +4,7 @@
 #include <array>
 #include <cctype>
 #include <cmath>
+#include <cstdio>
 #include <limits>
 #include <set>
 #include <utility>
@@ -399,6 +400,8 @@ Request read_request(MessageType type, ObjectReader& r) {
       m.version = static_cast<int>(r.integer("version", 0, std::numeric_limits<int>::max()));
       m.client = r.string_or("client", "");
       if (m.client.size() > 256) out_of_range(r.field("client"), "at most 256 characters");
+      if (const auto bad = first_control_character(m.client))
+        out_of_range(r.field("client"), "control character " + *bad + " is not allowed");
       return m;
     }
     case MessageType::ping: return PingRequest{};
@@ -759,8 +762,25 @@ json parse_payload(std::string_view payload) {
     throw Error(ErrorCode::protocol, "message of " + std::to_string(payload.size()) + " bytes exceeds " +
                                          std::to_string(kMaxFrameBytes));
   check_nesting(payload);
-  json message = json::parse(payload.begin(), payload.end(), nullptr, /*allow_exceptions=*/false);
+  // A key given twice would be read as its last value while a checker of the first one saw
+  // another: refused, like any other ambiguity.
+  std::vector<std::set<std::string>> keys_seen;
+  std::optional<std::string> duplicate;
+  const json::parser_callback_t find_duplicates = [&](int, json::parse_event_t event, json& parsed) {
+    if (event == json::parse_event_t::object_start) {
+      keys_seen.emplace_back();
+    } else if (event == json::parse_event_t::object_end) {
+      if (!keys_seen.empty()) keys_seen.pop_back();
+    } else if (event == json::parse_event_t::key && !keys_seen.empty() && parsed.is_string()) {
+      if (!keys_seen.back().insert(parsed.get<std::string>()).second && !duplicate)
+        duplicate = parsed.get<std::string>();
+    }
+    return true;
+  };
+  json message = json::parse(payload.begin(), payload.end(), find_duplicates, /*allow_exceptions=*/false);
   if (message.is_discarded()) throw Error(ErrorCode::protocol, "message is not valid JSON (UTF-8)");
+  if (duplicate)
+    throw Error(ErrorCode::protocol, "key \"" + duplicate->substr(0, 64) + "\" appears twice in one object");
   if (!message.is_object()) throw Error(ErrorCode::protocol, "message is not a JSON object");
   return message;
 }
@@ -955,6 +975,22 @@ void require_supported_version(int version) {
                                          std::to_string(kProtocolVersion) + ")");
 }
 
+std::optional<std::string> first_control_character(std::string_view text) {
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const auto byte = static_cast<unsigned char>(text[i]);
+    // C0 and DEL, and C1 (U+0080..U+009F, 0xC2 0x80..0x9F in UTF-8): what a terminal obeys.
+    const bool c1 = byte == 0xC2 && i + 1 < text.size() && static_cast<unsigned char>(text[i + 1]) >= 0x80 &&
+                    static_cast<unsigned char>(text[i + 1]) <= 0x9F;
+    if (byte < 0x20 || byte == 0x7F || c1) {
+      const unsigned code = c1 ? static_cast<unsigned char>(text[i + 1]) : byte;
+      char buffer[16];
+      std::snprintf(buffer, sizeof buffer, "U+%04X", code);
+      return std::string(buffer);
+    }
+  }
+  return std::nullopt;
+}
+
 void validate_display_name(std::string_view name, std::string_view field) {
   const std::string f(field);
   if (name.empty()) throw Error(ErrorCode::invalid_argument, f + ": must not be empty");
@@ -965,6 +1001,9 @@ void validate_display_name(std::string_view name, std::string_view field) {
   if (name.find('\0') != std::string_view::npos)
     throw Error(ErrorCode::invalid_argument, f + ": NUL is not allowed");
   if (name == "." || name == "..") throw Error(ErrorCode::invalid_argument, f + ": '" + std::string(name) + "' is not a name");
+  // Names reach terminals (heygemctl list of another user, root's) and the daemon's log.
+  if (const auto bad = first_control_character(name))
+    throw Error(ErrorCode::invalid_argument, f + ": control character " + *bad + " is not allowed in a name");
 }
 
 bool is_path_like_key(std::string_view key) {

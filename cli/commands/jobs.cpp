@@ -113,8 +113,9 @@ int run_logs(const Invocation& invocation, Io& io) {
     print_json(io.out, logs);
   } else if (!invocation.global.quiet) {
     if (logs.truncated) io.err << "heygemctl: the log is long; showing its end\n";
-    io.out << logs.text;
-    if (!logs.text.empty() && logs.text.back() != '\n') io.out << '\n';
+    const auto text = render::printable(logs.text, true);  // the log quotes names and causes
+    io.out << text;
+    if (!text.empty() && text.back() != '\n') io.out << '\n';
   }
   return to_int(ExitCode::ok);
 }
