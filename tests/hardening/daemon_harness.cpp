@@ -113,7 +113,8 @@ Daemon::Daemon(DaemonOptions options)
       state_dir_(options.state_dir.empty() ? work_.path() / "state" : options.state_dir),
       config_(work_.path() / "heygemd.yaml"),
       log_(work_.path() / "heygemd.log"),
-      max_file_bytes_(options.max_file_bytes) {
+      max_file_bytes_(options.max_file_bytes),
+      max_open_files_(options.max_open_files) {
   std::ofstream config(config_);
   config << "socket:\n  path: " << socket_.string() << "\n  mode: \"" << options.socket_mode << "\"\n"
          << "state_dir: " << state_dir_.string() << "\n"
@@ -123,6 +124,10 @@ Daemon::Daemon(DaemonOptions options)
          << "    - {name: wav2lip, kind: wav2lip, weights: \"\", device: cpu, precision: float32, preload: true}\n"
          << "    - {name: retinaface, kind: retinaface, weights: retinaface_mobilenet0.25.pth, device: cpu,"
             " precision: float32, preload: true}\n";
+  if (!options.limits.empty()) {
+    config << "limits:\n";
+    for (const auto& [key, value] : options.limits) config << "  " << key << ": " << value << "\n";
+  }
   config.close();  // flushed before heygemd reads it
   if (!config) throw std::runtime_error("cannot write " + config_.string());
   start();
@@ -136,6 +141,11 @@ Daemon::~Daemon() {
 }
 
 void Daemon::start() {
+  launch();
+  wait_until_ready();
+}
+
+void Daemon::launch() {
   if (pid_ > 0) throw std::logic_error("heygemd already runs");
   const std::string binary = heygemd_binary().string(), config_arg = config_.string();
   const UniqueFd log(::open(log_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644));
@@ -151,10 +161,17 @@ void Daemon::start() {
       ::signal(SIGXFSZ, SIG_IGN);  // an ignored signal stays ignored across exec
       if (::setrlimit(RLIMIT_FSIZE, &limit) != 0) ::_exit(126);
     }
+    if (max_open_files_) {
+      const rlimit limit{*max_open_files_, *max_open_files_};
+      if (::setrlimit(RLIMIT_NOFILE, &limit) != 0) ::_exit(126);
+    }
     ::execv(args[0], args);
     ::_exit(127);
   }
   pid_ = pid;
+}
+
+void Daemon::wait_until_ready() {
   const auto deadline = std::chrono::steady_clock::now() + 180s;
   while (std::chrono::steady_clock::now() < deadline) {
     if (const auto exited = wait_for(pid_, 0ms)) {

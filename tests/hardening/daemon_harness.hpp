@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -31,6 +32,10 @@ struct DaemonOptions {
   // RLIMIT_FSIZE for heygemd (SIGXFSZ ignored, so a write past it fails with EFBIG): the disk-full
   // test's stand-in for a full spool where no tmpfs can be mounted.
   std::optional<std::uint64_t> max_file_bytes;
+  // RLIMIT_NOFILE (soft and hard) for heygemd, as a unit without LimitNOFILE= gives it.
+  std::optional<std::uint64_t> max_open_files;
+  // Keys of the config's `limits:` section, e.g. {"request_timeout", "2s"}.
+  std::map<std::string, std::string> limits;
 };
 
 class Daemon {
@@ -40,7 +45,9 @@ class Daemon {
   Daemon(const Daemon&) = delete;
   Daemon& operator=(const Daemon&) = delete;
 
-  void start();  // and wait until it answers ping
+  void start();   // and wait until it answers ping
+  void launch();  // start the process only
+  void wait_until_ready();  // until it answers ping; throws when it exits or takes over 180 s
   void kill9();  // crash it
   void stop();   // SIGTERM and wait
   bool running() const { return pid_ > 0; }
@@ -69,6 +76,7 @@ class Daemon {
   TempDir work_;
   std::filesystem::path socket_, state_dir_, config_, log_;
   std::optional<std::uint64_t> max_file_bytes_;
+  std::optional<std::uint64_t> max_open_files_;
   pid_t pid_ = -1;
 };
 
