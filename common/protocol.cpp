@@ -263,7 +263,9 @@ std::string short_name(ObjectReader& reader, std::string_view key, bool allow_em
 // ---------------------------------------------------------------------------------------------
 // Submit options.
 void validate_options(const SubmitOptions& options, const std::string& context) {
-  if (options.fps && !(*options.fps > 0 && *options.fps <= 240)) out_of_range(context + ".fps", "must be in (0, 240]");
+  // The range heygemctl offers; below it the encoder's time base degenerates (1e-300 failed at run time).
+  if (options.fps && !(*options.fps >= 0.001 && *options.fps <= 240))
+    out_of_range(context + ".fps", "must be in [0.001, 240] frames per second");
   if (options.crf && (*options.crf < 0 || *options.crf > 51)) out_of_range(context + ".crf", "must be between 0 and 51");
   if (options.crf && options.lossless) out_of_range(context + ".crf", "cannot be combined with lossless");
   if (options.box) {
@@ -631,7 +633,9 @@ struct ResponseWriter {
       j.erase("type");
       jobs.push_back(std::move(j));
     }
-    return {{"type", "list"}, {"jobs", jobs}};
+    json j = {{"type", "list"}, {"jobs", jobs}};
+    if (m.more) j["more"] = true;
+    return j;
   }
   json operator()(const ModelsResponse& m) const {
     json rows = json::array();
@@ -694,6 +698,7 @@ Response read_response(MessageType type, ObjectReader& r) {
         m.jobs.push_back(read_job(job));
         job.finish();
       }
+      m.more = r.boolean_or("more", false);
       return m;
     }
     case MessageType::models: {

@@ -253,6 +253,8 @@ struct JobEvent {
 
 struct ListResponse {
   std::vector<JobStatus> jobs;
+  // A long listing comes in parts, each its own `list` frame: true on every part but the last.
+  bool more = false;
 };
 
 // One row of `heygemctl models`.

@@ -5,6 +5,8 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
+#include <cstring>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -486,7 +488,10 @@ UniqueFd Scheduler::open_output(const std::string& id, uid_t uid, std::size_t it
   }
   const auto path = spool_.output_path(id, item);
   UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd.valid()) throw Error(ErrorCode::internal, "cannot open the spooled result " + path.string());
+  if (!fd.valid()) {
+    spdlog::error("job {}: cannot open {}: {}", id, path.string(), std::strerror(errno));
+    throw Error(ErrorCode::internal, "cannot open the spooled result of item " + std::to_string(item) + " of job " + id);
+  }
   return fd;
 }
 

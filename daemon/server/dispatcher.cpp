@@ -55,6 +55,32 @@ void require_access(int fd, bool writable, const std::string& what) {
                 what + ": an input must be a regular file, not " + file_kind(info.st_mode));
 }
 
+// A listing goes out in parts of about kListingPartBytes, so that no reply's size depends on how
+// many jobs exist (root's `list --all` holds every user's).
+constexpr std::size_t kListingPartBytes = 512 * 1024;
+
+void send_listing(std::vector<protocol::JobStatus> jobs, Replies& replies) {
+  protocol::ListResponse part;
+  std::size_t part_bytes = 0;
+  for (auto& job : jobs) {
+    std::size_t bytes = 0;
+    try {
+      bytes = protocol::to_json(job).dump().size();
+    } catch (const std::exception&) {
+      bytes = kListingPartBytes;  // cannot be sized: a part of its own
+    }
+    if (!part.jobs.empty() && part_bytes + bytes > kListingPartBytes) {
+      part.more = true;
+      replies.send(std::move(part));
+      part = {};
+      part_bytes = 0;
+    }
+    part_bytes += bytes;
+    part.jobs.push_back(std::move(job));
+  }
+  replies.send(std::move(part));
+}
+
 }  // namespace
 
 protocol::ErrorResponse error_response(std::exception_ptr error) {
@@ -115,7 +141,7 @@ void Dispatcher::dispatch(protocol::Request request, std::vector<UniqueFd> fds, 
             replies->send(scheduler_.status(r.job_id, uid));
             replies->finish();
           } else if constexpr (std::is_same_v<T, protocol::ListRequest>) {
-            replies->send(protocol::ListResponse{scheduler_.list(uid, r.all)});
+            send_listing(scheduler_.list(uid, r.all), *replies);
             replies->finish();
           } else if constexpr (std::is_same_v<T, protocol::WatchRequest>) {
             watch(r.job_id, uid, jobs::WatchMode::stream, replies);

@@ -89,6 +89,7 @@ std::vector<Response> all_responses() {
           JobEvent{id, FailedEvent{"a.mp4: no video stream"}},
           JobEvent{id, CancelledEvent{}},
           ListResponse{{sample_job(), sample_job()}},
+          ListResponse{{sample_job()}, true},
           ModelsResponse{{row, cold}},
           LogsResponse{id, "line 1\nline 2\n", true},
           FetchedResponse{id, {{0, 12345}, {2, 999}}},
@@ -254,6 +255,7 @@ TEST(Protocol, OutOfRangeValuesAreRejected) {
   };
   expect_error([&] { request_from_json(with("crf", 52)); }, ErrorCode::invalid_argument, "submit.options.crf");
   expect_error([&] { request_from_json(with("fps", 0)); }, ErrorCode::invalid_argument, "submit.options.fps");
+  expect_error([&] { request_from_json(with("fps", 1e-300)); }, ErrorCode::invalid_argument, "[0.001, 240]");
   expect_error([&] { request_from_json(with("blend", "soft")); }, ErrorCode::invalid_argument, "feather|hard");
   expect_error([&] { request_from_json(with("box", json{5, 5, 0, 10})); }, ErrorCode::invalid_argument, "box");
   expect_error([&] { request_from_json(with("preset", "warp")); }, ErrorCode::invalid_argument, "preset");

@@ -213,12 +213,16 @@ std::vector<protocol::JobStatus> Daemon::jobs() const {
   const auto result = ctl({"--json", "list", "--all"});
   if (result.exit_code != 0) throw std::runtime_error("heygemctl list failed: " + result.err);
   std::istringstream lines(result.out);
-  for (std::string line; std::getline(lines, line);) {
+  std::vector<protocol::JobStatus> jobs;
+  for (std::string line; std::getline(lines, line);) {  // a long listing: one line per part
     if (line.empty()) continue;
     const auto response = protocol::parse_response(line);
-    if (const auto* list = std::get_if<protocol::ListResponse>(&response)) return list->jobs;
+    const auto* list = std::get_if<protocol::ListResponse>(&response);
+    if (!list) continue;
+    jobs.insert(jobs.end(), list->jobs.begin(), list->jobs.end());
+    if (!list->more) return jobs;
   }
-  throw std::runtime_error("heygemctl --json list printed no list: " + result.out);
+  throw std::runtime_error("heygemctl --json list printed no (complete) list: " + result.out);
 }
 
 std::vector<std::string> Daemon::spool_problems() const {

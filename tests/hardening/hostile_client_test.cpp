@@ -405,8 +405,9 @@ TEST(HostileClient, WatchersThatHangUpAreGoneAtOnce) {
   EXPECT_EQ(ghosts, 200) << "some ghost connections were refused: hang-ups were not noticed";
   std::this_thread::sleep_for(1s);
   const auto jobs = daemon.jobs();
-  for (const auto& job : jobs)
+  for (const auto& job : jobs) {
     if (job.job_id == own_job) ASSERT_FALSE(protocol::is_finished(job.state)) << "the job ended: no ghosts to see";
+  }
   EXPECT_LE(daemon.open_fds(), fds_before + 4) << "the connections of hung-up watchers are still open";
   EXPECT_TRUE(pings_within(daemon.socket(), 1s));
   daemon.ctl({"cancel", blocker});
@@ -501,6 +502,7 @@ TEST(HostileClient, AllAttacksAtOnceFromOneUidLeaveAnotherUidServed) {
 
   // The attacker's own long job, the one its ghosts wait on.
   std::vector<UniqueFd> held;
+  std::string attacker_job;
   {
     auto submitter = connect_as(*attacker, daemon.socket(), 1);
     hello(submitter[0].get());
@@ -511,11 +513,11 @@ TEST(HostileClient, AllAttacksAtOnceFromOneUidLeaveAnotherUidServed) {
     const auto submitted = receive_within(submitter[0].get(), 30s);
     ASSERT_TRUE(submitted.response && std::holds_alternative<protocol::SubmittedResponse>(*submitted.response))
         << describe(submitted);
-    const auto own_job = std::get<protocol::SubmittedResponse>(*submitted.response).job_id;
+    attacker_job = std::get<protocol::SubmittedResponse>(*submitted.response).job_id;
     // Ghost watchers.
     for (auto& ghost : connect_as(*attacker, daemon.socket(), 50)) {
       send_request(ghost.get(), protocol::HelloRequest{protocol::kProtocolVersion, "ghost"});
-      send_request(ghost.get(), protocol::WaitRequest{own_job});
+      send_request(ghost.get(), protocol::WaitRequest{attacker_job});
     }
   }
   // The wedge: submits whose video is a FIFO that never ends.
@@ -578,6 +580,7 @@ TEST(HostileClient, AllAttacksAtOnceFromOneUidLeaveAnotherUidServed) {
   EXPECT_GT(probes, 3);
   const auto waited = daemon.ctl({"wait", victim_job});
   EXPECT_EQ(waited.exit_code, 0) << waited.out << waited.err;
+  daemon.ctl({"cancel", attacker_job});  // the next job need not wait for its minute of video
   const fs::path output = daemon.work() / "victim.mp4";
   const auto another = daemon.ctl(submit_args(clip, clip, {"-o", output.string()}));
   EXPECT_EQ(another.exit_code, 0) << another.err;
@@ -668,6 +671,49 @@ TEST(HostileClient, AnUnknownKeyInAStoredRecordIsKeptAndIgnored) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Finding 7: another user's many large failed jobs pushed root's `list --all` over 1 MiB ("reply
+// could not be encoded", exit 9) for the whole retention time.
+TEST(HostileClient, AListingLargerThanAFrameComesInParts) {
+  Daemon daemon;
+  const fs::path clip = daemon.work() / "clip.mp4";
+  make_tiny_clip(clip, 32, 0.4);
+  const auto id = detached_job(daemon, clip);
+  ASSERT_EQ(daemon.ctl({"wait", id}).exit_code, 0);
+  daemon.stop();
+  const auto model = nlohmann::json::parse(read_text(daemon.state_dir() / "jobs" / (id + ".json")));
+  const std::string long_error(2000, 'e');
+  std::vector<std::string> ids;
+  for (int j = 0; j < 30; ++j) {  // 30 jobs x 64 items with long names and errors: about 5 MB
+    char new_id[16];
+    std::snprintf(new_id, sizeof new_id, "%012x", 0xabc000000000 + j);
+    ids.push_back(new_id);
+    auto record = model;
+    record["id"] = new_id;
+    record["sequence"] = 1000 + j;
+    record["owner"] = 65534;
+    record["state"] = "failed";
+    record["error"] = long_error;
+    record["items"] = nlohmann::json::array();
+    for (int i = 0; i < 64; ++i) {
+      auto item = model["items"][0];
+      item["video"] = std::string(240, 'n') + std::to_string(i) + ".mp4";
+      item["state"] = "failed";
+      item["error"] = long_error;
+      item["in_spool"] = false;
+      record["items"].push_back(item);
+    }
+    std::ofstream(daemon.state_dir() / "jobs" / (ids.back() + ".json")) << record.dump();
+  }
+  daemon.start();
+  const auto listed = daemon.ctl({"list", "--all"});
+  ASSERT_EQ(listed.exit_code, 0) << listed.err;
+  for (const auto& each : ids) EXPECT_NE(listed.out.find(each), std::string::npos) << each;
+  EXPECT_NE(listed.out.find(id), std::string::npos);
+  EXPECT_EQ(daemon.jobs().size(), ids.size() + 1);  // --json: one line per part
+  EXPECT_EQ(daemon.ctl({"status", ids.back()}).exit_code, 0);
+}
+
+// ---------------------------------------------------------------------------------------------
 // Finding 11: SIGHUP while the models load killed heygemd (exit 129, no log line).
 TEST(HostileClient, SighupDuringStartUpDoesNotKillTheDaemon) {
   Daemon daemon;
@@ -745,6 +791,49 @@ TEST(HostileClient, AFullStateDiskAtRestartDoesNotStopTheDaemon) {
   const auto waited = daemon.ctl({"wait", id});
   EXPECT_TRUE(waited.exit_code == 0 || waited.exit_code == 1) << waited.out << waited.err;
   EXPECT_TRUE(daemon.ping());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Also fixed: the avatar cache was shared across uids, so a "hit" told one user that another had
+// rendered that exact video.
+TEST(HostileClient, TheAvatarCacheTellsNoUidAboutAnothersVideos) {
+  const auto other = nobody();
+  if (!other) GTEST_SKIP() << "needs root and a 'nobody' user";
+  DaemonOptions options;
+  options.socket_mode = "0666";
+  Daemon daemon(options);
+  const fs::path clip = daemon.work() / "clip.mp4";
+  make_tiny_clip(clip, 32, 0.4);
+  const auto item_cache = [&](const std::string& id) {
+    for (const auto& job : daemon.jobs())
+      if (job.job_id == id) return job.items.at(0).avatar_cache;
+    return std::string("(no such job)");
+  };
+  const auto detect = [&] {  // no --box: the faces are detected, and cached
+    const auto submitted = daemon.ctl({"submit", "--detach", "--audio", clip.string(), clip.string()});
+    EXPECT_EQ(submitted.exit_code, 0) << submitted.err;
+    const auto id = trim(submitted.out);
+    EXPECT_EQ(daemon.ctl({"wait", id}).exit_code, 0);
+    return id;
+  };
+  EXPECT_EQ(item_cache(detect()), "miss");
+  // The same video from another uid.
+  auto connection = connect_as(*other, daemon.socket(), 1);
+  hello(connection[0].get());
+  const UniqueFd audio(::open(clip.c_str(), O_RDONLY | O_CLOEXEC)), video(::open(clip.c_str(), O_RDONLY | O_CLOEXEC));
+  const int fds[] = {audio.get(), video.get()};
+  auto request = submit_request(1);
+  request.options.box.reset();
+  send_request(connection[0].get(), request, fds);
+  const auto submitted = receive_within(connection[0].get(), 60s);
+  ASSERT_TRUE(submitted.response && std::holds_alternative<protocol::SubmittedResponse>(*submitted.response))
+      << describe(submitted);
+  const auto others = std::get<protocol::SubmittedResponse>(*submitted.response).job_id;
+  send_request(connection[0].get(), protocol::WaitRequest{others});
+  const auto finished = receive_within(connection[0].get(), 600s);
+  ASSERT_TRUE(finished.response.has_value()) << describe(finished);
+  EXPECT_EQ(item_cache(others), "miss") << "another uid learned that this video was rendered before";
+  EXPECT_EQ(item_cache(detect()), "hit") << "the cache no longer works for the same uid";
 }
 
 // ---------------------------------------------------------------------------------------------
