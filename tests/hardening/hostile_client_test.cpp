@@ -406,7 +406,9 @@ TEST(HostileClient, WatchersThatHangUpAreGoneAtOnce) {
   std::this_thread::sleep_for(1s);
   const auto jobs = daemon.jobs();
   for (const auto& job : jobs) {
-    if (job.job_id == own_job) ASSERT_FALSE(protocol::is_finished(job.state)) << "the job ended: no ghosts to see";
+    if (job.job_id == own_job) {
+      ASSERT_FALSE(protocol::is_finished(job.state)) << "the job ended: no ghosts to see";
+    }
   }
   EXPECT_LE(daemon.open_fds(), fds_before + 4) << "the connections of hung-up watchers are still open";
   EXPECT_TRUE(pings_within(daemon.socket(), 1s));
@@ -685,7 +687,7 @@ TEST(HostileClient, AListingLargerThanAFrameComesInParts) {
   std::vector<std::string> ids;
   for (int j = 0; j < 30; ++j) {  // 30 jobs x 64 items with long names and errors: about 5 MB
     char new_id[16];
-    std::snprintf(new_id, sizeof new_id, "%012x", 0xabc000000000 + j);
+    std::snprintf(new_id, sizeof new_id, "%012llx", 0xabc000000000ULL + static_cast<unsigned long long>(j));
     ids.push_back(new_id);
     auto record = model;
     record["id"] = new_id;
