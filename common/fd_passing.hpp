@@ -44,6 +44,8 @@ class FrameReceiver {
   bool eof() const { return eof_; }
   // True while a frame has started but not finished.
   bool in_frame() const { return header_bytes_ > 0; }
+  // Descriptors received with the frame in progress (owned here until it completes).
+  std::size_t held_fds() const { return fds_.size(); }
 
  private:
   void take_fds(std::vector<UniqueFd>& received);

@@ -4,6 +4,7 @@
 #include <array>
 #include <cctype>
 #include <cmath>
+#include <cstdio>
 #include <limits>
 #include <set>
 #include <utility>
@@ -262,7 +263,9 @@ std::string short_name(ObjectReader& reader, std::string_view key, bool allow_em
 // ---------------------------------------------------------------------------------------------
 // Submit options.
 void validate_options(const SubmitOptions& options, const std::string& context) {
-  if (options.fps && !(*options.fps > 0 && *options.fps <= 240)) out_of_range(context + ".fps", "must be in (0, 240]");
+  // The range heygemctl offers; below it the encoder's time base degenerates (1e-300 failed at run time).
+  if (options.fps && !(*options.fps >= 0.001 && *options.fps <= 240))
+    out_of_range(context + ".fps", "must be in [0.001, 240] frames per second");
   if (options.crf && (*options.crf < 0 || *options.crf > 51)) out_of_range(context + ".crf", "must be between 0 and 51");
   if (options.crf && options.lossless) out_of_range(context + ".crf", "cannot be combined with lossless");
   if (options.box) {
@@ -404,6 +407,8 @@ Request read_request(MessageType type, ObjectReader& r) {
       m.version = static_cast<int>(r.integer("version", 0, std::numeric_limits<int>::max()));
       m.client = r.string_or("client", "");
       if (m.client.size() > 256) out_of_range(r.field("client"), "at most 256 characters");
+      if (const auto bad = first_control_character(m.client))
+        out_of_range(r.field("client"), "control character " + *bad + " is not allowed");
       return m;
     }
     case MessageType::ping: return PingRequest{};
@@ -674,7 +679,9 @@ struct ResponseWriter {
       j.erase("type");
       jobs.push_back(std::move(j));
     }
-    return {{"type", "list"}, {"jobs", jobs}};
+    json j = {{"type", "list"}, {"jobs", jobs}};
+    if (m.more) j["more"] = true;
+    return j;
   }
   json operator()(const ModelsResponse& m) const {
     json rows = json::array();
@@ -748,6 +755,7 @@ Response read_response(MessageType type, ObjectReader& r) {
         m.jobs.push_back(read_job(job));
         job.finish();
       }
+      m.more = r.boolean_or("more", false);
       return m;
     }
     case MessageType::models: {
@@ -824,8 +832,25 @@ json parse_payload(std::string_view payload) {
     throw Error(ErrorCode::protocol, "message of " + std::to_string(payload.size()) + " bytes exceeds " +
                                          std::to_string(kMaxFrameBytes));
   check_nesting(payload);
-  json message = json::parse(payload.begin(), payload.end(), nullptr, /*allow_exceptions=*/false);
+  // A key given twice would be read as its last value while a checker of the first one saw
+  // another: refused, like any other ambiguity.
+  std::vector<std::set<std::string>> keys_seen;
+  std::optional<std::string> duplicate;
+  const json::parser_callback_t find_duplicates = [&](int, json::parse_event_t event, json& parsed) {
+    if (event == json::parse_event_t::object_start) {
+      keys_seen.emplace_back();
+    } else if (event == json::parse_event_t::object_end) {
+      if (!keys_seen.empty()) keys_seen.pop_back();
+    } else if (event == json::parse_event_t::key && !keys_seen.empty() && parsed.is_string()) {
+      if (!keys_seen.back().insert(parsed.get<std::string>()).second && !duplicate)
+        duplicate = parsed.get<std::string>();
+    }
+    return true;
+  };
+  json message = json::parse(payload.begin(), payload.end(), find_duplicates, /*allow_exceptions=*/false);
   if (message.is_discarded()) throw Error(ErrorCode::protocol, "message is not valid JSON (UTF-8)");
+  if (duplicate)
+    throw Error(ErrorCode::protocol, "key \"" + duplicate->substr(0, 64) + "\" appears twice in one object");
   if (!message.is_object()) throw Error(ErrorCode::protocol, "message is not a JSON object");
   return message;
 }
@@ -1020,6 +1045,22 @@ void require_supported_version(int version) {
                                          std::to_string(kProtocolVersion) + ")");
 }
 
+std::optional<std::string> first_control_character(std::string_view text) {
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const auto byte = static_cast<unsigned char>(text[i]);
+    // C0 and DEL, and C1 (U+0080..U+009F, 0xC2 0x80..0x9F in UTF-8): what a terminal obeys.
+    const bool c1 = byte == 0xC2 && i + 1 < text.size() && static_cast<unsigned char>(text[i + 1]) >= 0x80 &&
+                    static_cast<unsigned char>(text[i + 1]) <= 0x9F;
+    if (byte < 0x20 || byte == 0x7F || c1) {
+      const unsigned code = c1 ? static_cast<unsigned char>(text[i + 1]) : byte;
+      char buffer[16];
+      std::snprintf(buffer, sizeof buffer, "U+%04X", code);
+      return std::string(buffer);
+    }
+  }
+  return std::nullopt;
+}
+
 void validate_display_name(std::string_view name, std::string_view field) {
   const std::string f(field);
   if (name.empty()) throw Error(ErrorCode::invalid_argument, f + ": must not be empty");
@@ -1030,6 +1071,9 @@ void validate_display_name(std::string_view name, std::string_view field) {
   if (name.find('\0') != std::string_view::npos)
     throw Error(ErrorCode::invalid_argument, f + ": NUL is not allowed");
   if (name == "." || name == "..") throw Error(ErrorCode::invalid_argument, f + ": '" + std::string(name) + "' is not a name");
+  // Names reach terminals (heygemctl list of another user, root's) and the daemon's log.
+  if (const auto bad = first_control_character(name))
+    throw Error(ErrorCode::invalid_argument, f + ": control character " + *bad + " is not allowed in a name");
 }
 
 bool is_path_like_key(std::string_view key) {

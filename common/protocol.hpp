@@ -262,6 +262,8 @@ struct JobEvent {
 
 struct ListResponse {
   std::vector<JobStatus> jobs;
+  // A long listing comes in parts, each its own `list` frame: true on every part but the last.
+  bool more = false;
 };
 
 // One row of `heygemctl models`.
@@ -352,6 +354,8 @@ void require_supported_version(int version);
 // A display name: 1..kMaxNameBytes bytes, no '/', no NUL, not "." or "..". Throws
 // Error(invalid_argument) naming `field`.
 void validate_display_name(std::string_view name, std::string_view field);
+// The first control character in `text` (C0, DEL or C1, which terminals obey) as "U+001B", if any.
+std::optional<std::string> first_control_character(std::string_view text);
 // Keys that name a file or folder ("path", "file", "output_path", "dir", ...): never accepted.
 bool is_path_like_key(std::string_view key);
 

@@ -30,7 +30,7 @@ int run_ping(const Invocation& invocation, Io& io) {
   const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
   if (invocation.global.json) print_json(io.out, pong);
   else if (!invocation.global.quiet && pong.state == "ready")
-    io.out << "pong from heygemd " << client.daemon_version() << " at " << client.socket_path().string() << " in "
+    io.out << "pong from heygemd " << render::printable(client.daemon_version()) << " at " << client.socket_path().string() << " in "
            << render::format_fixed(ms, 2) << " ms\n";
   else if (!invocation.global.quiet)
     io.out << "pong from heygemd " << client.daemon_version() << " at " << client.socket_path().string() << " in "
@@ -46,7 +46,7 @@ int run_version(const Invocation& invocation, Io& io) {
   const auto version = expect<protocol::VersionResponse>(client.call(protocol::VersionRequest{}), "version");
   if (invocation.global.json) print_json(io.out, version);
   else if (human)
-    io.out << "heygemd " << version.daemon_version << " (protocol " << version.protocol << ") at "
+    io.out << "heygemd " << render::printable(version.daemon_version) << " (protocol " << version.protocol << ") at "
            << client.socket_path().string() << '\n';
   return to_int(ExitCode::ok);
 }
@@ -55,7 +55,7 @@ int run_reload(const Invocation& invocation, Io& io) {
   Client client = connect_client(invocation, io);
   const auto reloaded = expect<protocol::ReloadedResponse>(client.call(protocol::ReloadRequest{}), "reload");
   if (invocation.global.json) print_json(io.out, reloaded);
-  else if (!invocation.global.quiet) io.out << (reloaded.message.empty() ? "reloaded" : reloaded.message) << '\n';
+  else if (!invocation.global.quiet) io.out << (reloaded.message.empty() ? "reloaded" : render::printable(reloaded.message)) << '\n';
   return to_int(ExitCode::ok);
 }
 

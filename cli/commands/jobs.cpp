@@ -1,4 +1,6 @@
 // Commands about jobs: status, list, watch, wait, cancel, fetch, logs.
+#include <algorithm>
+#include <iterator>
 #include <ostream>
 
 #include "cli/commands/commands.hpp"
@@ -48,9 +50,17 @@ int run_status(const Invocation& invocation, Io& io) {
 
 int run_list(const Invocation& invocation, Io& io) {
   Client client = connect_client(invocation, io);
-  const auto list = expect<protocol::ListResponse>(client.call(protocol::ListRequest{invocation.all}), "list");
+  auto list = expect<protocol::ListResponse>(client.call(protocol::ListRequest{invocation.all}), "list");
+  // A long listing comes in parts: --json prints each as it comes (one line each), the table waits
+  // for all of them.
   if (json_mode(invocation)) print_json(io.out, list);
-  else if (!invocation.global.quiet) io.out << render::job_table(list);
+  for (bool more = list.more; more;) {
+    auto part = expect<protocol::ListResponse>(client.receive(), "list");
+    more = part.more;
+    if (json_mode(invocation)) print_json(io.out, part);
+    else std::move(part.jobs.begin(), part.jobs.end(), std::back_inserter(list.jobs));
+  }
+  if (!json_mode(invocation) && !invocation.global.quiet) io.out << render::job_table(list);
   return to_int(ExitCode::ok);
 }
 
@@ -118,8 +128,9 @@ int run_logs(const Invocation& invocation, Io& io) {
     print_json(io.out, logs);
   } else if (!invocation.global.quiet) {
     if (logs.truncated) io.err << "heygemctl: the log is long; showing its end\n";
-    io.out << logs.text;
-    if (!logs.text.empty() && logs.text.back() != '\n') io.out << '\n';
+    const auto text = render::printable(logs.text, true);  // the log quotes names and causes
+    io.out << text;
+    if (!text.empty() && text.back() != '\n') io.out << '\n';
   }
   return to_int(ExitCode::ok);
 }

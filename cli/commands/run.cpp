@@ -3,6 +3,7 @@
 #include <ostream>
 
 #include "cli/lib/cli_error.hpp"
+#include "cli/render/format.hpp"
 #include "common/version.hpp"
 
 namespace heygem::cli {
@@ -13,10 +14,10 @@ int run(int argc, const char* const* argv, Io& io) {
   try {
     return execute(std::get<Invocation>(parsed), io);
   } catch (const CliError& error) {
-    io.err << "heygemctl: " << error.what() << '\n';
+    io.err << "heygemctl: " << render::printable(error.what()) << '\n';
     return to_int(error.exit_code());
   } catch (const Error& error) {
-    io.err << "heygemctl: " << error.what() << '\n';
+    io.err << "heygemctl: " << render::printable(error.what()) << '\n';
     return to_int(exit_code_for(error.code()));
   } catch (const std::exception& error) {
     io.err << "heygemctl: internal error: " << error.what() << '\n';

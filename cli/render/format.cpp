@@ -55,7 +55,34 @@ std::string progress_bar(std::int64_t done, std::int64_t total, int width) {
   return bar + "]";
 }
 
-std::string format_table(const std::vector<std::vector<std::string>>& rows) {
+std::string printable(std::string_view text, bool multi_line) {
+  std::string out;
+  out.reserve(text.size());
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const auto byte = static_cast<unsigned char>(text[i]);
+    const bool c1 = byte == 0xC2 && i + 1 < text.size() && static_cast<unsigned char>(text[i + 1]) >= 0x80 &&
+                    static_cast<unsigned char>(text[i + 1]) <= 0x9F;
+    if (c1) {
+      char escaped[8];
+      std::snprintf(escaped, sizeof escaped, "\\u%04x", static_cast<unsigned char>(text[++i]));
+      out += escaped;
+    } else if ((byte < 0x20 && byte != '\t' && !(multi_line && byte == '\n')) || byte == 0x7F) {
+      char escaped[8];
+      std::snprintf(escaped, sizeof escaped, "\\x%02x", byte);
+      out += escaped;
+    } else {
+      out += static_cast<char>(byte);
+    }
+  }
+  return out;
+}
+
+std::string format_table(const std::vector<std::vector<std::string>>& input) {
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& row : input) {
+    rows.emplace_back();
+    for (const auto& cell : row) rows.back().push_back(printable(cell));
+  }
   std::vector<std::size_t> widths;
   for (const auto& row : rows)
     for (std::size_t i = 0; i < row.size(); ++i) {

@@ -45,7 +45,7 @@ struct JobModel {
     items.clear();
     for (const auto& source : job.items) {
       Item entry;
-      entry.name = source.name;
+      entry.name = printable(source.name);
       entry.status = source.state == ItemState::running && !source.stage.empty() ? source.stage
                                                                                   : std::string(to_string(source.state));
       entry.frames_done = source.frames_done;
@@ -147,7 +147,7 @@ class LinesView final : public ProgressView {
   }
   void on(const ItemDoneEvent& e) { line(model_.item_done_line(e)); }
   void on(const DoneEvent& e) { line(summary(e)); }
-  void on(const FailedEvent& e) { line("failed: " + e.cause); }
+  void on(const FailedEvent& e) { line("failed: " + printable(e.cause)); }
   void on(const CancelledEvent&) { line("cancelled"); }
 
   void line(const std::string& text) { out_ << "job " << model_.job_id << " " << text << '\n' << std::flush; }
@@ -208,7 +208,7 @@ class TtyView final : public ProgressView {
     permanent(model_.item_done_line(e));
   }
   void on(const DoneEvent& e) { finish(summary(e)); }
-  void on(const FailedEvent& e) { finish("failed: " + e.cause); }
+  void on(const FailedEvent& e) { finish("failed: " + printable(e.cause)); }
   void on(const CancelledEvent&) { finish("cancelled"); }
 
   std::string bar_line(const JobModel::Item& item, int index) const {
@@ -278,7 +278,7 @@ std::unique_ptr<ProgressView> make_progress_view(Mode mode, std::ostream& out, s
 std::string describe_terminal(const protocol::JobEvent& event) {
   if (const auto* done = std::get_if<protocol::DoneEvent>(&event.body)) return "job " + event.job_id + " " + summary(*done);
   if (const auto* failed = std::get_if<protocol::FailedEvent>(&event.body))
-    return "job " + event.job_id + " failed: " + failed->cause;
+    return "job " + event.job_id + " failed: " + printable(failed->cause);
   if (std::holds_alternative<protocol::CancelledEvent>(event.body)) return "job " + event.job_id + " cancelled";
   return "job " + event.job_id + " " + std::string(protocol::event_name(event.body));
 }

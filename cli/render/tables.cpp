@@ -74,7 +74,7 @@ std::string job_details(const JobStatus& job) {
                        {"  started", local_time(job.started_at_ms)},
                        {"  finished", local_time(job.finished_at_ms)},
                        {"  attempts", std::to_string(job.attempts)}});
-  if (!job.error.empty()) out += "  error      " + job.error + "\n";
+  if (!job.error.empty()) out += "  error      " + printable(job.error) + "\n";
   std::vector<std::vector<std::string>> rows{{"  #", "VIDEO", "STATE", "OUTPUT"}};
   for (std::size_t i = 0; i < job.items.size(); ++i)
     rows.push_back({"  " + std::to_string(i + 1), job.items[i].name, item_progress(job.items[i]), item_output(job.items[i])});

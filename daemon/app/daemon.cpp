@@ -1,5 +1,6 @@
 #include "daemon/app/daemon.hpp"
 
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -43,6 +44,24 @@ constexpr auto kExtendTimeoutPeriod = std::chrono::seconds(10);
 constexpr auto kLoadBudgetPerModel = std::chrono::minutes(10);
 
 void apply_log_level(const std::string& level) { spdlog::set_level(spdlog::level::from_str(level)); }
+
+// Clients pass fds and jobs open files: the soft limit (often 1024) goes up to the hard one (the
+// unit sets LimitNOFILE=); limits.fd_reserve is kept below whatever it ends at.
+void raise_open_file_limit() {
+  rlimit limit{};
+  if (::getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur >= limit.rlim_max) return;
+  const auto before = limit.rlim_cur;
+  limit.rlim_cur = limit.rlim_max;
+  if (::setrlimit(RLIMIT_NOFILE, &limit) == 0)
+    spdlog::info("open files: soft limit raised from {} to {}", before, limit.rlim_cur);
+}
+
+void set_signal_blocked(int signal, bool blocked) {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, signal);
+  ::pthread_sigmask(blocked ? SIG_BLOCK : SIG_UNBLOCK, &set, nullptr);
+}
 
 std::size_t preload_count(const residency::ResidencyConfig& config) {
   return static_cast<std::size_t>(
@@ -207,8 +226,10 @@ class Daemon : public server::DaemonServices {
   // The models load here while the socket already answers; jobs wait (held) until they are warm.
   void load_models();
   void on_models_loaded(std::exception_ptr failure, double seconds);
+  void reload_in_background();
 
   server::Listener open_listener();
+  void wait_for_reload_signal();
   void start_signals();
   void schedule_cleanup();
   void schedule_status();
@@ -224,7 +245,9 @@ class Daemon : public server::DaemonServices {
   std::unique_ptr<jobs::Scheduler> scheduler_;
   std::unique_ptr<server::Dispatcher> dispatcher_;
   std::unique_ptr<server::Server> server_;
-  std::optional<boost::asio::signal_set> signals_;
+  std::optional<boost::asio::signal_set> reload_signal_;  // SIGHUP, from the first moment of run()
+  std::optional<boost::asio::signal_set> signals_;        // SIGTERM, SIGINT, once ready
+  bool reload_when_ready_ = false;  // a SIGHUP came while the models loaded (io thread only)
   std::optional<boost::asio::steady_timer> cleanup_timer_, status_timer_;
   boost::asio::thread_pool background_{1};  // reloads from SIGHUP, the shutdown wait
   std::mutex reload_mutex_;
@@ -254,22 +277,36 @@ std::string Daemon::status_line() const {
          std::to_string(counts.queued) + " queued";
 }
 
+// A reload asked for while the models load (systemd's notify-reload, a user's kill -HUP) waits
+// until heygemd is ready: the default action would kill the daemon in the middle of its start.
+void Daemon::wait_for_reload_signal() {
+  reload_signal_->async_wait([this](const boost::system::error_code& error, int) {
+    if (error || stopping_) return;
+    if (ready_) {
+      spdlog::info("SIGHUP: reloading the config");
+      reload_in_background();
+    } else if (!reload_when_ready_) {
+      spdlog::info("SIGHUP during start-up: the config is reloaded once the models are loaded");
+      reload_when_ready_ = true;
+    }
+    wait_for_reload_signal();
+  });
+}
+
+void Daemon::reload_in_background() {
+  boost::asio::post(background_, [this] {
+    try {
+      reload();
+    } catch (const std::exception&) {
+      // reload() logged it; the daemon serves on with the old config.
+    }
+  });
+}
+
 void Daemon::start_signals() {
-  signals_.emplace(io_, SIGTERM, SIGINT, SIGHUP);
+  signals_.emplace(io_, SIGTERM, SIGINT);
   signals_->async_wait([this](const boost::system::error_code& error, int signal) {
     if (error) return;
-    if (signal == SIGHUP) {
-      spdlog::info("SIGHUP: reloading the config");
-      boost::asio::post(background_, [this] {
-        try {
-          reload();
-        } catch (const std::exception&) {
-          // reload() logged it; the daemon serves on with the old config.
-        }
-      });
-      start_signals();
-      return;
-    }
     begin_shutdown(signal == SIGTERM ? "SIGTERM" : "SIGINT");
   });
 }
@@ -315,6 +352,7 @@ void Daemon::begin_shutdown(const char* why) {
   if (cleanup_timer_) cleanup_timer_->cancel();
   if (status_timer_) status_timer_->cancel();
   if (signals_) signals_->cancel();
+  if (reload_signal_) reload_signal_->cancel();
   boost::asio::post(background_, [this] {
     scheduler_->shutdown(config_.scheduler.shutdown_timeout);
     boost::asio::post(io_, [this] {
@@ -325,6 +363,11 @@ void Daemon::begin_shutdown(const char* why) {
 }
 
 int Daemon::run() {
+  // main() blocked SIGHUP; from here it is queued for wait_for_reload_signal().
+  reload_signal_.emplace(io_, SIGHUP);
+  wait_for_reload_signal();
+  set_signal_blocked(SIGHUP, false);
+  raise_open_file_limit();
   jobs::create_private_directories(config_.state_dir);
   for (const auto& note : config_.notes) spdlog::info("config: {}", note);
   auto listener = open_listener();
@@ -338,6 +381,9 @@ int Daemon::run() {
   settings.max_input_bytes = config_.limits.max_input_bytes;
   settings.retention_max_age = config_.retention.max_age;
   settings.retention_max_bytes = config_.retention.max_bytes;
+  settings.input_copy_timeout = config_.limits.input_copy_timeout;
+  settings.max_queued_jobs = static_cast<std::size_t>(config_.limits.max_queued_jobs);
+  settings.max_queued_jobs_per_uid = static_cast<std::size_t>(config_.limits.max_queued_jobs_per_uid);
   scheduler_ = std::make_unique<jobs::Scheduler>(config_.state_dir, settings, *executor_);
   std::string preloads;  // "wav2lip,retinaface": a queued job's progress says it waits for them
   for (const auto& spec : config_.residency.models)
@@ -350,7 +396,14 @@ int Daemon::run() {
 
   // The socket answers from here on: ping says "loading models (k/n)", submit queues.
   dispatcher_ = std::make_unique<server::Dispatcher>(*scheduler_, *this, server::DispatchLimits{config_.limits.max_items});
-  server_ = std::make_unique<server::Server>(io_, listener.release_fd(), *dispatcher_, config_.limits.max_connections);
+  server::ServerLimits server_limits;
+  server_limits.max_connections = config_.limits.max_connections;
+  server_limits.max_connections_per_uid = config_.limits.max_connections_per_uid;
+  server_limits.max_pending_fds_per_uid = config_.limits.max_pending_fds_per_uid;
+  server_limits.fd_reserve = config_.limits.fd_reserve;
+  server_limits.request_timeout = config_.limits.request_timeout;
+  server_limits.frame_timeout = config_.limits.frame_timeout;
+  server_ = std::make_unique<server::Server>(io_, listener.release_fd(), *dispatcher_, server_limits);
   server_->start();
   cleanup_timer_.emplace(io_);
   status_timer_.emplace(io_);
@@ -401,6 +454,10 @@ void Daemon::on_models_loaded(std::exception_ptr failure, double seconds) {
   scheduler_->release();
   notifier_.ready(status_line());
   spdlog::info("heygemd {} ready: {}", heygem_version(), status_line());
+  if (reload_when_ready_) {
+    spdlog::info("reloading the config asked for (SIGHUP) during start-up");
+    reload_in_background();
+  }
 }
 
 }  // namespace

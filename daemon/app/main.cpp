@@ -1,4 +1,6 @@
 // heygemd: the lip-sync daemon. It never forks: run it under systemd (Type=notify) or a shell.
+#include <pthread.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -21,6 +23,12 @@ constexpr int kExitConfig = 2;
 }  // namespace
 
 int main(int argc, char** argv) {
+  // SIGHUP (reload) waits until the daemon can handle it rather than killing it while it starts;
+  // run_daemon() takes it from there. Blocked before any thread exists, so none inherits it open.
+  sigset_t reload_signal;
+  sigemptyset(&reload_signal);
+  sigaddset(&reload_signal, SIGHUP);
+  ::pthread_sigmask(SIG_BLOCK, &reload_signal, nullptr);
   using heygem::app::DaemonOptions;
   CLI::App cli{"heygemd: lip-sync daemon (Wav2Lip) with resident models, driven by heygemctl over a Unix socket"};
   cli.footer(

@@ -37,6 +37,14 @@ limits:
   max_input_bytes: 4G       # per input file copied into the spool
   max_items: 256            # videos per job
   max_connections: 256
+  max_connections_per_uid: 64   # connections one uid may hold; more are refused with an error
+  max_pending_fds_per_uid: 256  # fds one uid's unfinished frames may hold
+  fd_reserve: 256           # fds kept out of the clients' reach for running jobs
+  request_timeout: 10s      # a new connection must complete its first request (hello) within this
+  frame_timeout: 30s        # a frame, once begun, must be complete within this
+  input_copy_timeout: 10m   # copying one job's inputs into the spool
+  max_queued_jobs: 1024     # jobs waiting in the queue, all uids
+  max_queued_jobs_per_uid: 128
 avatar_cache:
   directory: ""             # "" = $CACHE_DIRECTORY/avatar-cache (systemd), else <state_dir>/avatar-cache
   max_bytes: 64M            # face boxes of videos seen before; least recently used go first; 0 = off
@@ -292,14 +300,39 @@ void apply(const Reader& r, const YAML::Node& root, DaemonConfig& config, Models
                                       }
                                     });
                    } else if (key == "limits") {
-                     r.for_each_key(value, key, {"max_input_bytes", "max_items", "max_connections"},
+                     r.for_each_key(value, key,
+                                    {"max_input_bytes", "max_items", "max_connections", "max_connections_per_uid",
+                                     "max_pending_fds_per_uid", "fd_reserve", "request_timeout", "frame_timeout",
+                                     "input_copy_timeout", "max_queued_jobs", "max_queued_jobs_per_uid"},
                                     [&](const std::string& k, const YAML::Node& v) {
+                                      auto& limits = config.limits;
+                                      const auto positive_duration = [&] {
+                                        const auto value = r.duration(v, k);
+                                        if (value.count() <= 0) r.fail(v, k, "must be longer than 0");
+                                        return value;
+                                      };
                                       if (k == "limits.max_input_bytes")
-                                        config.limits.max_input_bytes = r.bytes(v, k);
+                                        limits.max_input_bytes = r.bytes(v, k);
                                       else if (k == "limits.max_items")
-                                        config.limits.max_items = static_cast<int>(r.integer(v, k, 1, 100000));
+                                        limits.max_items = static_cast<int>(r.integer(v, k, 1, 100000));
+                                      else if (k == "limits.max_connections")
+                                        limits.max_connections = static_cast<int>(r.integer(v, k, 1, 100000));
+                                      else if (k == "limits.max_connections_per_uid")
+                                        limits.max_connections_per_uid = static_cast<int>(r.integer(v, k, 1, 100000));
+                                      else if (k == "limits.max_pending_fds_per_uid")
+                                        limits.max_pending_fds_per_uid = static_cast<int>(r.integer(v, k, 129, 1000000));
+                                      else if (k == "limits.fd_reserve")
+                                        limits.fd_reserve = static_cast<int>(r.integer(v, k, 16, 1000000));
+                                      else if (k == "limits.request_timeout")
+                                        limits.request_timeout = positive_duration();
+                                      else if (k == "limits.frame_timeout")
+                                        limits.frame_timeout = positive_duration();
+                                      else if (k == "limits.input_copy_timeout")
+                                        limits.input_copy_timeout = positive_duration();
+                                      else if (k == "limits.max_queued_jobs")
+                                        limits.max_queued_jobs = static_cast<int>(r.integer(v, k, 1, 1000000));
                                       else
-                                        config.limits.max_connections = static_cast<int>(r.integer(v, k, 1, 100000));
+                                        limits.max_queued_jobs_per_uid = static_cast<int>(r.integer(v, k, 1, 1000000));
                                     });
                    } else if (key == "avatar_cache") {
                      r.for_each_key(value, key, {"directory", "max_bytes"}, [&](const std::string& k, const YAML::Node& v) {

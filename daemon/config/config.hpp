@@ -36,6 +36,14 @@ struct LimitsConfig {
   std::uint64_t max_input_bytes = 4ULL << 30;  // per input file copied into the spool
   int max_items = 256;                         // videos per job
   int max_connections = 256;
+  int max_connections_per_uid = 64;     // so no one uid can take all of max_connections
+  int max_pending_fds_per_uid = 256;    // fds held in one uid's unfinished frames (a frame carries <= 129)
+  int fd_reserve = 256;                 // below RLIMIT_NOFILE: never handed to clients, kept for jobs
+  std::chrono::milliseconds request_timeout{10'000};  // connect -> first complete request
+  std::chrono::milliseconds frame_timeout{30'000};    // first byte of a frame -> its last
+  std::chrono::milliseconds input_copy_timeout{600'000};  // one job's inputs into the spool
+  int max_queued_jobs = 1024;           // all uids
+  int max_queued_jobs_per_uid = 128;
 };
 
 // The avatar cache (daemon/pipeline/avatar_cache.hpp): the face boxes of videos seen before.

@@ -69,7 +69,9 @@ class LipSyncJobRun : public JobRun {
       if (!detector_ || !detector_->detector())
         throw Error(ErrorCode::internal, "the registry returned no detector for \"" + options_.detector + "\"");
     }
-    if (detector_ && avatar_cache_) detector_identity_ = detector_identity(caching.detector_weights);
+    // Entries are per uid: a hit must not tell one user that another rendered the same video.
+    if (detector_ && avatar_cache_)
+      detector_identity_ = detector_identity(caching.detector_weights) + "; uid " + std::to_string(job.owner);
     control_.log("models: generator " + generator_->name() + (detector_ ? ", detector " + detector_->name() : ", fixed box"));
   }
 

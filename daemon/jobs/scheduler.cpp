@@ -5,13 +5,17 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
+#include <cstring>
 #include <fstream>
+#include <set>
 #include <sstream>
 
 #include <spdlog/sinks/basic_file_sink.h>
 #include <spdlog/spdlog.h>
 
 #include "common/errors.hpp"
+#include "common/job_id.hpp"
 #include "daemon/system/journal_log.hpp"
 
 namespace heygem::jobs {
@@ -111,6 +115,25 @@ protocol::OutputPlace output_place(const ItemResult& item) {
   return item.delivered ? protocol::OutputPlace::fd : protocol::OutputPlace::spool;
 }
 
+// A stored record's options as far as this version understands them: keys it does not know (a
+// record written by a newer heygemd) or cannot read stay in the record and are left out here.
+protocol::SubmitOptions shown_options(const nlohmann::json& stored) {
+  if (!stored.is_object()) return {};
+  nlohmann::json readable = nlohmann::json::object();
+  for (const auto& [key, value] : stored.items()) {
+    try {
+      (void)protocol::submit_options_from_json(nlohmann::json{{key, value}});
+      readable[key] = value;
+    } catch (const std::exception&) {
+    }
+  }
+  try {
+    return protocol::submit_options_from_json(readable);
+  } catch (const std::exception&) {
+    return {};  // keys that clash (crf with lossless): shown as the defaults
+  }
+}
+
 void reset_items(Job& job) {
   for (auto& item : job.items) {
     const auto video = item.video_name, output = item.output_name;
@@ -129,10 +152,31 @@ Scheduler::Scheduler(const std::filesystem::path& state_dir, SchedulerSettings s
 
 Scheduler::~Scheduler() { shutdown(std::chrono::milliseconds(0)); }
 
+std::optional<std::string> Scheduler::keep_with_quarantined_record(const QuarantinedRecord& record) {
+  const auto name = record.moved_to.filename().string();  // <id>.json.<stamp>
+  const auto id = name.substr(0, name.find('.'));
+  std::error_code ec;
+  if (!is_valid_job_id(id) || !std::filesystem::is_directory(spool_.root() / id, ec)) return std::nullopt;
+  // Only the record is damaged: the job's inputs and the results waiting for fetch go beside it.
+  auto target = record.moved_to;
+  target += ".spool";
+  std::filesystem::rename(spool_.job_dir(id), target, ec);
+  if (ec) {
+    spdlog::error("job store: cannot move {} beside its quarantined record: {}; it stays in the spool",
+                  spool_.job_dir(id).string(), ec.message());
+    return id;
+  }
+  spdlog::warn("job store: the files of quarantined job {} are in {}", id, target.string());
+  return std::nullopt;
+}
+
 RecoveryReport Scheduler::start() {
   RecoveryReport report;
   auto loaded = store_.load_all();
   report.quarantined = loaded.quarantined.size();
+  std::set<std::string> kept_in_spool;  // quarantined jobs whose folder could not move
+  for (const auto& record : loaded.quarantined)
+    if (const auto id = keep_with_quarantined_record(record)) kept_in_spool.insert(*id);
   std::lock_guard lock(mutex_);
   for (auto& job : loaded.jobs) {
     auto entry = std::make_unique<Entry>();
@@ -143,7 +187,13 @@ RecoveryReport Scheduler::start() {
       job.state = JobState::queued;
       job.started_at_ms = 0;
       reset_items(job);
-      store_.save(job);
+      try {
+        store_.save(job);
+      } catch (const Error& e) {
+        // A full state disk must not stop the start (under systemd: a restart loop); the record
+        // on disk still says running, so the next start requeues it again.
+        spdlog::error("job {}: cannot persist its requeued record: {}", job.id, e.what());
+      }
       ++report.requeued;
     }
     if (job.state == JobState::queued) {
@@ -163,7 +213,7 @@ RecoveryReport Scheduler::start() {
     entries_.emplace(id, std::move(entry));
   }
   for (const auto& id : spool_.job_ids()) {
-    if (entries_.count(id)) continue;
+    if (entries_.count(id) || kept_in_spool.count(id)) continue;
     spdlog::warn("spool: removing {} (no job record owns it)", spool_.job_dir(id).string());
     spool_.remove_job(id);
     ++report.orphans_removed;
@@ -225,14 +275,19 @@ Job Scheduler::submit(SubmitRequest request) {
     item.output_name = request.output_names[i];
     job.items.push_back(std::move(item));
   }
+  {
+    std::lock_guard lock(mutex_);
+    refuse_when_queue_full(job.owner);  // before the copy, which may be long
+  }
   // Copy the inputs before the job exists anywhere, so a half-copied job is never visible.
+  const auto copy_deadline = std::chrono::steady_clock::now() + settings_.input_copy_timeout;
   spool_.create_job_dir(job.id);
   try {
     spool_.copy_in(request.audio.fd.get(), spool_.audio_path(job.id), settings_.max_input_bytes,
-                   "audio " + request.audio.name);
+                   "audio " + request.audio.name, copy_deadline);
     for (std::size_t i = 0; i < request.videos.size(); ++i)
       spool_.copy_in(request.videos[i].fd.get(), spool_.video_path(job.id, i), settings_.max_input_bytes,
-                     "video " + request.videos[i].name);
+                     "video " + request.videos[i].name, copy_deadline);
     sync_directory(spool_.job_dir(job.id));
   } catch (...) {
     spool_.remove_job(job.id);
@@ -245,6 +300,12 @@ Job Scheduler::submit(SubmitRequest request) {
   if (!dispatching_) {
     spool_.remove_job(job.id);
     throw Error(ErrorCode::resource, "the scheduler is not accepting jobs (shutting down)");
+  }
+  try {
+    refuse_when_queue_full(job.owner);
+  } catch (...) {
+    spool_.remove_job(job.id);
+    throw;
   }
   // Submitted = entered the queue: stamped with the sequence, after the inputs were copied (under
   // load that copy takes seconds, and a clock read before it would disagree with the FIFO order).
@@ -262,10 +323,23 @@ Job Scheduler::submit(SubmitRequest request) {
   entry->logger(spool_).write(spdlog::level::info, "submitted by uid " + std::to_string(job.owner) + ": audio " +
                                                        job.audio_name + ", " + std::to_string(job.items.size()) +
                                                        " video(s): " + names + ", options " + job.options.dump());
+  entry->log.reset();  // reopened when it runs: a queued job holds no fd for its log
   queue_.emplace(job.sequence, job.id);
   entries_.emplace(job.id, std::move(entry));
   changed_.notify_all();
   return job;
+}
+
+void Scheduler::refuse_when_queue_full(uid_t owner) const {
+  if (queue_.size() >= settings_.max_queued_jobs)
+    throw Error(ErrorCode::resource, "the queue is full: " + std::to_string(queue_.size()) +
+                                         " jobs wait (limits.max_queued_jobs); try again later");
+  std::size_t owned = 0;
+  for (const auto& [sequence, id] : queue_)
+    if (entries_.at(id)->job.owner == owner) ++owned;
+  if (owned >= settings_.max_queued_jobs_per_uid)
+    throw Error(ErrorCode::resource, "uid " + std::to_string(owner) + " has " + std::to_string(owned) +
+                                         " jobs waiting (limits.max_queued_jobs_per_uid); try again when some have run");
 }
 
 std::optional<std::size_t> Scheduler::position(const Entry& entry) const {
@@ -292,7 +366,7 @@ protocol::JobStatus Scheduler::summary(const Entry& entry) const {
   out.finished_at_ms = job.finished_at_ms;
   out.attempts = job.attempts;
   out.error = job.error;
-  out.options = protocol::submit_options_from_json(job.options);
+  out.options = shown_options(job.options);
   for (const auto& item : job.items) out.items.push_back(item_status(item));
   if (entry.last_running && job.state == JobState::running) {
     const auto& progress = *entry.last_running;
@@ -344,13 +418,27 @@ std::vector<protocol::JobStatus> Scheduler::list(uid_t uid, bool include_finishe
   std::sort(visible.begin(), visible.end(),
             [](const Entry* a, const Entry* b) { return a->job.sequence < b->job.sequence; });
   std::vector<protocol::JobStatus> out;
-  for (const auto* entry : visible) out.push_back(summary(*entry));
+  for (const auto* entry : visible) out.push_back(shown_summary(*entry));
   return out;
 }
 
 protocol::JobStatus Scheduler::status(const std::string& id, uid_t uid) const {
   std::lock_guard lock(mutex_);
-  return summary(visible_entry(id, uid));
+  return shown_summary(visible_entry(id, uid));
+}
+
+protocol::JobStatus Scheduler::shown_summary(const Entry& entry) const {
+  try {
+    return summary(entry);
+  } catch (const std::exception& e) {
+    // One record that cannot be shown must not fail a listing of all the others.
+    protocol::JobStatus out;
+    out.job_id = entry.job.id;
+    out.uid = entry.job.owner;
+    out.state = protocol::JobState::failed;
+    out.error = std::string("this job's record is damaged: ") + e.what();
+    return out;
+  }
 }
 
 protocol::JobStatus Scheduler::cancel(const std::string& id, uid_t uid) {
@@ -413,7 +501,10 @@ UniqueFd Scheduler::open_output(const std::string& id, uid_t uid, std::size_t it
   }
   const auto path = spool_.output_path(id, item);
   UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd.valid()) throw Error(ErrorCode::internal, "cannot open the spooled result " + path.string());
+  if (!fd.valid()) {
+    spdlog::error("job {}: cannot open {}: {}", id, path.string(), std::strerror(errno));
+    throw Error(ErrorCode::internal, "cannot open the spooled result of item " + std::to_string(item) + " of job " + id);
+  }
   return fd;
 }
 
@@ -606,7 +697,7 @@ ItemOutcome Scheduler::run_item(Entry& entry, JobRun& run, std::size_t item) {
     fail_item(entry, item, e.what());
     return outcome;
   }
-  std::lock_guard lock(mutex_);
+  std::unique_lock lock(mutex_);
   auto& result = entry.job.items[item];
   result.frames = outcome.frames;
   result.frames_without_face = outcome.frames_without_face;
@@ -618,7 +709,7 @@ ItemOutcome Scheduler::run_item(Entry& entry, JobRun& run, std::size_t item) {
   std::error_code ec;
   result.output_bytes = std::filesystem::file_size(output, ec);
   try {
-    deliver_output(entry, item);
+    deliver_output(entry, item, lock);
   } catch (const Error& e) {
     // The submitter asked for this file and did not get it: the item fails with the cause (a full
     // disk, say), although the render itself is kept for fetch.
@@ -639,26 +730,38 @@ ItemOutcome Scheduler::run_item(Entry& entry, JobRun& run, std::size_t item) {
   return outcome;
 }
 
-void Scheduler::deliver_output(Entry& entry, std::size_t item) {
-  auto& result = entry.job.items[item];
+void Scheduler::deliver_output(Entry& entry, std::size_t item, std::unique_lock<std::mutex>& lock) {
   const auto source = spool_.output_path(entry.job.id, item);
-  auto& fd = entry.outputs[item];
+  // Only this worker touches a running entry's output fds.
+  UniqueFd fd = std::move(entry.outputs[item]);
   if (!fd.valid()) {  // no output was passed, or it was lost with a daemon restart
-    result.in_spool = true;
+    entry.job.items[item].in_spool = true;
     return;
   }
+  const auto what = "output " + entry.job.items[item].output_name;
+  // The client's fd may be slow (a slow disk, a FUSE file): never write under the lock, which every
+  // status, list and watch of every client needs.
+  lock.unlock();
+  std::exception_ptr failure;
   try {
-    deliver_file(source, fd.get(), "output " + result.output_name);
+    deliver_file(source, fd.get(), what);
   } catch (const Error&) {
     // No partial file for the submitter: what was written goes (the fd is all we have of it).
     [[maybe_unused]] const int ignored = ::ftruncate(fd.get(), 0);
-    fd.reset();
+    failure = std::current_exception();
+  }
+  fd.reset();
+  if (!failure) {
+    std::error_code ec;
+    std::filesystem::remove(source, ec);
+  }
+  lock.lock();
+  auto& result = entry.job.items[item];
+  if (failure) {
     result.in_spool = true;
-    throw;
+    std::rethrow_exception(failure);
   }
   result.delivered = true;
-  fd.reset();
-  std::filesystem::remove(source);
 }
 
 void Scheduler::fail_item(Entry& entry, std::size_t item, const std::string& cause) {

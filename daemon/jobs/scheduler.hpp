@@ -59,6 +59,9 @@ struct SchedulerSettings {
   std::uint64_t max_input_bytes = 4ULL << 30;
   std::chrono::milliseconds retention_max_age{7LL * 24 * 3600 * 1000};
   std::uint64_t retention_max_bytes = 20ULL << 30;
+  std::chrono::milliseconds input_copy_timeout{600'000};  // all of one job's inputs
+  std::size_t max_queued_jobs = 1024;                     // all uids
+  std::size_t max_queued_jobs_per_uid = 128;
 };
 
 struct RecoveryReport {
@@ -126,12 +129,16 @@ class Scheduler {
   ItemOutcome run_item(Entry& entry, JobRun& run, std::size_t item);
   // Writes the item's result into the submitter's output fd (or keeps it for fetch when there is
   // none); throws when the fd cannot take it, with the result kept in the spool.
-  void deliver_output(Entry& entry, std::size_t item);
+  void deliver_output(Entry& entry, std::size_t item, std::unique_lock<std::mutex>& lock);  // `lock` held
   void fail_item(Entry& entry, std::size_t item, const std::string& cause);  // mutex_ held
   void persist(const Entry& entry);
   void emit(Entry& entry, protocol::EventBody body);
   void broadcast_positions();
   protocol::JobStatus summary(const Entry& entry) const;
+  protocol::JobStatus shown_summary(const Entry& entry) const;  // summary(), or the entry marked damaged
+  void refuse_when_queue_full(uid_t owner) const;  // mutex_ held; throws Error(resource)
+  // Moves a quarantined record's spool folder beside it; returns the id when it had to stay.
+  std::optional<std::string> keep_with_quarantined_record(const QuarantinedRecord& record);
   protocol::EventBody terminal_event(const Entry& entry) const;
   std::optional<std::size_t> position(const Entry& entry) const;
   const Entry& visible_entry(const std::string& id, uid_t uid) const;

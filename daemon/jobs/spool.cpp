@@ -21,12 +21,6 @@ constexpr std::size_t kCopyChunk = 1 << 20;
 
 std::string errno_text() { return std::strerror(errno); }
 
-UniqueFd open_or_throw(const std::filesystem::path& path, int flags, mode_t mode = 0600) {
-  UniqueFd fd(::open(path.c_str(), flags | O_CLOEXEC, mode));
-  if (!fd.valid()) throw Error(ErrorCode::resource, "cannot open " + path.string() + ": " + errno_text());
-  return fd;
-}
-
 ssize_t read_some(int fd, char* buffer, std::size_t size) {
   for (;;) {
     const ssize_t n = ::read(fd, buffer, size);
@@ -69,11 +63,17 @@ void Spool::create_job_dir(const std::string& id) const {
 }
 
 std::uint64_t Spool::copy_in(int source_fd, const std::filesystem::path& target, std::uint64_t max_bytes,
-                             const std::string& what) const {
-  auto out = open_or_throw(target, O_WRONLY | O_CREAT | O_TRUNC);
+                             const std::string& what, std::chrono::steady_clock::time_point deadline) const {
+  // Messages go to the client: they name its input, never the spool's paths.
+  const std::string copy_of = "the spool's copy of " + what;
+  UniqueFd out(::open(target.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+  if (!out.valid()) throw Error(ErrorCode::resource, "cannot create " + copy_of + ": " + errno_text());
   std::vector<char> buffer(kCopyChunk);
   std::uint64_t total = 0;
   for (;;) {
+    if (std::chrono::steady_clock::now() > deadline)
+      throw Error(ErrorCode::resource, "copying " + what + " did not finish in time (limits.input_copy_timeout; " +
+                                           std::to_string(total) + " bytes copied): is it on a stalled file system?");
     const ssize_t n = read_some(source_fd, buffer.data(), buffer.size());
     if (n < 0) throw Error(ErrorCode::invalid_input, "cannot read " + what + ": " + errno_text());
     if (n == 0) break;
@@ -81,11 +81,10 @@ std::uint64_t Spool::copy_in(int source_fd, const std::filesystem::path& target,
     if (total > max_bytes)
       throw Error(ErrorCode::invalid_input, what + " is larger than limits.max_input_bytes (" +
                                                 std::to_string(max_bytes) + " bytes)");
-    write_all_at(out.get(), buffer.data(), static_cast<std::size_t>(n), static_cast<off_t>(total - n),
-                 target.string());
+    write_all_at(out.get(), buffer.data(), static_cast<std::size_t>(n), static_cast<off_t>(total - n), copy_of);
   }
   if (total == 0) throw Error(ErrorCode::invalid_input, what + " is empty");
-  if (::fsync(out.get()) != 0) throw Error(ErrorCode::resource, "cannot fsync " + target.string() + ": " + errno_text());
+  if (::fsync(out.get()) != 0) throw Error(ErrorCode::resource, "cannot fsync " + copy_of + ": " + errno_text());
   return total;
 }
 
@@ -125,7 +124,8 @@ std::vector<std::string> Spool::job_ids() const {
 }
 
 std::uint64_t deliver_file(const std::filesystem::path& source, int target_fd, const std::string& what) {
-  const auto in = open_or_throw(source, O_RDONLY);
+  const UniqueFd in(::open(source.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!in.valid()) throw Error(ErrorCode::resource, "cannot open the result for " + what + ": " + errno_text());
   return copy_contents(in.get(), target_fd, what);
 }
 

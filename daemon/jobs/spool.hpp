@@ -2,6 +2,7 @@
 // The spool: <state-dir>/spool/<job>/ holds a job's inputs (copied from the client's fds at
 // submit, so the job survives the client and a daemon restart), its finished outputs waiting for
 // fetch, and its log. The daemon never opens a path a client names: everything here is ours.
+#include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <string>
@@ -23,9 +24,11 @@ class Spool {
   void create_job_dir(const std::string& id) const;
   // Copies everything readable from `source_fd` (from its current offset; pipes work too) into
   // `target`, durably. Throws heygem::Error: invalid_input if it exceeds `max_bytes` or is empty,
-  // resource on a write failure (disk full); `what` names the input in the message.
+  // resource on a write failure (disk full) or when the copy is still going at `deadline`; `what`
+  // names the input in the message.
   std::uint64_t copy_in(int source_fd, const std::filesystem::path& target, std::uint64_t max_bytes,
-                        const std::string& what) const;
+                        const std::string& what,
+                        std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max()) const;
   // Removes everything of a job but its inputs and log (outputs, half-written temp files, scratch):
   // a requeued job starts from a clean folder.
   void reset_outputs(const std::string& id, std::size_t items) const;

@@ -117,9 +117,11 @@ LoadedJobs JobStore::load_all() {
   std::vector<std::filesystem::path> records;
   for (const auto& entry : std::filesystem::directory_iterator(jobs_dir_)) {
     const auto& path = entry.path();
-    if (path.extension() == ".tmp") {
+    if (path.extension() == ".tmp" && entry_is_regular(path)) {
       // A write that never reached its rename: the record it was replacing is still intact.
-      std::filesystem::remove(path);
+      std::error_code ec;
+      std::filesystem::remove(path, ec);
+      if (ec) spdlog::warn("job store: cannot remove {}: {}", path.string(), ec.message());
       continue;
     }
     records.push_back(path);

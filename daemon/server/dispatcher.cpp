@@ -27,6 +27,16 @@ class WatchSink : public jobs::EventSink {
   std::shared_ptr<Replies> replies_;
 };
 
+std::string file_kind(mode_t mode) {
+  if (S_ISDIR(mode)) return "a directory";
+  if (S_ISFIFO(mode)) return "a FIFO or pipe";
+  if (S_ISSOCK(mode)) return "a socket";
+  if (S_ISCHR(mode)) return "a character device";
+  if (S_ISBLK(mode)) return "a block device";
+  if (S_ISLNK(mode)) return "a symbolic link";
+  return "a special file";
+}
+
 void require_access(int fd, bool writable, const std::string& what) {
   const int flags = ::fcntl(fd, F_GETFL);
   if (flags < 0) throw Error(ErrorCode::invalid_argument, what + ": not an open file descriptor");
@@ -37,8 +47,38 @@ void require_access(int fd, bool writable, const std::string& what) {
   struct stat info {};
   if (::fstat(fd, &info) != 0) throw Error(ErrorCode::invalid_argument, what + ": cannot stat the descriptor");
   if (writable && !S_ISREG(info.st_mode))
-    throw Error(ErrorCode::invalid_argument, what + ": an output must be a regular file");
-  if (!writable && S_ISDIR(info.st_mode)) throw Error(ErrorCode::invalid_argument, what + ": is a directory");
+    throw Error(ErrorCode::invalid_argument, what + ": an output must be a regular file, not " + file_kind(info.st_mode));
+  // A FIFO, socket or device may never end (or end only at max_input_bytes): refused before any
+  // thread reads it.
+  if (!writable && !S_ISREG(info.st_mode))
+    throw Error(ErrorCode::invalid_argument,
+                what + ": an input must be a regular file, not " + file_kind(info.st_mode));
+}
+
+// A listing goes out in parts of about kListingPartBytes, so that no reply's size depends on how
+// many jobs exist (root's `list --all` holds every user's).
+constexpr std::size_t kListingPartBytes = 512 * 1024;
+
+void send_listing(std::vector<protocol::JobStatus> jobs, Replies& replies) {
+  protocol::ListResponse part;
+  std::size_t part_bytes = 0;
+  for (auto& job : jobs) {
+    std::size_t bytes = 0;
+    try {
+      bytes = protocol::to_json(job).dump().size();
+    } catch (const std::exception&) {
+      bytes = kListingPartBytes;  // cannot be sized: a part of its own
+    }
+    if (!part.jobs.empty() && part_bytes + bytes > kListingPartBytes) {
+      part.more = true;
+      replies.send(std::move(part));
+      part = {};
+      part_bytes = 0;
+    }
+    part_bytes += bytes;
+    part.jobs.push_back(std::move(job));
+  }
+  replies.send(std::move(part));
 }
 
 }  // namespace
@@ -56,13 +96,21 @@ protocol::ErrorResponse error_response(std::exception_ptr error) {
 }
 
 Dispatcher::Dispatcher(jobs::Scheduler& scheduler, DaemonServices& services, DispatchLimits limits)
-    : scheduler_(scheduler), services_(services), limits_(limits), pool_(4) {}
+    : scheduler_(scheduler), services_(services), limits_(limits), pool_(4), copy_pool_(4) {}
 
-Dispatcher::~Dispatcher() { pool_.join(); }
+Dispatcher::~Dispatcher() {
+  copy_pool_.join();
+  pool_.join();
+}
 
 template <typename Work>
 void Dispatcher::in_background(std::shared_ptr<Replies> replies, Work work) {
-  boost::asio::post(pool_, [replies = std::move(replies), work = std::move(work)]() mutable {
+  run_on(pool_, std::move(replies), std::move(work));
+}
+
+template <typename Work>
+void Dispatcher::run_on(boost::asio::thread_pool& pool, std::shared_ptr<Replies> replies, Work work) {
+  boost::asio::post(pool, [replies = std::move(replies), work = std::move(work)]() mutable {
     try {
       replies->send(work());
     } catch (...) {
@@ -93,7 +141,7 @@ void Dispatcher::dispatch(protocol::Request request, std::vector<UniqueFd> fds, 
             replies->send(scheduler_.status(r.job_id, uid));
             replies->finish();
           } else if constexpr (std::is_same_v<T, protocol::ListRequest>) {
-            replies->send(protocol::ListResponse{scheduler_.list(uid, r.all)});
+            send_listing(scheduler_.list(uid, r.all), *replies);
             replies->finish();
           } else if constexpr (std::is_same_v<T, protocol::WatchRequest>) {
             watch(r.job_id, uid, jobs::WatchMode::stream, replies);
@@ -161,7 +209,8 @@ void Dispatcher::submit(protocol::SubmitRequest request, std::vector<UniqueFd> f
       job.output_names.emplace_back();
     }
   }
-  in_background(std::move(replies), [this, job = std::make_shared<jobs::SubmitRequest>(std::move(job))]() mutable {
+  // Copying inputs has its own threads, so that logs, fetch and reload never wait behind a copy.
+  run_on(copy_pool_, std::move(replies), [this, job = std::make_shared<jobs::SubmitRequest>(std::move(job))]() mutable {
     const auto created = scheduler_.submit(std::move(*job));
     return protocol::Response{protocol::SubmittedResponse{created.id, static_cast<int>(created.items.size())}};
   });

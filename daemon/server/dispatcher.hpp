@@ -1,7 +1,8 @@
 #pragma once
 // Request dispatch: one decoded request of one peer -> its responses. Quick requests answer on the
-// socket thread; blocking ones (submit copies the inputs, fetch copies outputs, logs reads a file,
-// reload loads models) run on a small worker pool and answer from there.
+// socket thread; blocking ones (fetch copies outputs, logs reads a file, reload loads models) run on
+// a small worker pool and answer from there, submit's input copies (regular files only, bounded by
+// limits.input_copy_timeout) on a pool of their own.
 #include <sys/types.h>
 
 #include <memory>
@@ -67,11 +68,14 @@ class Dispatcher {
   // Runs `work` on the pool; its result or error is sent, then finish().
   template <typename Work>
   void in_background(std::shared_ptr<Replies> replies, Work work);
+  template <typename Work>
+  void run_on(boost::asio::thread_pool& pool, std::shared_ptr<Replies> replies, Work work);
 
   jobs::Scheduler& scheduler_;
   DaemonServices& services_;
   DispatchLimits limits_;
-  boost::asio::thread_pool pool_;
+  boost::asio::thread_pool pool_;       // logs, fetch, reload
+  boost::asio::thread_pool copy_pool_;  // submit: copying inputs into the spool
 };
 
 // An ErrorResponse from the exception in flight (heygem::Error keeps its code; others: internal).

@@ -31,7 +31,9 @@ std::string read_pid(int fd) {
 
 UniqueFd take_lock(const std::filesystem::path& socket) {
   const auto path = lock_path_for(socket);
-  UniqueFd lock(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
+  // O_NOFOLLOW: the lock file is the daemon's own; a symlink planted there must not redirect the
+  // truncate and write below to another file.
+  UniqueFd lock(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644));
   if (!lock) fail("cannot open the lock file", path);
   if (::flock(lock.get(), LOCK_EX | LOCK_NB) != 0) {
     if (errno == EWOULDBLOCK)

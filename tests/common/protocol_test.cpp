@@ -89,6 +89,7 @@ std::vector<Response> all_responses() {
           JobEvent{id, FailedEvent{"a.mp4: no video stream"}},
           JobEvent{id, CancelledEvent{}},
           ListResponse{{sample_job(), sample_job()}},
+          ListResponse{{sample_job()}, true},
           ModelsResponse{{row, cold}},
           LogsResponse{id, "line 1\nline 2\n", true},
           FetchedResponse{id, {{0, 12345}, {2, 999}}},
@@ -194,6 +195,33 @@ TEST(Protocol, NamesThatArePathsAreRejected) {
   expect_error([&] { parse_request(encode(Request{submit})); }, ErrorCode::invalid_argument, "submit.output_names[0]");
 }
 
+// Issue 14: names reach terminals and the daemon's log; an ESC or CR in one could forge either.
+TEST(Protocol, ControlCharactersInNamesAreRejected) {
+  for (const std::string& bad : {std::string("a\x1b]52;c;eA==\x07.wav"), std::string("a\r\nuid 0"), std::string("tab\there"),
+                                std::string("del\x7f"), std::string("c1\xc2\x9b" "31m")}) {
+    SubmitRequest submit = sample_submit();
+    submit.item_names[0] = bad;
+    expect_error([&] { parse_request(encode(Request{submit})); }, ErrorCode::invalid_argument, "control character");
+  }
+  SubmitRequest fine = sample_submit();
+  fine.item_names[0] = "caf\xc3\xa9 \xe2\x80\x94 take 2.mp4";  // UTF-8 letters and punctuation stay fine
+  EXPECT_NO_THROW(parse_request(encode(Request{fine})));
+  expect_error([] { parse_request(encode(Request{HelloRequest{kProtocolVersion, "evil\x1b[2J"}})); },
+               ErrorCode::invalid_argument, "hello.client");
+  EXPECT_EQ(first_control_character("ok"), std::nullopt);
+  EXPECT_EQ(first_control_character("\x1b"), "U+001B");
+  EXPECT_EQ(first_control_character("\xc2\x9b"), "U+009B");
+}
+
+TEST(Protocol, DuplicateKeysAreRejected) {
+  expect_error([] { parse_request(R"({"type":"list","all":false,"all":true})"); }, ErrorCode::protocol,
+               "\"all\" appears twice");
+  expect_error([] { parse_request(R"({"type":"ping","type":"ping"})"); }, ErrorCode::protocol, "appears twice");
+  // The same key in two different objects is no duplicate.
+  EXPECT_NO_THROW(parse_request(
+      R"({"type":"submit","audio_name":"a","item_names":["v"],"options":{"crf":20},"fds":2})"));
+}
+
 TEST(Protocol, UnknownKeysAreRejected) {
   json ping = {{"type", "ping"}, {"verbose", true}};
   expect_error([&] { request_from_json(ping); }, ErrorCode::protocol, "ping.verbose: unknown key");
@@ -227,6 +255,7 @@ TEST(Protocol, OutOfRangeValuesAreRejected) {
   };
   expect_error([&] { request_from_json(with("crf", 52)); }, ErrorCode::invalid_argument, "submit.options.crf");
   expect_error([&] { request_from_json(with("fps", 0)); }, ErrorCode::invalid_argument, "submit.options.fps");
+  expect_error([&] { request_from_json(with("fps", 1e-300)); }, ErrorCode::invalid_argument, "[0.001, 240]");
   expect_error([&] { request_from_json(with("blend", "soft")); }, ErrorCode::invalid_argument, "feather|hard");
   expect_error([&] { request_from_json(with("box", json{5, 5, 0, 10})); }, ErrorCode::invalid_argument, "box");
   expect_error([&] { request_from_json(with("preset", "warp")); }, ErrorCode::invalid_argument, "preset");

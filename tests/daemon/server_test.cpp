@@ -3,6 +3,7 @@
 #include "daemon/server/server.hpp"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <gtest/gtest.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -11,6 +12,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <fstream>
+#include <future>
 #include <random>
 #include <thread>
 
@@ -88,7 +90,7 @@ class ServerTest : public ::testing::Test {
     scheduler_.start();
     auto listener = Listener::bind({socket_, 0660, "", 16});
     listener_ = std::make_unique<Listener>(std::move(listener));
-    server_ = std::make_unique<Server>(io_, listener_->release_fd(), dispatcher_, 32);
+    server_ = std::make_unique<Server>(io_, listener_->release_fd(), dispatcher_, limits_);
     server_->start();
     io_thread_ = std::thread([this] { io_.run(); });
   }
@@ -111,6 +113,14 @@ class ServerTest : public ::testing::Test {
     return std::string((std::istreambuf_iterator<char>(in)), {});
   }
 
+  // The connections the server holds now (read on its own thread).
+  std::size_t connections() {
+    std::promise<std::size_t> count;
+    boost::asio::post(io_, [&] { count.set_value(server_->connection_count()); });
+    return count.get_future().get();
+  }
+
+  ServerLimits limits_{.max_connections = 32};
   heygem::test::TempDir dir_;
   std::filesystem::path socket_ = dir_.path() / "run" / "heygemd.sock";
   daemon_test::GatedCopyExecutor executor_;
@@ -285,6 +295,82 @@ TEST_F(ServerTest, SubmitRefusesAnOutputNotOpenForWriting) {
   EXPECT_EQ(error_code_of(response), ErrorCode::invalid_argument);
   EXPECT_NE(std::get<protocol::ErrorResponse>(response).message.find("output out.mp4"), std::string::npos);
   EXPECT_TRUE(scheduler_.list(0, true).empty());
+}
+
+}  // namespace
+}  // namespace heygem::server
+
+namespace heygem::server {
+namespace {
+
+// The next response within `limit`, or nullopt (closed or nothing came).
+std::optional<protocol::Response> receive_within(Client& client, std::chrono::milliseconds limit) {
+  pollfd poll_fd{client.fd(), POLLIN, 0};
+  if (::poll(&poll_fd, 1, static_cast<int>(limit.count())) <= 0) return std::nullopt;
+  return client.receive();
+}
+
+std::string error_message(const std::optional<protocol::Response>& response) {
+  if (!response) return "(nothing)";
+  const auto* error = std::get_if<protocol::ErrorResponse>(&*response);
+  return error ? error->message : "(not an error: " + protocol::to_json(*response).dump() + ")";
+}
+
+// Issue 14, ghost watchers: the daemon reads nothing while it answers a wait, yet a client that
+// hangs up must lose its connection at once, not when the job ends.
+TEST_F(ServerTest, AWaiterThatHangsUpIsDroppedAtOnce) {
+  Client submitter(socket_);
+  submitter.hello();
+  const auto audio = file_with("a.wav", "audio"), video = file_with("v.mp4", "video");
+  protocol::SubmitRequest submit;
+  submit.audio_name = "a.wav";
+  submit.item_names = {"v.mp4"};
+  submit.fds = submit.expected_fds();
+  const int fds[] = {audio.get(), video.get()};
+  submitter.send(submit, fds);
+  const auto job = std::get<protocol::SubmittedResponse>(submitter.expect()).job_id;
+  for (int i = 0; i < 20; ++i) {
+    Client ghost(socket_);
+    ghost.hello();
+    ghost.send(protocol::WaitRequest{job});
+  }
+  const auto deadline = std::chrono::steady_clock::now() + 2s;
+  while (connections() > 1 && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(10ms);
+  EXPECT_EQ(connections(), 1u) << "hung-up waiters still hold their connections";
+  executor_.release(1);
+}
+
+class LimitedServerTest : public ServerTest {
+ protected:
+  LimitedServerTest() {
+    limits_.max_connections_per_uid = 2;
+    limits_.request_timeout = 300ms;
+    limits_.frame_timeout = 300ms;
+  }
+};
+
+TEST_F(LimitedServerTest, RefusalsAndDeadlinesSayWhy) {
+  Client first(socket_), second(socket_);
+  first.hello();
+  second.hello();
+  Client third(socket_);  // one uid, one connection too many
+  third.send(protocol::HelloRequest{protocol::kProtocolVersion, "third"});
+  const auto refused = receive_within(third, 5s);
+  ASSERT_TRUE(refused.has_value());
+  EXPECT_EQ(error_code_of(*refused), ErrorCode::resource);
+  EXPECT_NE(error_message(refused).find("limits.max_connections_per_uid"), std::string::npos) << error_message(refused);
+  // A frame begun and not finished.
+  const std::string ping = protocol::encode_frame(protocol::encode(protocol::Request{protocol::PingRequest{}}));
+  first.send_raw(ping.substr(0, 3));
+  const auto cut = receive_within(first, 5s);
+  EXPECT_NE(error_message(cut).find("limits.frame_timeout"), std::string::npos) << error_message(cut);
+  // A connection that never says hello.
+  second.send(protocol::PingRequest{});  // the other one still serves
+  EXPECT_TRUE(std::holds_alternative<protocol::PongResponse>(second.expect()));
+  std::this_thread::sleep_for(100ms);
+  Client silent(socket_);
+  const auto idle = receive_within(silent, 5s);
+  EXPECT_NE(error_message(idle).find("limits.request_timeout"), std::string::npos) << error_message(idle);
 }
 
 }  // namespace

@@ -110,7 +110,9 @@ TEST(CrashSoak, EveryQueuedJobIsDoneExactlyOnceAfterKillNineCycles) {
 // ---------------------------------------------------------------------------------------------
 TEST(Load, ConcurrentClientsAllCompleteInFifoOrderAndResourcesReturnToBaseline) {
   const int clients = env_int("HEYGEM_LOAD_CLIENTS", 16), per_client = env_int("HEYGEM_LOAD_JOBS", 2);
-  Daemon daemon;
+  DaemonOptions options;
+  options.limits = {{"max_connections_per_uid", "256"}};  // one uid plays every client here
+  Daemon daemon(options);
   const fs::path clip = daemon.work() / "clip.mp4";
   make_tiny_clip(clip, 32, 0.4);
   // Warm-up job: first-use allocations belong to the baseline.
@@ -157,7 +159,9 @@ TEST(Load, ConcurrentClientsAllCompleteInFifoOrderAndResourcesReturnToBaseline) 
 // Peers that announce the largest frame and send only its first bytes: heygemd must not reserve
 // the announced size for each of them (128 x 1 MiB would be 128 MiB held by idle sockets).
 TEST(Load, HalfSentLargeFramesHoldLittleMemory) {
-  Daemon daemon;
+  DaemonOptions options;
+  options.limits = {{"max_connections_per_uid", "256"}};  // one uid plays every peer here
+  Daemon daemon(options);
   std::this_thread::sleep_for(500ms);
   const std::uint64_t rss_before = daemon.resident_kib();
   const std::string announced = protocol::encode_frame(std::string(protocol::kMaxFrameBytes, ' '));

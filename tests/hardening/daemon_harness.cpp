@@ -114,7 +114,8 @@ Daemon::Daemon(DaemonOptions options)
       config_(work_.path() / "heygemd.yaml"),
       log_(work_.path() / "heygemd.log"),
       max_file_bytes_(options.max_file_bytes),
-      wait_until_ready_(options.wait_until_ready) {
+      wait_until_ready_(options.wait_until_ready),
+      max_open_files_(options.max_open_files) {
   std::ofstream config(config_);
   config << "socket:\n  path: " << socket_.string() << "\n  mode: \"" << options.socket_mode << "\"\n"
          << "state_dir: " << state_dir_.string() << "\n"
@@ -128,6 +129,10 @@ Daemon::Daemon(DaemonOptions options)
               " precision: float32, preload: true}\n";
   else
     config << options.models_section;
+  if (!options.limits.empty()) {
+    config << "limits:\n";
+    for (const auto& [key, value] : options.limits) config << "  " << key << ": " << value << "\n";
+  }
   config.close();  // flushed before heygemd reads it
   if (!config) throw std::runtime_error("cannot write " + config_.string());
   start();
@@ -141,6 +146,11 @@ Daemon::~Daemon() {
 }
 
 void Daemon::start() {
+  launch();
+  wait_until_ready();
+}
+
+void Daemon::launch() {
   if (pid_ > 0) throw std::logic_error("heygemd already runs");
   const std::string binary = heygemd_binary().string(), config_arg = config_.string();
   const UniqueFd log(::open(log_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644));
@@ -156,10 +166,17 @@ void Daemon::start() {
       ::signal(SIGXFSZ, SIG_IGN);  // an ignored signal stays ignored across exec
       if (::setrlimit(RLIMIT_FSIZE, &limit) != 0) ::_exit(126);
     }
+    if (max_open_files_) {
+      const rlimit limit{*max_open_files_, *max_open_files_};
+      if (::setrlimit(RLIMIT_NOFILE, &limit) != 0) ::_exit(126);
+    }
     ::execv(args[0], args);
     ::_exit(127);
   }
   pid_ = pid;
+}
+
+void Daemon::wait_until_ready() {
   const auto deadline = std::chrono::steady_clock::now() + 180s;
   while (std::chrono::steady_clock::now() < deadline) {
     if (const auto exited = wait_for(pid_, 0ms)) {
@@ -202,12 +219,16 @@ std::vector<protocol::JobStatus> Daemon::jobs() const {
   const auto result = ctl({"--json", "list", "--all"});
   if (result.exit_code != 0) throw std::runtime_error("heygemctl list failed: " + result.err);
   std::istringstream lines(result.out);
-  for (std::string line; std::getline(lines, line);) {
+  std::vector<protocol::JobStatus> jobs;
+  for (std::string line; std::getline(lines, line);) {  // a long listing: one line per part
     if (line.empty()) continue;
     const auto response = protocol::parse_response(line);
-    if (const auto* list = std::get_if<protocol::ListResponse>(&response)) return list->jobs;
+    const auto* list = std::get_if<protocol::ListResponse>(&response);
+    if (!list) continue;
+    jobs.insert(jobs.end(), list->jobs.begin(), list->jobs.end());
+    if (!list->more) return jobs;
   }
-  throw std::runtime_error("heygemctl --json list printed no list: " + result.out);
+  throw std::runtime_error("heygemctl --json list printed no (complete) list: " + result.out);
 }
 
 std::vector<std::string> Daemon::spool_problems() const {

@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -36,6 +37,10 @@ struct DaemonOptions {
   std::string models_section;
   // start() returns once heygemd answers ping with its models warm; false: as soon as it answers.
   bool wait_until_ready = true;
+  // RLIMIT_NOFILE (soft and hard) for heygemd, as a unit without LimitNOFILE= gives it.
+  std::optional<std::uint64_t> max_open_files;
+  // Keys of the config's `limits:` section, e.g. {"request_timeout", "2s"}.
+  std::map<std::string, std::string> limits;
 };
 
 class Daemon {
@@ -45,7 +50,9 @@ class Daemon {
   Daemon(const Daemon&) = delete;
   Daemon& operator=(const Daemon&) = delete;
 
-  void start();  // and wait until it answers ping
+  void start();   // and wait until it answers ping
+  void launch();  // start the process only
+  void wait_until_ready();  // until it answers ping; throws when it exits or takes over 180 s
   void kill9();  // crash it
   void stop();   // SIGTERM and wait
   bool running() const { return pid_ > 0; }
@@ -76,6 +83,7 @@ class Daemon {
   std::filesystem::path socket_, state_dir_, config_, log_;
   std::optional<std::uint64_t> max_file_bytes_;
   bool wait_until_ready_ = true;
+  std::optional<std::uint64_t> max_open_files_;
   pid_t pid_ = -1;
 };
 

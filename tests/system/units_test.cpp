@@ -88,6 +88,10 @@ TEST(SystemdUnits, ServiceHasTheRequiredKeys) {
     EXPECT_EQ(value(keys, "Service.RuntimeDirectory"), "heygem");
     EXPECT_EQ(value(keys, "Service.CacheDirectory"), "heygem");
     EXPECT_EQ(value(keys, "Unit.Requires"), "heygemd.socket");
+    // Clients pass fds: the default soft limit of 1024 let eight stalled submits fill the table.
+    const auto open_files = value(keys, "Service.LimitNOFILE");
+    ASSERT_NE(open_files, "<unset>");
+    EXPECT_GE(std::stoul(open_files), 65536u);
   }
 }
 
