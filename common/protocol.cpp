@@ -722,8 +722,8 @@ Response read_response(MessageType type, ObjectReader& r) {
       PongResponse m;
       m.state = r.string_or("state", "ready");
       m.detail = r.string_or("detail", "");
-      if (m.state != "ready" && m.state != "loading")
-        out_of_range(r.field("state"), "expected ready or loading, got '" + m.state.substr(0, 40) + "'");
+      if (m.state != "ready" && m.state != "loading" && m.state != "degraded")
+        out_of_range(r.field("state"), "expected ready, loading or degraded, got '" + m.state.substr(0, 40) + "'");
       return m;
     }
     case MessageType::version: {

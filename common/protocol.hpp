@@ -160,8 +160,10 @@ struct HelloResponse {
   std::string daemon_version;
 };
 struct PongResponse {
-  std::string state = "ready";  // "ready", or "loading" while heygemd loads its models at start
-  std::string detail;           // "loading models (1/2)"; empty when ready
+  // "ready"; "loading" while heygemd loads its models at start; "degraded" while it cannot take new
+  // jobs (its state folder is full)
+  std::string state = "ready";
+  std::string detail;           // "loading models (1/2)", the storage problem; empty when ready
 };
 struct VersionResponse {
   std::string daemon_version;

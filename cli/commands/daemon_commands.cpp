@@ -34,8 +34,8 @@ int run_ping(const Invocation& invocation, Io& io) {
            << render::format_fixed(ms, 2) << " ms\n";
   else if (!invocation.global.quiet)
     io.out << "pong from heygemd " << client.daemon_version() << " at " << client.socket_path().string() << " in "
-           << render::format_fixed(ms, 2) << " ms: " << pong.detail
-           << "; jobs submitted now wait for the models\n";
+           << render::format_fixed(ms, 2) << " ms: " << render::printable(pong.detail)
+           << (pong.state == "loading" ? "; jobs submitted now wait for the models\n" : "\n");
   return to_int(ExitCode::ok);
 }
 

@@ -210,8 +210,10 @@ class Daemon : public server::DaemonServices {
   }
 
   protocol::PongResponse readiness() override {
-    if (ready_) return {};
-    return {"loading", loading_detail()};
+    if (!ready_) return {"loading", loading_detail()};
+    if (const auto problem = scheduler_->storage_problem())
+      return {"degraded", "new jobs are refused: the state folder cannot store them (" + *problem + ")"};
+    return {};
   }
 
  private:
@@ -269,6 +271,7 @@ server::Listener Daemon::open_listener() {
 }
 
 std::string Daemon::status_line() const {
+  if (const auto problem = scheduler_->storage_problem()) return "refusing new jobs: " + *problem;
   std::size_t warm = 0;
   for (const auto& status : registry_->status())
     if (status.state == "warm" || status.state == "busy") ++warm;
@@ -336,8 +339,9 @@ void Daemon::schedule_status() {
     if (error || stopping_) return;
     notifier_.status(status_line());
     // Workers beat at least once a second when idle and on every event when busy; a long silence
-    // while running means a stuck pipeline thread, and systemd should restart us.
-    if (watchdog && Clock::now() - scheduler_->last_beat() < std::max<Clock::duration>(*watchdog * 4, std::chrono::minutes(2)))
+    // while running means a stuck pipeline thread, and systemd should restart us. systemd arms the
+    // watchdog at READY=1; before it, EXTEND_TIMEOUT_USEC covers the model loads.
+    if (watchdog && ready_ && Clock::now() - scheduler_->last_beat() < std::max<Clock::duration>(*watchdog * 4, std::chrono::minutes(2)))
       notifier_.watchdog();
     schedule_status();
   });

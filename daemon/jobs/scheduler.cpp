@@ -70,6 +70,19 @@ struct Scheduler::Entry {
 
 namespace {
 
+// A record-sized write into the jobs folder: whether space has come back. Called without the lock.
+bool state_folder_writable(const std::filesystem::path& jobs_dir) {
+  try {
+    const auto probe = jobs_dir / ".space-probe";
+    write_file_durably(probe, std::string(4096, ' '));
+    std::filesystem::remove(probe);
+    return true;
+  } catch (const std::exception&) {
+    return false;
+  }
+}
+
+
 protocol::JobState to_protocol(JobState state) {
   switch (state) {
     case JobState::queued: return protocol::JobState::queued;
@@ -193,6 +206,7 @@ RecoveryReport Scheduler::start() {
         // A full state disk must not stop the start (under systemd: a restart loop); the record
         // on disk still says running, so the next start requeues it again.
         spdlog::error("job {}: cannot persist its requeued record: {}", job.id, e.what());
+        storage_problem_ = e.what();
       }
       ++report.requeued;
     }
@@ -261,6 +275,14 @@ void Scheduler::shutdown(std::chrono::milliseconds timeout) {
 
 Job Scheduler::submit(SubmitRequest request) {
   if (request.videos.empty()) throw Error(ErrorCode::invalid_argument, "submit: no video given");
+  if (const auto problem = storage_problem()) {
+    if (!state_folder_writable(store_.directory()))
+      throw Error(ErrorCode::resource, "heygemd cannot store new jobs now (" + *problem +
+                                           "); they are refused until its state folder has room again");
+    std::lock_guard lock(mutex_);
+    storage_problem_.reset();
+    spdlog::info("the state folder has room again: new jobs are accepted");
+  }
   if (request.outputs.size() != request.videos.size() || request.output_names.size() != request.videos.size())
     throw Error(ErrorCode::internal, "submit: outputs do not match the videos");
   Job job;
@@ -554,11 +576,20 @@ void Scheduler::broadcast_positions() {
 void Scheduler::persist(const Entry& entry) {
   try {
     store_.save(entry.job);
+    if (storage_problem_) spdlog::info("the state folder takes records again");
+    storage_problem_.reset();
   } catch (const Error& e) {
     // The job goes on in memory; the next save may succeed (disk full is often temporary).
     spdlog::error("job {}: cannot persist its record: {}", entry.job.id, e.what());
+    storage_problem_ = e.what();
   }
 }
+
+std::optional<std::string> Scheduler::storage_problem() const {
+  std::lock_guard lock(mutex_);
+  return storage_problem_;
+}
+
 
 Scheduler::Entry* Scheduler::next_for(const std::string& device) {
   for (const auto& [sequence, id] : queue_) {

@@ -83,6 +83,10 @@ class Scheduler {
   // Loads the store (running jobs are requeued from scratch, queued ones keep their order,
   // corrupt records are quarantined), removes spool folders no record owns, starts the workers.
   RecoveryReport start();
+  // Why the state folder cannot take job records now (a full disk, say), or nullopt. While set,
+  // submits are refused; each submit first checks whether space has come back.
+  std::optional<std::string> storage_problem() const;
+
   // While held, jobs are accepted and queued but none starts; watchers of a queued job hear what it
   // waits for (a LoadingModelEvent naming `waiting_for`, e.g. the models heygemd loads at start).
   void hold(std::string waiting_for);
@@ -159,6 +163,7 @@ class Scheduler {
   std::size_t running_ = 0;
   bool dispatching_ = false;
   std::optional<std::string> held_for_;  // set while held (hold/release)
+  std::optional<std::string> storage_problem_;  // the last record save failed (cleared by a success)
   bool stopping_ = false;
   std::chrono::steady_clock::time_point last_beat_;
   std::vector<std::string> devices_;

@@ -59,7 +59,7 @@ void FrameConversionPool::work() {
       picture->width = format_.width;
       picture->height = format_.height;
       ffmpeg::check(av_frame_get_buffer(picture.get(), 0), ErrorCode::resource, file_, "cannot allocate a picture");
-      converter.convert(borrow_bgr24(task.frame).get(), picture.get());
+      converter.convert(borrow_bgr24(task.frame, format_.width, format_.height).get(), picture.get());
       task.picture.set_value(std::move(picture));
     } catch (...) {
       task.picture.set_exception(std::current_exception());

@@ -26,11 +26,11 @@ int automatic_conversion_threads() {
   return std::clamp(cores / 2, 1, 8);
 }
 
-ffmpeg::FramePtr borrow_bgr24(const Frame& frame) {
+ffmpeg::FramePtr borrow_bgr24(const Frame& frame, int width, int height) {
   ffmpeg::FramePtr source = ffmpeg::make_frame();
   source->format = AV_PIX_FMT_BGR24;
-  source->width = frame.width;
-  source->height = frame.height;
+  source->width = width > 0 ? std::min(width, frame.width) : frame.width;
+  source->height = height > 0 ? std::min(height, frame.height) : frame.height;
   source->data[0] = const_cast<uint8_t*>(frame.data.data());
   source->linesize[0] = frame.stride;
   source->buf[0] = av_buffer_create(source->data[0], frame.data.size(), [](void*, uint8_t*) {}, nullptr,

@@ -16,7 +16,9 @@ int automatic_conversion_threads();
 
 // `frame`'s pixels as a read-only BGR24 AVFrame, without a copy: the Frame must outlive the result.
 // (swscale refs its source; a buffer that frees nothing lets it do so.)
-ffmpeg::FramePtr borrow_bgr24(const Frame& frame);
+// `width` x `height` (0 = the frame's own) is the part from the top-left corner that is used: the
+// encoder's even size for an odd frame.
+ffmpeg::FramePtr borrow_bgr24(const Frame& frame, int width = 0, int height = 0);
 
 class PixelConverter {
  public:

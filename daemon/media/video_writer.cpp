@@ -104,15 +104,16 @@ VideoWriter::Impl::Impl(const std::filesystem::path& output, const VideoWriterOp
       options_.conversion_threads > 0 ? options_.conversion_threads : automatic_conversion_threads();
   if (!options_.lossless && conversion_threads > 1)
     pool_.emplace(conversion_threads, kSwsFlags,
-                  PictureFormat{options_.width, options_.height, encoder_->pix_fmt}, output_);
+                  PictureFormat{encoder_->width, encoder_->height, encoder_->pix_fmt}, output_);
   if (!options_.audio_source.empty()) audio_.emplace(options_.audio_source, muxer_.get());
   write_header();
 }
 
 void VideoWriter::Impl::validate() const {
   auto bad = [&](const std::string& what) { throw Error(ErrorCode::invalid_argument, output_.string() + ": " + what); };
-  if (options_.width <= 0 || options_.height <= 0)
-    bad("invalid output size " + std::to_string(options_.width) + "x" + std::to_string(options_.height));
+  if (options_.width <= 0 || options_.height <= 0 || (!options_.lossless && (options_.width < 2 || options_.height < 2)))
+    bad("invalid output size " + std::to_string(options_.width) + "x" + std::to_string(options_.height) +
+        (options_.lossless ? "" : " (4:2:0 needs at least 2x2)"));
   if (options_.fps.num <= 0 || options_.fps.den <= 0)
     bad("invalid frame rate " + std::to_string(options_.fps.num) + "/" + std::to_string(options_.fps.den));
   if (options_.crf < 0 || options_.crf > 51) bad("crf " + std::to_string(options_.crf) + " is outside 0..51");
@@ -134,13 +135,11 @@ void VideoWriter::Impl::add_video_stream() {
   if (!codec) throw Error(ErrorCode::internal, std::string("this FFmpeg build has no ") + name + " encoder");
   encoder_.reset(avcodec_alloc_context3(codec));
   if (!encoder_) throw Error(ErrorCode::resource, "out of memory allocating the video encoder");
-  encoder_->width = options_.width;
-  encoder_->height = options_.height;
-  // yuv420p cannot hold an odd width or height (H.264 crops in 2-pixel steps); odd sizes use
-  // yuv444p so the output keeps the source resolution exactly.
-  encoder_->pix_fmt = options_.lossless                                  ? AV_PIX_FMT_BGR24
-                      : even(options_.width) && even(options_.height) ? AV_PIX_FMT_YUV420P
-                                                                          : AV_PIX_FMT_YUV444P;
+  // 4:2:0 (what every player decodes) cannot hold an odd width or height, and H.264 crops 4:2:0 in
+  // 2-pixel steps: an odd size loses its last column or row. Lossless output (RGB) keeps every pixel.
+  encoder_->width = options_.lossless ? options_.width : options_.width - (even(options_.width) ? 0 : 1);
+  encoder_->height = options_.lossless ? options_.height : options_.height - (even(options_.height) ? 0 : 1);
+  encoder_->pix_fmt = options_.lossless ? AV_PIX_FMT_BGR24 : AV_PIX_FMT_YUV420P;
   encoder_->time_base = {options_.fps.den, options_.fps.num};
   encoder_->framerate = {options_.fps.num, options_.fps.den};
   encoder_->thread_count = options_.threads;
@@ -170,8 +169,8 @@ void VideoWriter::Impl::add_video_stream() {
   stream_->avg_frame_rate = encoder_->framerate;
 
   picture_->format = encoder_->pix_fmt;
-  picture_->width = options_.width;
-  picture_->height = options_.height;
+  picture_->width = encoder_->width;
+  picture_->height = encoder_->height;
   ffmpeg::check(av_frame_get_buffer(picture_.get(), 0), ErrorCode::resource, output_, "cannot allocate a picture");
 }
 
@@ -205,7 +204,7 @@ void VideoWriter::Impl::fill_picture(const Frame& frame) {
                   static_cast<size_t>(frame.width) * 3);
     return;
   }
-  converter_.convert(borrow_bgr24(frame).get(), picture_.get());
+  converter_.convert(borrow_bgr24(frame, picture_->width, picture_->height).get(), picture_.get());
 }
 
 void VideoWriter::Impl::encode_picture(AVFrame* picture) {

@@ -789,7 +789,18 @@ TEST(HostileClient, AFullStateDiskAtRestartDoesNotStopTheDaemon) {
   EXPECT_TRUE(daemon.ping());
   const auto status = daemon.ctl({"status", id});
   EXPECT_EQ(status.exit_code, 0) << status.err;
+  // It says so, and refuses new work until there is room again.
+  const auto degraded = daemon.ctl({"--json", "ping"});
+  EXPECT_NE(degraded.out.find("\"state\":\"degraded\""), std::string::npos) << degraded.out;
+  EXPECT_NE(daemon.log_text().find("No space left on device"), std::string::npos);
+  const auto refused = daemon.ctl({"submit", "--detach", "--box", "0,32,0,32", "-a", clip.string(), clip.string()});
+  EXPECT_EQ(refused.exit_code, 8) << refused.out << refused.err;
+  EXPECT_NE(refused.err.find("refused until its state folder has room again"), std::string::npos) << refused.err;
   fs::remove(state / "filler");
+  const auto accepted = daemon.ctl({"submit", "--detach", "--box", "0,32,0,32", "-a", clip.string(), clip.string()});
+  EXPECT_EQ(accepted.exit_code, 0) << accepted.err;
+  const auto ready = daemon.ctl({"--json", "ping"});
+  EXPECT_NE(ready.out.find("\"state\":\"ready\""), std::string::npos) << ready.out;
   const auto waited = daemon.ctl({"wait", id});
   EXPECT_TRUE(waited.exit_code == 0 || waited.exit_code == 1) << waited.out << waited.err;
   EXPECT_TRUE(daemon.ping());

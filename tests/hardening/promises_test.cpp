@@ -171,43 +171,47 @@ TEST(Promises, ACancelledOrFailedJobLeavesNothingAtTheOutput) {
   EXPECT_EQ(other_entries(out.path(), {"cancelled.mp4"}), std::vector<std::string>{});
 }
 
-TEST(Promises, AClientThatLosesTheDaemonSaysTheJobRunsAgainAndLeavesNoFile) {
-  Daemon daemon(lazy_models());
-  const fs::path clip = long_clip(daemon);
-  TempDir out;
-  const fs::path output = out.path() / "out.mp4";
-  BackgroundClient client(daemon, submit(clip, {clip}, {"-o", output.string()}), daemon.work());
-  const std::string id = wait_for_running_job(daemon, 60s);
-  ASSERT_FALSE(id.empty()) << daemon.log_text();
-  daemon.kill9();
-  EXPECT_EQ(client.wait(), 3);
-  const std::string message = read_bytes(client.err);
-  EXPECT_NE(message.find("job " + id + " is kept by heygemd and runs again"), std::string::npos) << message;
-  EXPECT_NE(message.find("heygemctl fetch " + id), std::string::npos) << message;
-  EXPECT_FALSE(fs::exists(output)) << "a 0-byte or partial file was left at -o";
+// An attached submit whose job is running, for the tests that then kill the daemon or the client.
+class PromisesWithARunningJob : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    clip_ = long_clip(daemon_);
+    client_.emplace(daemon_, submit(clip_, {clip_}, {"-o", output_.string()}), daemon_.work());
+    id_ = wait_for_running_job(daemon_, 60s);
+    ASSERT_FALSE(id_.empty()) << daemon_.log_text();
+  }
 
-  daemon.start();
-  EXPECT_EQ(daemon.ctl({"wait", id}).exit_code, 0);
-  EXPECT_FALSE(fs::exists(output)) << "the daemon wrote to the user's path after a restart";
-  const auto fetched = daemon.ctl({"fetch", id, "-o", output.string()});
+  Daemon daemon_{lazy_models()};
+  TempDir out_;
+  fs::path output_ = out_.path() / "out.mp4";
+  fs::path clip_;
+  std::optional<BackgroundClient> client_;
+  std::string id_;
+};
+
+TEST_F(PromisesWithARunningJob, AClientThatLosesTheDaemonSaysTheJobRunsAgainAndLeavesNoFile) {
+  daemon_.kill9();
+  EXPECT_EQ(client_->wait(), 3);
+  const std::string message = read_bytes(client_->err);
+  EXPECT_NE(message.find("job " + id_ + " is kept by heygemd and runs again"), std::string::npos) << message;
+  EXPECT_NE(message.find("heygemctl fetch " + id_), std::string::npos) << message;
+  EXPECT_FALSE(fs::exists(output_)) << "a 0-byte or partial file was left at -o";
+
+  daemon_.start();
+  EXPECT_EQ(daemon_.ctl({"wait", id_}).exit_code, 0);
+  EXPECT_FALSE(fs::exists(output_)) << "the daemon wrote to the user's path after a restart";
+  const auto fetched = daemon_.ctl({"fetch", id_, "-o", output_.string()});
   EXPECT_EQ(fetched.exit_code, 0) << fetched.err;
-  EXPECT_TRUE(is_valid_video(output));
-  EXPECT_EQ(other_entries(out.path(), {"out.mp4"}), std::vector<std::string>{});
+  EXPECT_TRUE(is_valid_video(output_));
+  EXPECT_EQ(other_entries(out_.path(), {"out.mp4"}), std::vector<std::string>{});
 }
 
-TEST(Promises, AKilledClientLeavesNoFileAndTheDaemonServesOn) {
-  Daemon daemon(lazy_models());
-  const fs::path clip = long_clip(daemon);
-  TempDir out;
-  const fs::path output = out.path() / "out.mp4";
-  BackgroundClient client(daemon, submit(clip, {clip}, {"-o", output.string()}), daemon.work());
-  const std::string id = wait_for_running_job(daemon, 60s);
-  ASSERT_FALSE(id.empty()) << daemon.log_text();
-  ::kill(client.pid, SIGKILL);
-  client.wait();
-  EXPECT_EQ(daemon.ctl({"wait", id}).exit_code, 0);
-  EXPECT_EQ(other_entries(out.path(), {}), std::vector<std::string>{}) << "a killed client left files";
-  EXPECT_TRUE(daemon.ping());
+TEST_F(PromisesWithARunningJob, AKilledClientLeavesNoFileAndTheDaemonServesOn) {
+  ::kill(client_->pid, SIGKILL);
+  client_->wait();
+  EXPECT_EQ(daemon_.ctl({"wait", id_}).exit_code, 0);
+  EXPECT_EQ(other_entries(out_.path(), {}), std::vector<std::string>{}) << "a killed client left files";
+  EXPECT_TRUE(daemon_.ping());
 }
 
 TEST(Promises, ABatchIntoANewFolderCreatesIt) {

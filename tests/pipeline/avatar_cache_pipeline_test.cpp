@@ -44,26 +44,49 @@ void print(const char* label, const ItemReport& report) {
               detect->cached ? ", cached" : "", report.avatar_cache.c_str());
 }
 
-TEST(AvatarCachePipeline, NewAudioOnACachedVideoSkipsDetectionWithIdenticalFrames) {
-  test::TempDir dir;
-  const auto weights = test::shared_root() / "models" / "retinaface_mobilenet0.25.pth";
-  auto detector = models::RetinaFaceDetector::from_file(weights, models::Placement{});
-  auto generator = models::Wav2LipGenerator::untrained(models::Placement{}, test::hash_init_spec("e2e"));
-  const auto grid = test::shared_root() / "media" / "grid";
-  const auto video = grid / (test::manifest("e2e").at("meta").at("video_clip").get<std::string>() + ".mpg");
-  const auto speech = dir.path() / "speech.wav";  // 1 s of another speaker: 25 frames of the clip
-  media::test::run_ffmpeg("-i '" + (grid / "bbaf2n.mpg").string() + "' -t 1 -vn -ac 1 -ar 16000 '" + speech.string() + "'");
-  const auto longer = dir.path() / "tone.wav";  // 1.2 s: the storing run sees 30 frames
-  media::test::run_ffmpeg("-f lavfi -i \"sine=frequency=300:sample_rate=16000:duration=1.2\" '" + longer.string() + "'");
+// The e2e fixture's GRID clip, RetinaFace and the hash-init generator on the CPU, an avatar cache in
+// a temp folder, and 1 s of another speaker's audio (25 frames of the clip).
+class AvatarCachePipeline : public ::testing::Test {
+ protected:
+  AvatarCachePipeline() {
+    media::test::run_ffmpeg("-i '" + (grid_ / "bbaf2n.mpg").string() + "' -t 1 -vn -ac 1 -ar 16000 '" + speech_.string() + "'");
+    models_.generator = generator_.get();
+    models_.detector = detector_.get();
+    models_.avatar_cache = &cache_;
+    models_.detector_identity = "retinaface " + weights_identity(weights_) + " cpu float32";
+    options_.encode.preset = "ultrafast";
+  }
 
-  const AvatarCache cache({dir.path() / "avatar-cache", 1 << 20});
-  ItemModels models;
-  models.generator = generator.get();
-  models.detector = detector.get();
-  models.avatar_cache = &cache;
-  models.detector_identity = "retinaface " + weights_identity(weights) + " cpu float32";
-  ItemOptions options;
-  options.encode.preset = "ultrafast";
+  // A sine tone of `seconds` (25 frames a second of the clip).
+  std::filesystem::path tone(double seconds) const {
+    const auto file = dir_.path() / ("tone-" + std::to_string(seconds) + ".wav");
+    media::test::run_ffmpeg("-f lavfi -i \"sine=frequency=300:sample_rate=16000:duration=" + std::to_string(seconds) +
+                            "\" '" + file.string() + "'");
+    return file;
+  }
+
+  test::TempDir dir_;
+  std::filesystem::path weights_ = test::shared_root() / "models" / "retinaface_mobilenet0.25.pth";
+  std::unique_ptr<models::RetinaFaceDetector> detector_ = models::RetinaFaceDetector::from_file(weights_, models::Placement{});
+  std::unique_ptr<models::Wav2LipGenerator> generator_ =
+      models::Wav2LipGenerator::untrained(models::Placement{}, test::hash_init_spec("e2e"));
+  std::filesystem::path grid_ = test::shared_root() / "media" / "grid";
+  std::filesystem::path video_ =
+      grid_ / (test::manifest("e2e").at("meta").at("video_clip").get<std::string>() + ".mpg");
+  std::filesystem::path speech_ = dir_.path() / "speech.wav";
+  AvatarCache cache_{{dir_.path() / "avatar-cache", 1 << 20}};
+  ItemModels models_;
+  ItemOptions options_;
+};
+
+TEST_F(AvatarCachePipeline, NewAudioOnACachedVideoSkipsDetectionWithIdenticalFrames) {
+  const test::TempDir& dir = dir_;
+  const auto& video = video_;
+  const auto& speech = speech_;
+  const auto longer = tone(1.2);  // the storing run sees 30 frames
+  const AvatarCache& cache = cache_;
+  const ItemModels& models = models_;
+  const ItemOptions& options = options_;
 
   // The reference: the item bypasses the cache and detects every frame itself.
   ItemOptions bypass = options;
@@ -106,26 +129,13 @@ TEST(AvatarCachePipeline, NewAudioOnACachedVideoSkipsDetectionWithIdenticalFrame
 // The same presenter video with new audio that is longer than any earlier render: the stored faces
 // are reused (whole detector batches) and only the new frames are detected; the encoder gets the
 // same bytes as a run that detected everything, and the longer entry is stored for the next run.
-TEST(AvatarCachePipeline, LongerAudioReusesTheStoredFacesAndDetectsOnlyTheNewFrames) {
-  test::TempDir dir;
-  const auto weights = test::shared_root() / "models" / "retinaface_mobilenet0.25.pth";
-  auto detector = models::RetinaFaceDetector::from_file(weights, models::Placement{});
-  auto generator = models::Wav2LipGenerator::untrained(models::Placement{}, test::hash_init_spec("e2e"));
-  const auto grid = test::shared_root() / "media" / "grid";
-  const auto video = grid / (test::manifest("e2e").at("meta").at("video_clip").get<std::string>() + ".mpg");
-  const auto shorter = dir.path() / "speech.wav";  // 1 s: 25 frames of the clip
-  media::test::run_ffmpeg("-i '" + (grid / "bbaf2n.mpg").string() + "' -t 1 -vn -ac 1 -ar 16000 '" + shorter.string() + "'");
-  const auto longer = dir.path() / "tone.wav";  // 1.6 s: 40 frames
-  media::test::run_ffmpeg("-f lavfi -i \"sine=frequency=300:sample_rate=16000:duration=1.6\" '" + longer.string() + "'");
-
-  const AvatarCache cache({dir.path() / "avatar-cache", 1 << 20});
-  ItemModels models;
-  models.generator = generator.get();
-  models.detector = detector.get();
-  models.avatar_cache = &cache;
-  models.detector_identity = "retinaface " + weights_identity(weights) + " cpu float32";
-  ItemOptions options;
-  options.encode.preset = "ultrafast";
+TEST_F(AvatarCachePipeline, LongerAudioReusesTheStoredFacesAndDetectsOnlyTheNewFrames) {
+  const test::TempDir& dir = dir_;
+  const auto& video = video_;
+  const auto& shorter = speech_;  // 25 frames
+  const auto longer = tone(1.6);  // 40 frames
+  const ItemModels& models = models_;
+  const ItemOptions& options = options_;
   ItemOptions bypass = options;
   bypass.avatar_cache = false;
 
