@@ -83,6 +83,8 @@ struct SubmitOptions {
   bool lossless = false;
   std::optional<std::string> preset;    // an x264 preset name
   bool avatar_cache = true;             // false: detect the faces even if the daemon cached them
+  bool silence_gate = true;             // false: generate the mouth in silent stretches too
+  std::optional<bool> enhance;          // GFPGAN face restoration; unset = the daemon's default
   bool operator==(const SubmitOptions&) const = default;
 };
 
@@ -188,6 +190,7 @@ struct ItemStatus {
   double fps = 0, eta_s = 0, wall_s = 0;
   std::string avatar_cache{};  // once done: "hit" (faces from the avatar cache), "miss", "off"
   double detect_s = 0;       // once done: busy time of the face detection (0 on a hit)
+  std::int64_t frames_gated = 0;  // once done: silent frames the silence gate left as the source
   std::uint64_t output_bytes = 0;
   bool delivered = false;    // written into the client's output fd
   bool in_spool = false;     // waits in the spool for fetch
@@ -230,6 +233,7 @@ struct ItemDoneEvent {
   double wall_s = 0, fps = 0;
   std::string avatar_cache{};  // as ItemStatus
   double detect_s = 0;
+  std::int64_t frames_gated = 0;  // as ItemStatus
 };
 struct DoneEvent {
   std::vector<OutputPlace> outputs;  // one per item

@@ -23,6 +23,7 @@ struct ItemOutcome {
   double wall_seconds = 0, fps = 0;
   std::string avatar_cache = "off";  // "hit", "miss" or "off" (pipeline::ItemReport::avatar_cache)
   double detect_seconds = 0;         // the detect stage's busy time (0 on a cache hit)
+  std::int64_t frames_gated = 0;     // silent frames the silence gate left as the source
 };
 
 // Callbacks of one run; all may be called from any thread.

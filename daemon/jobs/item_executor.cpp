@@ -7,6 +7,7 @@
 #include "daemon/models/wav2lip.hpp"
 #include "daemon/pipeline/avatar_cache.hpp"
 #include "daemon/pipeline/lip_sync.hpp"
+#include "daemon/residency/resident_model.hpp"
 #include "daemon/system/heap_memory.hpp"
 #include "daemon/system/journal_log.hpp"
 
@@ -14,11 +15,17 @@ namespace heygem::jobs {
 namespace {
 
 bool is_generator(const residency::ModelSpec& spec) { return spec.kind == residency::ModelKind::wav2lip; }
+bool is_detector(const residency::ModelSpec& spec) { return residency::is_detector(spec.kind); }
+
+// --enhance / --no-enhance, else the daemon's default (which fixed-box jobs, lacking landmarks, skip).
+bool enhance_wanted(const pipeline::ItemOptions& options, bool default_enhance) {
+  return options.enhance.value_or(default_enhance && !options.box);
+}
 
 std::string names_of(const std::vector<residency::ModelSpec>& models, bool generators) {
   std::string out;
   for (const auto& spec : models)
-    if (is_generator(spec) == generators) out += (out.empty() ? "" : ", ") + spec.name;
+    if (generators ? is_generator(spec) : is_detector(spec)) out += (out.empty() ? "" : ", ") + spec.name;
   return out.empty() ? "none" : out;
 }
 
@@ -46,7 +53,7 @@ struct AvatarCaching {
 class LipSyncJobRun : public JobRun {
  public:
   LipSyncJobRun(residency::ModelRegistry& registry, const Job& job, const Spool& spool, RunControl control,
-                std::string device, AvatarCaching caching)
+                std::string device, AvatarCaching caching, bool default_enhance)
       : job_(job), spool_(spool), control_(std::move(control)), options_(pipeline::parse_item_options(job.options)),
         avatar_cache_(std::move(caching.cache)) {
     // The registry names the model it loads: the configured one, also for a default.
@@ -62,9 +69,14 @@ class LipSyncJobRun : public JobRun {
       if (!detector_ || !detector_->detector())
         throw Error(ErrorCode::internal, "the registry returned no detector for \"" + options_.detector + "\"");
     }
+    if (enhance_wanted(options_, default_enhance)) {
+      restorer_ = registry.acquire_restorer("", on_loading);
+      if (!restorer_ || !restorer_->restorer()) throw Error(ErrorCode::internal, "the registry returned no face restorer");
+    }
     if (detector_ && avatar_cache_) detector_identity_ = detector_identity(caching.detector_weights);
     busy_ = std::make_unique<BusyDevice>(registry, std::move(device));
-    control_.log("models: generator " + generator_->name() + (detector_ ? ", detector " + detector_->name() : ", fixed box"));
+    control_.log("models: generator " + generator_->name() + (detector_ ? ", detector " + detector_->name() : ", fixed box") +
+                 (restorer_ ? ", restorer " + restorer_->name() : ""));
   }
 
   std::string model_name() const override { return generator_->name(); }
@@ -83,6 +95,8 @@ class LipSyncJobRun : public JobRun {
     models.detector_name = detector_ ? detector_->name() : "";
     models.avatar_cache = detector_identity_.empty() ? nullptr : avatar_cache_.get();
     models.detector_identity = detector_identity_;
+    models.restorer = restorer_ ? restorer_->restorer() : nullptr;
+    models.restorer_name = restorer_ ? restorer_->name() : "";
     pipeline::RunHooks hooks;
     hooks.progress = [this](const pipeline::ItemProgress& p) {
       control_.progress({p.stage, p.frames_done, p.frames_total, p.fps, p.eta_seconds});
@@ -96,7 +110,7 @@ class LipSyncJobRun : public JobRun {
       const auto report = pipeline::run_lip_sync(files, options_, models, hooks);
       const auto* detect = report.stage("detect");
       return {report.frames, report.frames_without_face, report.wall_seconds, report.fps, report.avatar_cache,
-              detect ? detect->busy_seconds : 0.0};
+              detect ? detect->busy_seconds : 0.0, report.frames_gated};
     } catch (const Error& e) {
       // The spool's file names mean nothing to the client: speak of its own names.
       std::string message = e.what();
@@ -128,7 +142,7 @@ class LipSyncJobRun : public JobRun {
   const Spool& spool_;
   RunControl control_;
   pipeline::ItemOptions options_;
-  std::shared_ptr<residency::ModelLease> generator_, detector_;
+  std::shared_ptr<residency::ModelLease> generator_, detector_, restorer_;
   std::shared_ptr<const pipeline::AvatarCache> avatar_cache_;
   std::string detector_identity_;
   std::unique_ptr<BusyDevice> busy_;
@@ -179,6 +193,15 @@ void ItemExecutor::validate(const nlohmann::json& options) const {
   };
   check(parsed.generator, true);
   check(parsed.detector, false);
+  // --enhance without GFPGAN weights is refused at submit time, naming the file to bring.
+  if (enhance_wanted(parsed, config_.default_enhance) &&
+      std::none_of(config_.models.begin(), config_.models.end(),
+                   [](const residency::ModelSpec& spec) { return spec.kind == residency::ModelKind::gfpgan; }))
+    throw Error(ErrorCode::invalid_argument, std::string(residency::restorer_missing_message()));
+  if (enhance_wanted(parsed, config_.default_enhance) && parsed.box)
+    throw Error(ErrorCode::invalid_argument,
+                "option enhance: faces are aligned by the 5 landmarks of the RetinaFace detector, which a fixed box "
+                "job does not run (drop the box, or enhance)");
 }
 
 void ItemExecutor::set_avatar_cache(std::shared_ptr<const pipeline::AvatarCache> cache) {
@@ -194,7 +217,13 @@ std::unique_ptr<JobRun> ItemExecutor::start(const Job& job, const Spool& spool, 
     const auto named = job.options.value("detector", std::string());
     if (const auto* spec = find(named.empty() ? config_.default_detector : named)) caching.detector_weights = spec->weights;
   }
-  return std::make_unique<LipSyncJobRun>(registry_, job, spool, control, device_for(job), std::move(caching));
+  bool default_enhance = false;
+  {
+    std::lock_guard lock(mutex_);
+    default_enhance = config_.default_enhance;
+  }
+  return std::make_unique<LipSyncJobRun>(registry_, job, spool, control, device_for(job), std::move(caching),
+                                         default_enhance);
 }
 
 }  // namespace heygem::jobs

@@ -85,6 +85,10 @@ ItemOptions parse_item_options(const nlohmann::json& options) {
       out.generator = get<std::string>(value, key, "a model name");
     } else if (key == "detector") {
       out.detector = get<std::string>(value, key, "a model name");
+    } else if (key == "enhance") {
+      if (!value.is_null()) out.enhance = get<bool>(value, key, "true or false");
+    } else if (key == "silence_gate") {
+      out.silence_gate.enabled = get<bool>(value, key, "true or false");
     } else if (key == "avatar_cache") {
       out.avatar_cache = get<bool>(value, key, "true or false");
     } else if (key == "crf") {
@@ -122,6 +126,8 @@ nlohmann::json to_json(const ItemOptions& o) {
   if (!o.detector.empty()) j["detector"] = o.detector;
   if (o.encode.threads) j["encoder_threads"] = o.encode.threads;
   if (!o.avatar_cache) j["avatar_cache"] = false;
+  if (!o.silence_gate.enabled) j["silence_gate"] = false;
+  if (o.enhance) j["enhance"] = *o.enhance;
   return j;
 }
 
