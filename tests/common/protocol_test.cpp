@@ -72,13 +72,31 @@ std::vector<Request> all_requests() {
           LogsRequest{"0123456789ab"},      ModelsRequest{}, ReloadRequest{}};
 }
 
+TEST(Protocol, ModelsLoadAndUnloadRoundTripAndNeedAName) {
+  for (const ModelsRequest& request : {ModelsRequest{"load", "retinaface"}, ModelsRequest{"unload", "wav2lip"}}) {
+    const std::string text = encode(Request{request});
+    EXPECT_EQ(encode(parse_request(text)), text);
+  }
+  EXPECT_THROW(parse_request(R"({"type":"models","action":"load"})"), Error);
+  EXPECT_THROW(parse_request(R"({"type":"models","action":"frobnicate","name":"x"})"), Error);
+}
+
 std::vector<Response> all_responses() {
   const std::string id = "0123456789ab";
   ModelRow row{"wav2lip", "wav2lip", "cuda:0", "float16", "warm", 1 << 20, 1, 1.5, 0.3, 4.2, 300.0, 2};
+  row.heartbeat_at_ms = 1'765'000'000'000;
+  row.keep_alive_s = 300;
+  row.untrained = true;
   ModelRow cold = row;
   cold.expires_in_s.reset();
+  cold.heartbeat_at_ms.reset();
+  cold.keep_alive_s.reset();
+  ModelsResponse with_memory{{row}, {{"cuda:0", 1 << 20, 2 << 20, 3 << 20}, {"cpu", 5, std::nullopt, std::nullopt}}, 7 << 20,
+                             "loaded wav2lip"};
   return {HelloResponse{1, "0.1.0"},
           PongResponse{},
+          PongResponse{"loading", "loading models (1/2)"},
+          PongResponse{"degraded", "new jobs are refused"},
           VersionResponse{"0.1.0", 1},
           ErrorResponse{ErrorCode::not_found, "no job 0123456789ab"},
           SubmittedResponse{id, 2},
@@ -88,13 +106,14 @@ std::vector<Response> all_responses() {
           JobEvent{id, RunningEvent{1, 2, "render", 30, 75, 24.5, 1.8}},
           JobEvent{id, ItemDoneEvent{1, OutputPlace::fd, 75, 2, 3.1, 24.2}},
           JobEvent{id, ItemDoneEvent{1, OutputPlace::fd, 75, 2, 3.1, 24.2, "hit", 0.0}},
-          JobEvent{id, ItemDoneEvent{1, OutputPlace::fd, 75, 2, 3.1, 24.2, "miss", 0.5, 12}},
+          JobEvent{id, ItemDoneEvent{1, OutputPlace::fd, 75, 2, 3.1, 24.2, "miss", 0.5, "out.mp4", 25.0, 12}},
           JobEvent{id, DoneEvent{{OutputPlace::fd, OutputPlace::spool}, 150, 2, 6.2, 24.2}},
           JobEvent{id, FailedEvent{"a.mp4: no video stream"}},
           JobEvent{id, CancelledEvent{}},
           ListResponse{{sample_job(), sample_job()}},
           ListResponse{{sample_job()}, true},
           ModelsResponse{{row, cold}},
+          with_memory,
           LogsResponse{id, "line 1\nline 2\n", true},
           FetchedResponse{id, {{0, 12345}, {2, 999}}},
           ReloadedResponse{"2 models reloaded"}};
