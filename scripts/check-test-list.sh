@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# (Parameterised tests are named without their "# GetParam() = ..." note, which can hold addresses.)
 # Fails when a test that tests/expected-tests.txt names is no longer registered with ctest: a suite
 # dropped by a renamed or broken library, or a folder CMake stopped adding, is caught here instead of
 # leaving CI green. New tests are fine (--update records them).
 # Usage: scripts/check-test-list.sh BUILD_DIR [--update]
+# (Parameterised tests are named without their "# GetParam() = ..." note, which can hold addresses.)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 build_dir=${1:?usage: check-test-list.sh BUILD_DIR [--update]}
