@@ -291,6 +291,11 @@ void validate_options(const SubmitOptions& options, const std::string& context) 
   }
 }
 
+// Every key read_options reads (stored_submit_options leaves out the others).
+constexpr std::array<std::string_view, 14> kOptionKeys{"blend",     "strict",   "loop",   "fps",          "box",
+                                                        "nosmooth",  "generator", "detector", "crf",        "lossless",
+                                                        "preset",    "avatar_cache", "silence_gate", "enhance"};
+
 SubmitOptions read_options(const json& value, const std::string& context) {
   ObjectReader r(value, context);
   SubmitOptions o;
@@ -965,6 +970,14 @@ nlohmann::json to_json(const SubmitOptions& o) {
 }
 
 SubmitOptions submit_options_from_json(const nlohmann::json& options) { return read_options(options, "options"); }
+
+SubmitOptions stored_submit_options(const nlohmann::json& options) {
+  if (!options.is_object()) return read_options(options, "options");
+  json known = json::object();
+  for (const auto& [key, value] : options.items())
+    if (std::find(kOptionKeys.begin(), kOptionKeys.end(), key) != kOptionKeys.end()) known[key] = value;
+  return read_options(known, "options");
+}
 
 nlohmann::json to_json(const JobStatus& m) {
   json items = json::array();

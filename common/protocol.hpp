@@ -335,6 +335,9 @@ Request request_from_json(const nlohmann::json& message);
 Response response_from_json(const nlohmann::json& message);
 nlohmann::json to_json(const SubmitOptions& options);  // the pipeline's option keys
 SubmitOptions submit_options_from_json(const nlohmann::json& options);
+// A stored job's options (its record may come from a newer heygemd): keys this version does not
+// know are left out; a known key with a bad value throws as above.
+SubmitOptions stored_submit_options(const nlohmann::json& options);
 nlohmann::json to_json(const JobStatus& job);
 JobStatus job_status_from_json(const nlohmann::json& job);
 nlohmann::json to_json(const JobEvent& event);

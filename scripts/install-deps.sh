@@ -7,6 +7,7 @@ packages=(
   libavformat-dev libavcodec-dev libavutil-dev libswscale-dev libswresample-dev ffmpeg
   libyaml-cpp-dev libspdlog-dev libsystemd-dev systemd libboost-dev nlohmann-json3-dev libcli11-dev
   libgtest-dev groff-base mandoc clang
+  libfuse3-dev fuse3
 )
 missing=()
 for p in "${packages[@]}"; do

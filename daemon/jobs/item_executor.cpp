@@ -30,8 +30,18 @@ std::string names_of(const std::vector<residency::ModelSpec>& models, bool gener
 }
 
 // A job's options as the one typed model (the stored JSON is its serialization, read by the same
-// validator that admitted it).
-protocol::SubmitOptions options_of(const Job& job) { return protocol::submit_options_from_json(job.options); }
+// validator that admitted it; keys of a newer heygemd are ignored).
+protocol::SubmitOptions options_of(const Job& job) { return protocol::stored_submit_options(job.options); }
+
+// For placing a job: its options, or the defaults when its record's options cannot be read (the job
+// then fails with the cause when it runs).
+protocol::SubmitOptions placement_options_of(const Job& job) {
+  try {
+    return options_of(job);
+  } catch (const std::exception&) {
+    return {};
+  }
+}
 
 // Marks a device busy for the registry while a job runs on it.
 class BusyDevice {
@@ -189,7 +199,7 @@ std::vector<std::string> ItemExecutor::devices() const {
 }
 
 std::string ItemExecutor::device_for(const Job& job) const {
-  const auto named = options_of(job).generator.value_or("");
+  const auto named = placement_options_of(job).generator.value_or("");
   std::lock_guard lock(mutex_);
   const auto* spec = find(named.empty() ? config_.default_generator : named);
   return spec ? spec->device : "cpu";
@@ -227,7 +237,7 @@ void ItemExecutor::set_avatar_cache(std::shared_ptr<const pipeline::AvatarCache>
 std::unique_ptr<JobRun> ItemExecutor::start(const Job& job, const Spool& spool, const RunControl& control) {
   AvatarCaching caching;
   std::vector<std::string> devices;  // the generator's, then the detector's when it differs
-  const auto options = options_of(job);
+  const auto options = placement_options_of(job);
   {
     std::lock_guard lock(mutex_);
     caching.cache = avatar_cache_;

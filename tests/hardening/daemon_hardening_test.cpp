@@ -212,13 +212,6 @@ void fill_up(const fs::path& folder, std::uint64_t leave_bytes) {
   fs::resize_file(filler, full_size > leave_bytes ? full_size - leave_bytes : 0);
 }
 
-std::string read_text(const fs::path& file) {
-  std::ifstream in(file);
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
 // The spool is a 2 MiB tmpfs; where none can be mounted (no root), heygemd runs with a 2 MiB
 // RLIMIT_FSIZE instead, so that the 3 MiB input cannot be written either (EFBIG, not ENOSPC).
 TEST(DiskFull, AFullSpoolFailsTheJobCleanlyAndTheDaemonKeepsServing) {

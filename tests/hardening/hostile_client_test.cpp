@@ -807,6 +807,66 @@ TEST(HostileClient, AFullStateDiskAtRestartDoesNotStopTheDaemon) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Finding 6: the result was copied into the client's output while the scheduler's lock was held,
+// so a slow output disk (NFS under load, a FUSE mount) froze every client's status and even ping.
+// The output here lives on a FUSE file system whose every write takes 3 s.
+TEST(HostileClient, ASlowOutputDiskHoldsUpNoOtherClient) {
+  if (::geteuid() != 0) GTEST_SKIP() << "mounting FUSE needs root";
+  TempDir dir;
+  const fs::path backing = dir.path() / "backing", mount = dir.path() / "slow", marker = dir.path() / "writing";
+  fs::create_directories(backing);
+  fs::create_directories(mount);
+  const pid_t fs_pid = ::fork();
+  if (fs_pid == 0) {
+    const int null = ::open("/dev/null", O_WRONLY);
+    ::dup2(null, 1);
+    ::execl(HEYGEM_SLOW_FS_BINARY, HEYGEM_SLOW_FS_BINARY, backing.c_str(), mount.c_str(), "3000", marker.c_str(),
+            static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  struct Unmount {
+    fs::path where;
+    pid_t pid;
+    ~Unmount() {
+      ::umount2(where.c_str(), MNT_DETACH);
+      ::kill(pid, SIGTERM);
+      ::waitpid(pid, nullptr, 0);
+    }
+  } unmount{mount, fs_pid};
+  bool mounted = false;
+  for (int i = 0; i < 200 && !mounted; ++i) {
+    std::ifstream mounts("/proc/self/mounts");
+    for (std::string line; std::getline(mounts, line);)
+      mounted |= line.find(" " + mount.string() + " fuse") != std::string::npos;
+    if (!mounted) std::this_thread::sleep_for(50ms);
+  }
+  if (!mounted) GTEST_SKIP() << "cannot mount a FUSE file system here (/dev/fuse?)";
+
+  Daemon daemon;
+  const fs::path clip = daemon.work() / "clip.mp4";
+  make_tiny_clip(clip, 48, 1.0);
+  const auto other = detached_job(daemon, clip);
+  ASSERT_EQ(daemon.ctl({"wait", other}).exit_code, 0);
+  CommandResult slow;
+  std::thread client([&] { slow = daemon.ctl(submit_args(clip, clip, {"-o", (mount / "out.mp4").string()})); });
+  const auto deadline = Clock::now() + 120s;
+  while (!fs::exists(marker) && Clock::now() < deadline) std::this_thread::sleep_for(20ms);
+  ASSERT_TRUE(fs::exists(marker)) << "the result never reached the slow disk";
+  // The delivery is now inside a 3-s write: everyone else must still be answered at once.
+  for (const std::vector<std::string>& request : {std::vector<std::string>{"ping"}, {"status", other}, {"list", "--all"}}) {
+    const auto start = Clock::now();
+    const auto answer = daemon.ctl(request);
+    const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+    EXPECT_EQ(answer.exit_code, 0) << request.front() << ": " << answer.err;
+    EXPECT_LT(seconds, 1.0) << request.front() << " waited " << seconds << " s for the slow delivery";
+    std::printf("[slow disk] %s answered in %.3f s during a 3-s write\n", request.front().c_str(), seconds);
+  }
+  client.join();
+  EXPECT_EQ(slow.exit_code, 0) << slow.out << slow.err;
+  EXPECT_TRUE(is_valid_video(mount / "out.mp4"));
+}
+
+// ---------------------------------------------------------------------------------------------
 // Also fixed: the avatar cache was shared across uids, so a "hit" told one user that another had
 // rendered that exact video.
 TEST(HostileClient, TheAvatarCacheTellsNoUidAboutAnothersVideos) {

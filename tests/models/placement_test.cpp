@@ -1,4 +1,5 @@
 // Placement parsing: devices, precisions, aliases and the refusals.
+#include <ATen/Context.h>
 #include <gtest/gtest.h>
 #include <torch/cuda.h>
 
@@ -52,8 +53,10 @@ TEST(Placement, BadTextIsNamed) {
 TEST(Placement, CudaNeedsADevice) {
   const std::size_t count = torch::cuda::device_count();
   if (count == 0) {
+    // A CPU-only libtorch says what the operator must change: the build, not the driver.
     const std::string message = refusal("cuda", "float16");
-    EXPECT_NE(message.find("CUDA is not available"), std::string::npos) << message;
+    EXPECT_NE(message.find(at::hasCUDA() ? "no CUDA device is visible" : "is a CPU-only build"), std::string::npos)
+        << message;
     EXPECT_NE(message.find("cuda:0"), std::string::npos) << message;
     return;
   }
