@@ -816,7 +816,7 @@ TEST(HostileClient, AFullStateDiskAtRestartDoesNotStopTheDaemon) {
 // Finding 6: the result was copied into the client's output while the scheduler's lock was held,
 // so a slow output disk (NFS under load, a FUSE mount) froze every client's status and even ping.
 // The output here lives on a FUSE file system whose every write takes 3 s.
-TEST(HostileClient, ASlowOutputDiskHoldsUpNoOtherClient) {
+TEST(HostileClient, ASlowOutputDiskHoldsUpNoOtherClientAndAKilledDeliveryLeavesNothing) {
   if (::geteuid() != 0) GTEST_SKIP() << "mounting FUSE needs root";
   TempDir dir;
   const fs::path backing = dir.path() / "backing", mount = dir.path() / "slow", marker = dir.path() / "writing";
@@ -867,9 +867,13 @@ TEST(HostileClient, ASlowOutputDiskHoldsUpNoOtherClient) {
     EXPECT_LT(seconds, 1.0) << request.front() << " waited " << seconds << " s for the slow delivery";
     std::printf("[slow disk] %s answered in %.3f s during a 3-s write\n", request.front().c_str(), seconds);
   }
+  // Finding 13: heygemd killed in the middle of that delivery left a truncated MP4 at -o that
+  // players accept. The user's path holds the whole result or nothing.
+  daemon.kill9();
   client.join();
-  EXPECT_EQ(slow.exit_code, 0) << slow.out << slow.err;
-  EXPECT_TRUE(is_valid_video(mount / "out.mp4"));
+  EXPECT_EQ(slow.exit_code, 3) << slow.out << slow.err;
+  EXPECT_FALSE(fs::exists(mount / "out.mp4")) << "a partial result was left at -o";
+  EXPECT_TRUE(fs::is_empty(backing)) << "heygemctl left its temporary file behind";
 }
 
 // ---------------------------------------------------------------------------------------------
