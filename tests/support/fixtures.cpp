@@ -51,6 +51,9 @@ RawTensor load_raw(const std::string& folder, const std::string& file) {
   } else if (dtype == "int64") {
     out.i64.resize(n);
     in.read(reinterpret_cast<char*>(out.i64.data()), static_cast<std::streamsize>(n * 8));
+  } else if (dtype == "uint8") {
+    out.u8.resize(n);
+    in.read(reinterpret_cast<char*>(out.u8.data()), static_cast<std::streamsize>(n));
   } else {
     throw std::runtime_error(file + ": unsupported dtype " + dtype);
   }

@@ -20,6 +20,7 @@ struct RawTensor {
   std::vector<int64_t> shape;
   std::vector<float> f32;    // filled for .f32 files
   std::vector<int64_t> i64;  // filled for .i64 files
+  std::vector<uint8_t> u8;   // filled for .u8 files
   int64_t numel() const;
 };
 
