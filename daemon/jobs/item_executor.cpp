@@ -178,11 +178,16 @@ std::vector<std::string> ItemExecutor::devices() const {
   return out;
 }
 
-std::string ItemExecutor::device_for(const Job& job) const {
-  const auto named = placement_options_of(job).generator.value_or("");
-  std::lock_guard lock(mutex_);
+std::string ItemExecutor::generator_device(const protocol::SubmitOptions& options) const {
+  const auto named = options.generator.value_or("");
   const auto* spec = find(named.empty() ? config_.default_generator : named);
   return spec ? spec->device : "cpu";
+}
+
+std::string ItemExecutor::device_for(const Job& job) const {
+  const auto options = placement_options_of(job);
+  std::lock_guard lock(mutex_);
+  return generator_device(options);
 }
 
 void ItemExecutor::validate(const protocol::SubmitOptions& options) const {
@@ -213,9 +218,7 @@ std::unique_ptr<JobRun> ItemExecutor::start(const Job& job, const Spool& spool, 
     std::lock_guard lock(mutex_);
     caching.cache = avatar_cache_;
     const auto named = options.detector.value_or("");
-    const auto generator_name = options.generator.value_or("");
-    const auto* generator = find(generator_name.empty() ? config_.default_generator : generator_name);
-    devices.push_back(generator ? generator->device : "cpu");
+    devices.push_back(generator_device(options));
     if (const auto* spec = find(named.empty() ? config_.default_detector : named)) {
       caching.detector_weights = spec->weights;
       if (!options.box && spec->device != devices.front()) devices.push_back(spec->device);

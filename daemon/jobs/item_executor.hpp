@@ -35,6 +35,8 @@ class ItemExecutor : public JobExecutor {
 
  private:
   const residency::ModelSpec* find(const std::string& name) const;  // under mutex_
+  // The device of the generator `options` name (or the default's); "cpu" if none. Under mutex_.
+  std::string generator_device(const protocol::SubmitOptions& options) const;
 
   residency::ModelRegistry& registry_;
   mutable std::mutex mutex_;
