@@ -162,10 +162,18 @@ Received receive_within(int fd, std::chrono::milliseconds limit) {
   FrameReceiver receiver;
   const auto deadline = Clock::now() + limit;
   for (;;) {
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
-    if (left.count() <= 0) return {std::nullopt, false, true};
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+    // A frame begun is read to its end: the receiver has consumed its header, and a later call
+    // would start in the middle of it.
+    if (left.count() <= 0) {
+      if (!receiver.in_frame()) return {std::nullopt, false, true};
+      left = 1000ms;
+    }
     pollfd poll_fd{fd, POLLIN, 0};
-    if (::poll(&poll_fd, 1, static_cast<int>(left.count())) <= 0) continue;
+    if (::poll(&poll_fd, 1, static_cast<int>(left.count())) <= 0) {
+      if (receiver.in_frame() && Clock::now() > deadline + 5s) return {std::nullopt, true, false};
+      continue;
+    }
     try {
       if (auto frame = receiver.read(fd)) return {protocol::parse_response(frame->payload), false, false};
     } catch (const Error&) {
