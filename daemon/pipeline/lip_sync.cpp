@@ -493,6 +493,9 @@ ItemReport LipSyncRun::run() {
     fps_ = probe.info().still_image && !options_.fps ? to_rational(options_.still_fps) : probe.output_fps();
   }
   reader_options.output_fps = fps_;
+  // NVDEC of the generator's GPU takes the decoding off the CPU, which x264 needs
+  if (const c10::Device device = models_.generator->placement().device; device.is_cuda())
+    reader_options.nvdec_device = device.has_index() ? device.index() : 0;
   chunk_starts_ = frame_mel_starts(mel_.cols, audio_samples_, media::kMelSampleRate, fps_.value(), options_.length);
   const int64_t total = static_cast<int64_t>(chunk_starts_.size());
   const auto scratch = files_.scratch.empty() ? files_.output.parent_path() : files_.scratch;
