@@ -60,9 +60,10 @@ struct AvatarCaching {
 class LipSyncJobRun : public JobRun {
  public:
   LipSyncJobRun(residency::ModelRegistry& registry, const Job& job, const Spool& spool, RunControl control,
-                const std::vector<std::string>& devices, AvatarCaching caching)
+                const std::vector<std::string>& devices, AvatarCaching caching, int items_at_once)
       : job_(job), spool_(spool), control_(std::move(control)), options_(pipeline::item_options_for(options_of(job))),
         avatar_cache_(std::move(caching.cache)) {
+    options_.items_at_once = items_at_once;
     // Busy before the models are acquired: a lazy model's load and warm-up are part of the job, and
     // no heartbeat may run beside them or beside the first batches.
     for (const auto& device : devices) busy_.push_back(std::make_unique<BusyDevice>(registry, device));
@@ -210,13 +211,20 @@ void ItemExecutor::set_avatar_cache(std::shared_ptr<const pipeline::AvatarCache>
   avatar_cache_ = std::move(cache);
 }
 
+void ItemExecutor::set_items_at_once(int items) {
+  std::lock_guard lock(mutex_);
+  items_at_once_ = std::max(1, items);
+}
+
 std::unique_ptr<JobRun> ItemExecutor::start(const Job& job, const Spool& spool, const RunControl& control) {
   AvatarCaching caching;
   std::vector<std::string> devices;  // the generator's, then the detector's when it differs
   const auto options = placement_options_of(job);
+  int items_at_once = 1;
   {
     std::lock_guard lock(mutex_);
     caching.cache = avatar_cache_;
+    items_at_once = items_at_once_;
     const auto named = options.detector.value_or("");
     devices.push_back(generator_device(options));
     if (const auto* spec = find(named.empty() ? config_.default_detector : named)) {
@@ -224,7 +232,7 @@ std::unique_ptr<JobRun> ItemExecutor::start(const Job& job, const Spool& spool, 
       if (!options.box && spec->device != devices.front()) devices.push_back(spec->device);
     }
   }
-  return std::make_unique<LipSyncJobRun>(registry_, job, spool, control, devices, std::move(caching));
+  return std::make_unique<LipSyncJobRun>(registry_, job, spool, control, devices, std::move(caching), items_at_once);
 }
 
 }  // namespace heygem::jobs

@@ -1,5 +1,6 @@
 #include "daemon/media/stream_decoder.hpp"
 
+#include <algorithm>
 #include <system_error>
 
 #include <spdlog/spdlog.h>
@@ -25,12 +26,13 @@ constexpr int kCudaUsePrimaryContext = 1 << 0;
 
 }  // namespace
 
-StreamDecoder::StreamDecoder(const std::filesystem::path& file, AVMediaType type, std::optional<int> nvdec_device)
+StreamDecoder::StreamDecoder(const std::filesystem::path& file, AVMediaType type, std::optional<int> nvdec_device,
+                             int threads)
     : file_(file), packet_(make_packet()) {
   open_container();
   select_stream(type);
   check_not_truncated();
-  open_decoder(type == AVMEDIA_TYPE_VIDEO ? nvdec_device : std::nullopt);
+  open_decoder(type == AVMEDIA_TYPE_VIDEO ? nvdec_device : std::nullopt, threads);
 }
 
 void StreamDecoder::open_container() {
@@ -133,7 +135,7 @@ AVPixelFormat StreamDecoder::choose_format(AVCodecContext* codec, const AVPixelF
   return avcodec_default_get_format(codec, formats);
 }
 
-void StreamDecoder::open_decoder(std::optional<int> nvdec_device) {
+void StreamDecoder::open_decoder(std::optional<int> nvdec_device, int threads) {
   const AVCodec* decoder = avcodec_find_decoder(stream_->codecpar->codec_id);
   if (!decoder)
     fail(ErrorCode::invalid_input, file_,
@@ -143,7 +145,7 @@ void StreamDecoder::open_decoder(std::optional<int> nvdec_device) {
   check(avcodec_parameters_to_context(codec_.get(), stream_->codecpar), ErrorCode::invalid_input, file_,
         "invalid codec parameters");
   codec_->pkt_timebase = stream_->time_base;
-  codec_->thread_count = 0;  // FFmpeg's automatic choice
+  codec_->thread_count = std::max(0, threads);  // 0: FFmpeg's automatic choice
   if (nvdec_device) {
     if (attach_nvdec(*nvdec_device))
       codec_->thread_count = 1;  // NVDEC decodes; the CPU only parses, and frame threads add delay

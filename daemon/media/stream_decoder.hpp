@@ -17,7 +17,9 @@ class StreamDecoder {
   // `nvdec_device`: decode video on that GPU's NVDEC (FFmpeg's CUDA hwaccel) and hand out the
   // downloaded NV12 pictures; where the driver, the codec, the profile or the size rule it out, the
   // decoder runs on the CPU instead and hardware_fallback() says why.
-  StreamDecoder(const std::filesystem::path& file, AVMediaType type, std::optional<int> nvdec_device = std::nullopt);
+  // `threads`: the decoder's threads, 0 = FFmpeg's automatic choice.
+  StreamDecoder(const std::filesystem::path& file, AVMediaType type, std::optional<int> nvdec_device = std::nullopt,
+                int threads = 0);
 
   const std::filesystem::path& file() const { return file_; }
   AVFormatContext* format() const { return format_.get(); }
@@ -44,7 +46,7 @@ class StreamDecoder {
  private:
   void open_container();
   void select_stream(AVMediaType type);
-  void open_decoder(std::optional<int> nvdec_device);
+  void open_decoder(std::optional<int> nvdec_device, int threads);
   bool attach_nvdec(int device);
   static AVPixelFormat choose_format(AVCodecContext* codec, const AVPixelFormat* formats);
   void check_not_truncated() const;

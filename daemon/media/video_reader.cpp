@@ -133,7 +133,8 @@ struct VideoReader::Impl {
 };
 
 VideoReader::Impl::Impl(const std::filesystem::path& file, const VideoReaderOptions& reader_options)
-    : decoder(file, AVMEDIA_TYPE_VIDEO, reader_options.nvdec_device), options(reader_options) {
+    : decoder(file, AVMEDIA_TYPE_VIDEO, reader_options.nvdec_device, reader_options.decoder_threads),
+      options(reader_options) {
   describe();
   check_limits();
 }
