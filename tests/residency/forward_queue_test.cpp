@@ -8,6 +8,9 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <optional>
 #include <future>
 #include <thread>
 
@@ -64,18 +67,41 @@ at::Tensor detector_frames(int64_t count, bool mirrored) {
   return at::cat(frames, 0);
 }
 
-bool same_detections(const std::vector<models::FrameDetections>& a, const std::vector<models::FrameDetections>& b) {
-  if (a.size() != b.size()) return false;
+// On CPU float32 a row's result depends on the batch it ran in, by rounding only: oneDNN blocks a
+// convolution differently for another batch size. The bounds are the measured worst cases with
+// margin (generator output in [0, 1]; detector boxes and landmarks in pixels, scores in [0, 1]).
+constexpr double kGeneratorBound = 5e-5;   // measured 2.9e-6
+constexpr double kDetectorPixelBound = 1e-3;  // measured 3.1e-5
+constexpr double kDetectorScoreBound = 1e-5;  // measured 0
+
+double max_abs_diff(const at::Tensor& a, const at::Tensor& b) { return (a - b).abs().max().item<double>(); }
+
+// The largest pixel and score differences of two detectors' answers; nullopt when the faces found differ.
+std::optional<std::pair<double, double>> detection_diff(const std::vector<models::FrameDetections>& a,
+                                                        const std::vector<models::FrameDetections>& b) {
+  if (a.size() != b.size()) return std::nullopt;
+  double pixels = 0, scores = 0;
   for (std::size_t f = 0; f < a.size(); ++f) {
-    if (a[f].size() != b[f].size()) return false;
+    if (a[f].size() != b[f].size()) return std::nullopt;
     for (std::size_t i = 0; i < a[f].size(); ++i) {
       const auto &x = a[f][i], &y = b[f][i];
-      if (x.x1 != y.x1 || x.y1 != y.y1 || x.x2 != y.x2 || x.y2 != y.y2 || x.score != y.score ||
-          x.landmarks != y.landmarks)
-        return false;
+      for (const auto [p, q] : {std::pair{x.x1, y.x1}, {x.y1, y.y1}, {x.x2, y.x2}, {x.y2, y.y2}})
+        pixels = std::max(pixels, static_cast<double>(std::abs(p - q)));
+      for (std::size_t k = 0; k < x.landmarks.size(); ++k)
+        pixels = std::max(pixels, static_cast<double>(std::abs(x.landmarks[k] - y.landmarks[k])));
+      scores = std::max(scores, static_cast<double>(std::abs(x.score - y.score)));
     }
   }
-  return true;
+  return std::pair{pixels, scores};
+}
+
+void expect_same_detections(const std::vector<models::FrameDetections>& got,
+                            const std::vector<models::FrameDetections>& solo, const char* item) {
+  const auto diff = detection_diff(got, solo);
+  ASSERT_TRUE(diff) << item << ": other faces than alone";
+  std::printf("item %s: detections differ from its solo run by %.3g px, %.3g in score\n", item, diff->first, diff->second);
+  EXPECT_LE(diff->first, kDetectorPixelBound) << item;
+  EXPECT_LE(diff->second, kDetectorScoreBound) << item;
 }
 
 template <class Condition>
@@ -132,7 +158,8 @@ TEST(ForwardQueue, OneGeneratorForwardServesTwoItemsAndRoutesEachResult) {
   // Solo: each item alone on the queue.
   const auto solo_a = queue.generate(generator(), mel_a, faces_a, 16, {&item_a, {}});
   const auto solo_b = queue.generate(generator(), mel_b, faces_b, 16, {&item_b, {}});
-  ASSERT_FALSE(at::equal(solo_a.narrow(0, 0, 3), solo_b.narrow(0, 0, 3)));  // the routing check means something
+  // The routing check means something: the items' results differ far beyond the bound.
+  ASSERT_GT(max_abs_diff(solo_a, solo_b.narrow(0, 0, 3)), 1000 * kGeneratorBound);
   const auto before = queue.stats();
   EXPECT_EQ(before.batches, 2u);
 
@@ -154,11 +181,13 @@ TEST(ForwardQueue, OneGeneratorForwardServesTwoItemsAndRoutesEachResult) {
   ASSERT_FALSE(spans.empty());
   EXPECT_EQ(spans.back().what, "batch");
   EXPECT_EQ(spans.back().tasks, 2u);
-  // Each item gets exactly its solo result, bit for bit.
+  // Each item gets its solo result (within the rounding of another batch size).
   ASSERT_EQ(together_a.sizes(), solo_a.sizes());
   ASSERT_EQ(together_b.sizes(), solo_b.sizes());
-  EXPECT_TRUE(at::equal(together_a, solo_a));
-  EXPECT_TRUE(at::equal(together_b, solo_b));
+  const double diff_a = max_abs_diff(together_a, solo_a), diff_b = max_abs_diff(together_b, solo_b);
+  std::printf("generator rows batched with another item's differ from solo by %.3g (a), %.3g (b)\n", diff_a, diff_b);
+  EXPECT_LE(diff_a, kGeneratorBound);
+  EXPECT_LE(diff_b, kGeneratorBound);
 }
 
 TEST(ForwardQueue, DetectorBatchesFramesOfOneSizeAcrossItems) {
@@ -172,7 +201,7 @@ TEST(ForwardQueue, DetectorBatchesFramesOfOneSizeAcrossItems) {
   const auto solo_c = queue.detect(detector(), frames_c, {&item_c, {}});
   ASSERT_FALSE(solo_a.at(0).empty());
   ASSERT_FALSE(solo_b.at(0).empty());
-  ASSERT_NE(solo_a[0][0].x1, solo_b[0][0].x1);  // mirrored: the face sits elsewhere
+  ASSERT_GT(std::abs(solo_a[0][0].x1 - solo_b[0][0].x1), 100 * kDetectorPixelBound);  // mirrored: the face sits elsewhere
   const auto before = queue.stats();
 
   std::vector<models::FrameDetections> got_a, got_b, got_c;
@@ -190,9 +219,9 @@ TEST(ForwardQueue, DetectorBatchesFramesOfOneSizeAcrossItems) {
   const auto after = queue.stats();
   EXPECT_EQ(after.batches - before.batches, 2u) << "a and b in one forward, c (another frame size) alone";
   EXPECT_EQ(after.tasks - before.tasks, 3u);
-  EXPECT_TRUE(same_detections(got_a, solo_a));
-  EXPECT_TRUE(same_detections(got_b, solo_b));
-  EXPECT_TRUE(same_detections(got_c, solo_c));
+  expect_same_detections(got_a, solo_a, "a");
+  expect_same_detections(got_b, solo_b, "b");
+  expect_same_detections(got_c, solo_c, "c");
 }
 
 TEST(ForwardQueue, CancelDropsOnlyThatItemsQueuedTasksAndWakesItsWaitersAtOnce) {
@@ -236,7 +265,7 @@ TEST(ForwardQueue, CancelDropsOnlyThatItemsQueuedTasksAndWakesItsWaitersAtOnce) 
   EXPECT_EQ(after.batches - before.batches, 1u);
   EXPECT_EQ(after.tasks - before.tasks, 1u);
   EXPECT_EQ(after.rows - before.rows, 4u);
-  EXPECT_TRUE(at::equal(got_b, solo_b));
+  EXPECT_TRUE(at::equal(got_b, solo_b)) << "alone in its batch, as alone on the queue";
 }
 
 TEST(ForwardQueue, TheOldestTaskWaitsBoundedForAnotherItemAndNeverForItself) {
