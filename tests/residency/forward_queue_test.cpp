@@ -1,6 +1,6 @@
 // The device's forward queue on the CPU with real models (the untrained hash-init generator and the
 // real RetinaFace mobilenet0.25): tasks of two items served by one forward, each result equal to the
-// item's solo result, a cancel that drops only its item's tasks, the bounded wait, and heartbeats
+// item's solo result (within the rounding of another batch size), a cancel that drops only its item's tasks, the bounded wait, and heartbeats
 // that never overlap a batch. No test depends on how fast this machine is: the owner thread is held
 // in an exclusive task ("the gate") while the tasks of a scenario are queued.
 #include <ATen/ATen.h>
