@@ -85,7 +85,7 @@ std::optional<std::pair<double, double>> detection_diff(const std::vector<models
     if (a[f].size() != b[f].size()) return std::nullopt;
     for (std::size_t i = 0; i < a[f].size(); ++i) {
       const auto &x = a[f][i], &y = b[f][i];
-      for (const auto [p, q] : {std::pair{x.x1, y.x1}, {x.y1, y.y1}, {x.x2, y.x2}, {x.y2, y.y2}})
+      for (const auto& [p, q] : {std::pair{x.x1, y.x1}, {x.y1, y.y1}, {x.x2, y.x2}, {x.y2, y.y2}})
         pixels = std::max(pixels, static_cast<double>(std::abs(p - q)));
       for (std::size_t k = 0; k < x.landmarks.size(); ++k)
         pixels = std::max(pixels, static_cast<double>(std::abs(x.landmarks[k] - y.landmarks[k])));
