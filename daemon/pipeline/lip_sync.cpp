@@ -185,12 +185,10 @@ class LipSyncRun {
   const RunHooks& hooks_;
   const system::LogFields caller_fields_;  // stage threads start without any
 
-  // A run given no queue for a model's device starts one (one per device, as the daemon has).
+  // A run given no queue for a model starts one per model, so that its detector and generator still
+  // overlap (as stage threads did) and the detect stage's busy time is the detector's alone.
   residency::ForwardQueue* own_queue(const models::Placement& placement) {
-    const auto device = placement.device.str();
-    for (const auto& queue : own_queues_)
-      if (queue->device() == device) return queue.get();
-    own_queues_.push_back(std::make_unique<residency::ForwardQueue>(device, residency::BatchingSettings{}));
+    own_queues_.push_back(std::make_unique<residency::ForwardQueue>(placement.device.str(), residency::BatchingSettings{}));
     return own_queues_.back().get();
   }
   std::vector<std::unique_ptr<residency::ForwardQueue>> own_queues_;

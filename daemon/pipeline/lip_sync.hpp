@@ -63,7 +63,7 @@ struct ItemModels {
   const AvatarCache* avatar_cache = nullptr;
   std::string detector_identity{};
   // The forward queues of the models' devices (the daemon: the device owners', shared by every
-  // running item, which batches their forwards together). Null: the run starts one of its own.
+  // running item, which batches their forwards together). Null: the run starts one of its own per model.
   residency::ForwardQueue* generator_forwards = nullptr;
   residency::ForwardQueue* detector_forwards = nullptr;
 };
