@@ -56,6 +56,8 @@ models:
   default_detector: retinaface
   heartbeat_interval: 300s
   memory_budget: unlimited  # per device, e.g. 8G
+  batch_wait: 2ms           # the longest a forward waits for another item's tasks to join it
+  max_batch: 512            # rows (faces, frames) per forward batched across items
   entries:
     - name: wav2lip
       kind: wav2lip
@@ -214,7 +216,8 @@ struct ModelsSection {
 
 void apply_models(const Reader& r, const YAML::Node& node, DaemonConfig& config, ModelsSection& refs) {
   r.for_each_key(node, "models",
-                 {"directory", "default_generator", "default_detector", "heartbeat_interval", "memory_budget", "entries"},
+                 {"directory", "default_generator", "default_detector", "heartbeat_interval", "memory_budget", "batch_wait",
+                  "max_batch", "entries"},
                  [&](const std::string& key, const YAML::Node& value) {
                    if (key == "models.directory") {
                      config.models_directory = r.scalar(value, key);
@@ -229,6 +232,18 @@ void apply_models(const Reader& r, const YAML::Node& node, DaemonConfig& config,
                      const auto text = r.scalar(value, key);
                      if (text == "unlimited" || text.empty()) config.residency.memory_budget_bytes.reset();
                      else config.residency.memory_budget_bytes = r.bytes(value, key);
+                   } else if (key == "models.batch_wait") {
+                     config.residency.batching.max_wait = r.duration(value, key);
+                     if (config.residency.batching.max_wait.count() < 0) r.fail(value, key, "must not be negative");
+                   } else if (key == "models.max_batch") {
+                     const auto text = r.scalar(value, key);
+                     try {
+                       std::size_t used = 0;
+                       config.residency.batching.max_rows = std::stoll(text, &used);
+                       if (used != text.size() || config.residency.batching.max_rows < 1) throw std::invalid_argument(text);
+                     } catch (const std::exception&) {
+                       r.fail(value, key, "expected a whole number of rows, 1 or more, got \"" + text + "\"");
+                     }
                    } else if (key == "models.entries") {
                      if (!value.IsSequence() || value.size() == 0) r.fail(value, key, "expected a non-empty list of models");
                      std::vector<residency::ModelSpec> models;

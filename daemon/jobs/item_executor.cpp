@@ -102,6 +102,9 @@ class LipSyncJobRun : public JobRun {
     models.detector_name = detector_ ? detector_->name() : "";
     models.avatar_cache = detector_identity_.empty() ? nullptr : avatar_cache_.get();
     models.detector_identity = detector_identity_;
+    // Every forward runs on its device's queue, batched with the other running items'.
+    models.generator_forwards = &generator_->forwards();
+    models.detector_forwards = detector_ ? &detector_->forwards() : nullptr;
     pipeline::RunHooks hooks;
     hooks.progress = [this](const pipeline::ItemProgress& p) {
       control_.progress({p.stage, p.frames_done, p.frames_total, p.fps, p.eta_seconds});

@@ -29,6 +29,7 @@
 #include "daemon/pipeline/avatar_cache.hpp"
 #include "daemon/pipeline/bounded_queue.hpp"
 #include "daemon/pipeline/frame_source.hpp"
+#include "daemon/residency/forward_queue.hpp"
 #include "daemon/system/journal_log.hpp"
 
 namespace heygem::pipeline {
@@ -138,7 +139,11 @@ FaceBox clamp_box(const FaceBox& box, int width, int height, const std::string& 
 class LipSyncRun {
  public:
   LipSyncRun(const ItemFiles& files, const ItemOptions& options, const ItemModels& models, const RunHooks& hooks)
-      : files_(files), options_(options), models_(models), hooks_(hooks), caller_fields_(system::current_log_fields()) {}
+      : files_(files), options_(options), models_(models), hooks_(hooks), caller_fields_(system::current_log_fields()) {
+    generator_forwards_ = models_.generator_forwards ? models_.generator_forwards : own_queue(models_.generator->placement());
+    if (models_.detector)
+      detector_forwards_ = models_.detector_forwards ? models_.detector_forwards : own_queue(models_.detector->placement());
+  }
 
   ItemReport run();
 
@@ -180,6 +185,17 @@ class LipSyncRun {
   const ItemModels& models_;
   const RunHooks& hooks_;
   const system::LogFields caller_fields_;  // stage threads start without any
+
+  // A run given no queue for a model starts one per model, so that its detector and generator still
+  // overlap (as stage threads did) and the detect stage's busy time is the detector's alone.
+  residency::ForwardQueue* own_queue(const models::Placement& placement) {
+    own_queues_.push_back(std::make_unique<residency::ForwardQueue>(placement.device.str(), residency::BatchingSettings{}));
+    return own_queues_.back().get();
+  }
+  std::vector<std::unique_ptr<residency::ForwardQueue>> own_queues_;
+  residency::ForwardQueue* generator_forwards_ = nullptr;
+  residency::ForwardQueue* detector_forwards_ = nullptr;
+  const residency::ForwardClient forward_client_{this, hooks_.cancelled};
 
   media::Matrix mel_;
   int64_t audio_samples_ = 0;
@@ -246,21 +262,6 @@ void LipSyncRun::source_stage() {
   });
 }
 
-// The generator on `faces` cut into the batch sizes the daemon warmed (models/warm_batches.hpp), so
-// a short batch does not pay for building kernels of a new shape.
-at::Tensor generate_in_warmed_shapes(const models::Wav2LipGenerator& generator, const at::Tensor& mel,
-                                     const at::Tensor& faces, int64_t full_batch) {
-  const auto pieces = models::split_into_warmed_batches(faces.size(0), full_batch);
-  if (pieces.size() <= 1) return generator.generate(mel, faces);
-  std::vector<at::Tensor> outputs;
-  int64_t start = 0;
-  for (const int64_t piece : pieces) {
-    outputs.push_back(generator.generate(mel.narrow(0, start, piece), faces.narrow(0, start, piece)));
-    start += piece;
-  }
-  return at::cat(outputs, 0);
-}
-
 void LipSyncRun::release_ready(std::deque<Work>& waiting, std::vector<BoxSmoother::Item> ready) {
   // the smoother finishes frames in the order they were fed, which is the order of `waiting`
   for (auto& item : ready) {
@@ -280,7 +281,7 @@ void LipSyncRun::detect_batch(std::vector<Work>& batch, std::deque<Work>& waitin
   for (auto& w : batch) frames.push_back(&w);
   auto detections = detect_clock_.measure([&] {
     c10::InferenceMode guard;
-    return models_.detector->detect(frames_tensor(frames));
+    return detector_forwards_->detect(*models_.detector, frames_tensor(frames), forward_client_);
   });
   detect_clock_.count(static_cast<int64_t>(batch.size()));
   for (size_t i = 0; i < batch.size(); ++i) {
@@ -399,8 +400,8 @@ void LipSyncRun::generate_batch(std::vector<Work>& batch) {
     std::memcpy(mel[static_cast<int64_t>(k)].data_ptr<float>(), mel_values.data(), mel_values.size() * sizeof(float));
   }
   at::Tensor input = make_generator_faces(regions, relative, kFaceSize);
-  return generator_output_to_u8(
-      generate_in_warmed_shapes(generator, mel.to(device), input, generator_batch(options_, generator)));
+  return generator_output_to_u8(generator_forwards_->generate(generator, mel.to(device), input,
+                                                             generator_batch(options_, generator), forward_client_));
   });
   // paste-back (and, on a GPU, the copy of the pasted regions back into the host frames)
   const system::ScopedLogFields blending(stage_fields("blend", models_.generator_name));

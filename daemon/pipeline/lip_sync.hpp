@@ -17,6 +17,9 @@ namespace heygem::models {
 class Wav2LipGenerator;
 class FaceDetector;
 }  // namespace heygem::models
+namespace heygem::residency {
+class ForwardQueue;
+}
 
 namespace heygem::pipeline {
 
@@ -59,6 +62,10 @@ struct ItemModels {
   // (avatar_cache.hpp). With a cache hit the detector is not called and may be null.
   const AvatarCache* avatar_cache = nullptr;
   std::string detector_identity{};
+  // The forward queues of the models' devices (the daemon: the device owners', shared by every
+  // running item, which batches their forwards together). Null: the run starts one of its own per model.
+  residency::ForwardQueue* generator_forwards = nullptr;
+  residency::ForwardQueue* detector_forwards = nullptr;
 };
 
 struct ItemFiles {
@@ -75,7 +82,7 @@ struct RunHooks {
   std::function<void(int64_t index, const media::Frame&)> frame_tap;
 };
 
-// Runs the item. Log lines from its stages carry the journal fields of the calling thread (JOB_ID,
+// Runs the item; its stage threads only submit forwards to the queues and wait. Log lines from its stages carry the journal fields of the calling thread (JOB_ID,
 // MODEL) with STAGE set to audio, decode, detect, generate, blend or encode.
 // Throws heygem::Error naming the file and the cause (invalid_input), or
 // ErrorCode::cancelled; on any failure no output file is left behind.

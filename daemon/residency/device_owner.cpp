@@ -8,6 +8,7 @@
 
 #include "common/errors.hpp"
 #include "daemon/residency/device_memory.hpp"
+#include "daemon/residency/forward_queue.hpp"
 #include "daemon/residency/resident_model.hpp"
 #include "daemon/system/journal_log.hpp"
 
@@ -36,6 +37,7 @@ class Lease final : public ModelLease {
   const models::Wav2LipGenerator* generator() const override { return loaded_->model->generator(); }
   const models::FaceDetector* detector() const override { return loaded_->model->detector(); }
   const std::string& name() const override { return name_; }
+  ForwardQueue& forwards() const override { return owner_->forwards(); }
 
  private:
   std::shared_ptr<DeviceOwner> owner_;
@@ -64,7 +66,8 @@ bool same_spec(const ModelSpec& a, const ModelSpec& b) {
 }
 
 DeviceOwner::DeviceOwner(std::string device, OwnerSettings settings)
-    : device_(std::move(device)), settings_(std::move(settings)) {}
+    : device_(std::move(device)), settings_(std::move(settings)),
+      forwards_(std::make_unique<ForwardQueue>(device_, settings_.batching)) {}
 
 DeviceOwner::~DeviceOwner() { stop(); }
 
@@ -91,6 +94,7 @@ void DeviceOwner::stop() {
 void DeviceOwner::update_settings(const OwnerSettings& settings) {
   Lock lock(mutex_);
   settings_ = settings;
+  forwards_->update_settings(settings.batching);
   next_heartbeat_ = std::min(next_heartbeat_, steady::now() + settings_.heartbeat_interval);
   wake_.notify_all();
 }
@@ -247,8 +251,11 @@ std::shared_ptr<LoadedModel> DeviceOwner::build(const ModelSpec& spec) {
     Lock lock(mutex_);
     const auto warmup = settings_.warmup;
     lock.unlock();
-    const system::ScopedLogFields stage({"", "", "warmup"});
-    loaded->model->warm_up(warmup);
+    // On the forward queue: a warm-up never runs beside a job's batch on this device.
+    forwards_->run_exclusive("warm-up", [&] {
+      const system::ScopedLogFields stage({"", spec.name, "warmup"});
+      loaded->model->warm_up(warmup);
+    });
   }
   loaded->warmup_seconds = seconds_since(warm_started);
   loaded->loaded_at = wall::now();
@@ -550,11 +557,14 @@ void DeviceOwner::heartbeat(Lock& lock) {
   std::vector<Outcome> outcomes;
   for (const auto& [name, loaded] : probes) {
     Outcome outcome;
-    const auto started = steady::now();
     try {
-      loaded->model->probe();
-      synchronize(loaded->model->placement().device);
-      outcome.milliseconds = seconds_since(started) * 1000.0;
+      // Through the forward queue, as one exclusive task: a probe never overlaps a batch.
+      forwards_->run_exclusive("heartbeat", [&] {
+        const auto started = steady::now();
+        loaded->model->probe();
+        synchronize(loaded->model->placement().device);
+        outcome.milliseconds = seconds_since(started) * 1000.0;
+      });
       spdlog::debug("heartbeat {}: model {} ok in {:.1f} ms", device_, name, outcome.milliseconds);
     } catch (const std::exception& error) {
       outcome.error = error.what();
@@ -587,8 +597,11 @@ void DeviceOwner::heartbeat(Lock& lock) {
     slot->error = outcome.error;
     start_load(*slot, lock);
   }
-  spdlog::info("heartbeat {}: {} ok{}{}", device_, probes.size() - static_cast<std::size_t>(failed),
-               summary.empty() ? "" : " (" + summary + ")", failed ? ", " + std::to_string(failed) + " unhealthy" : "");
+  const auto forwards = forwards_->stats();
+  spdlog::info("heartbeat {}: {} ok{}{}; forwards so far: {} batches, {:.2f} tasks per batch, {} dropped by cancels",
+               device_, probes.size() - static_cast<std::size_t>(failed), summary.empty() ? "" : " (" + summary + ")",
+               failed ? ", " + std::to_string(failed) + " unhealthy" : "", forwards.batches, forwards.tasks_per_batch(),
+               forwards.dropped);
 }
 
 void DeviceOwner::set_busy(bool busy) {

@@ -26,6 +26,7 @@ struct OwnerSettings {
   std::chrono::milliseconds heartbeat_interval{300'000};
   std::optional<std::uint64_t> memory_budget_bytes;
   WarmupShapes warmup;
+  BatchingSettings batching;
 };
 
 // A weights file's identity when it was read, to notice a replaced file on reload.
@@ -57,6 +58,8 @@ class DeviceOwner : public std::enable_shared_from_this<DeviceOwner> {
   DeviceOwner& operator=(const DeviceOwner&) = delete;
 
   const std::string& device() const { return device_; }
+  // Where every forward on this device runs: the items' batches, warm-ups and heartbeats.
+  ForwardQueue& forwards() const { return *forwards_; }
   void start();
   void stop();
   void update_settings(const OwnerSettings& settings);
@@ -140,6 +143,7 @@ class DeviceOwner : public std::enable_shared_from_this<DeviceOwner> {
   std::condition_variable heartbeat_done_;
   std::chrono::steady_clock::time_point next_heartbeat_;
   bool stopping_ = false;
+  std::unique_ptr<ForwardQueue> forwards_;
   std::thread thread_;
 };
 

@@ -80,7 +80,7 @@ void validate_config(const ResidencyConfig& config) {
 namespace {
 
 OwnerSettings settings_of(const ResidencyConfig& config) {
-  return OwnerSettings{config.heartbeat_interval, config.memory_budget_bytes, config.warmup};
+  return OwnerSettings{config.heartbeat_interval, config.memory_budget_bytes, config.warmup, config.batching};
 }
 
 class Registry final : public ModelRegistry {

@@ -20,6 +20,8 @@ class FaceDetector;
 
 namespace heygem::residency {
 
+class ForwardQueue;
+
 enum class ModelKind { wav2lip, s3fd, retinaface };
 
 // One `models:` entry of the config.
@@ -44,6 +46,15 @@ struct WarmupShapes {
   int passes = 2;
 };
 
+// How a device's forward queue (forward_queue.hpp) coalesces the tasks of concurrent items.
+struct BatchingSettings {
+  // The longest the oldest task of a batch waits for another item's tasks to join it. Only spent
+  // when another item has fed the same model lately: a lone item never waits.
+  std::chrono::microseconds max_wait{2000};
+  // Rows (faces, frames) per coalesced forward; a single task with more rows runs alone, whole.
+  std::int64_t max_rows = 512;
+};
+
 struct ResidencyConfig {
   std::vector<ModelSpec> models;
   std::string default_generator;      // names into `models`
@@ -51,6 +62,7 @@ struct ResidencyConfig {
   std::chrono::milliseconds heartbeat_interval{300'000};
   std::optional<std::uint64_t> memory_budget_bytes;  // per device; nullopt = unlimited
   WarmupShapes warmup;
+  BatchingSettings batching;
 };
 
 // What `heygemctl models` shows (one row per configured model).
@@ -80,6 +92,8 @@ class ModelLease {
   virtual const models::Wav2LipGenerator* generator() const = 0;  // kind wav2lip, else nullptr
   virtual const models::FaceDetector* detector() const = 0;       // kind s3fd / retinaface, else nullptr
   virtual const std::string& name() const = 0;
+  // The queue of the instance's device: every forward of it runs there (never on the caller's thread).
+  virtual ForwardQueue& forwards() const = 0;
 };
 
 // Told the name of the model a caller waits for when that model must be loaded first (the job's

@@ -33,12 +33,14 @@ TEST(Config, EmbeddedDefaultsParseAndDescribeTheModels) {
   EXPECT_EQ(config.residency.models[1].kind, residency::ModelKind::retinaface);
   EXPECT_FALSE(config.residency.models[1].keep_alive.has_value());
   EXPECT_EQ(config.residency.heartbeat_interval, std::chrono::seconds(300));
+  EXPECT_EQ(config.residency.batching.max_wait, std::chrono::milliseconds(2));
+  EXPECT_EQ(config.residency.batching.max_rows, 512);
 }
 
 TEST(Config, FileOverridesDefaultsKeyByKey) {
   const auto config = parse_config(
       "scheduler:\n  max_concurrent_jobs: 3\nretention:\n  max_bytes: 1.5G\n  max_age: 2h\n"
-      "models:\n  memory_budget: 512M\n  heartbeat_interval: 1500ms\n",
+      "models:\n  memory_budget: 512M\n  heartbeat_interval: 1500ms\n  batch_wait: 5ms\n  max_batch: 64\n",
       "test.yaml");
   EXPECT_EQ(config.scheduler.max_concurrent_jobs, 3);
   EXPECT_EQ(config.scheduler.shutdown_timeout, std::chrono::seconds(30));  // untouched default
@@ -46,6 +48,8 @@ TEST(Config, FileOverridesDefaultsKeyByKey) {
   EXPECT_EQ(config.retention.max_age, std::chrono::hours(2));
   EXPECT_EQ(config.residency.memory_budget_bytes, 512ULL << 20);
   EXPECT_EQ(config.residency.heartbeat_interval, std::chrono::milliseconds(1500));
+  EXPECT_EQ(config.residency.batching.max_wait, std::chrono::milliseconds(5));
+  EXPECT_EQ(config.residency.batching.max_rows, 64);
   EXPECT_EQ(config.residency.models.size(), 2u);
 }
 
@@ -95,6 +99,9 @@ TEST(Config, BadValuesNameKeyAndLine) {
       {"models:\n  entries:\n    - name: a\n      kind: wav2lip\n      colour: red\n", "models.entries[0].colour", 5},
       {"\nmodels:\n  default_generator: nope\n", "models.default_generator", 3},
       {"models:\n  default_detector: wav2lip\n", "models.default_detector", 2},
+      {"models:\n  max_batch: 0\n", "models.max_batch", 2},
+      {"models:\n  max_batch: 8x\n", "models.max_batch", 2},
+      {"models:\n  batch_wait: soon\n", "models.batch_wait", 2},
   };
   for (const auto& c : cases) {
     const auto message = error_of(c.yaml);
