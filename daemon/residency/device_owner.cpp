@@ -266,6 +266,10 @@ std::shared_ptr<LoadedModel> DeviceOwner::build(const ModelSpec& spec) {
     const auto grown = after->allocated > memory_before->allocated ? after->allocated - memory_before->allocated : 0;
     loaded->resident_bytes = std::max(loaded->resident_bytes, grown);
     allocator = ", CUDA allocator " + mib(after->allocated) + " allocated / " + mib(after->reserved) + " reserved";
+    // What the warm-up's activations reserved goes back to the driver: idle memory is the weights,
+    // the CUDA context and cuDNN's plans; a job reserves its own again in its first batches.
+    release_cached_memory(placement.device);
+    if (const auto idle = cuda_memory(placement.device)) allocator += " (" + mib(idle->reserved) + " after the warm-up)";
   }
   spdlog::info("model {} ({}{}) on {} {}: loaded in {:.2f} s, warmed up in {:.2f} s, resident {}{}", spec.name,
                to_string(spec.kind), loaded->model->untrained() ? ", UNTRAINED hash-init weights" : "", device_,
