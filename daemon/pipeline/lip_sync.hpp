@@ -16,6 +16,7 @@ struct Frame;
 namespace heygem::models {
 class Wav2LipGenerator;
 class FaceDetector;
+class GfpganRestorer;
 }  // namespace heygem::models
 
 namespace heygem::pipeline {
@@ -39,6 +40,8 @@ struct StageTiming {
 struct ItemReport {
   int64_t frames = 0;
   int64_t frames_without_face = 0;
+  int64_t frames_gated = 0;  // silent frames the silence gate passed through unchanged
+  int64_t frames_restored = 0;  // faces restored by the enhance stage
   int64_t source_frames = 0;
   int width = 0, height = 0;
   double fps = 0;
@@ -59,6 +62,12 @@ struct ItemModels {
   // (avatar_cache.hpp). With a cache hit the detector is not called and may be null.
   const AvatarCache* avatar_cache = nullptr;
   std::string detector_identity{};
+  // --enhance: after the mouth is pasted every face is restored by GFPGAN (pipeline/face_restore.hpp),
+  // aligned by the detector's 5 landmarks, so the detector must give them (RetinaFace) and the item
+  // may not use a fixed box; the avatar cache (boxes only) is bypassed. Null = no restoration.
+  const models::GfpganRestorer* restorer = nullptr;
+  std::string restorer_name{};
+  int restorer_batch = 0;  // faces per restorer call, 0 = restore_faces' default
 };
 
 struct ItemFiles {

@@ -1,0 +1,28 @@
+#pragma once
+// The face restoration stage (--enhance): after the mouth is pasted, every face is aligned by its 5
+// detector landmarks to the FFHQ template (512x512), restored by GFPGAN v1.4 in batches and pasted
+// back with facexlib's soft mask (models/face_align.hpp), as HeyGem orders it. The alignment, the
+// warps and the blend run on the CPU; the network on the restorer's device.
+#include <array>
+#include <cstdint>
+#include <vector>
+
+#include "daemon/media/media_types.hpp"
+
+namespace heygem::models {
+class GfpganRestorer;
+}
+
+namespace heygem::pipeline {
+
+struct FaceToRestore {
+  media::Frame* frame = nullptr;
+  std::array<float, 10> landmarks{};  // left eye, right eye, nose, mouth corners: (x, y) in frame pixels
+};
+
+// Restores every face in place, `batch` crops per network call (0 = the device default,
+// models/warm_batches.hpp).
+// Throws heygem::Error from the network.
+void restore_faces(const models::GfpganRestorer& restorer, const std::vector<FaceToRestore>& faces, int64_t batch = 0);
+
+}  // namespace heygem::pipeline
