@@ -25,7 +25,7 @@ add_library(heygemd_executor STATIC ${HEYGEMD_DIR}/jobs/item_executor.cpp)
 heygem_target_defaults(heygemd_executor)
 target_link_libraries(heygemd_executor PUBLIC heygemd_jobs heygem_pipeline heygem_residency heygem_system)
 
-add_library(heygemd_app STATIC ${HEYGEMD_DIR}/app/daemon.cpp)
+add_library(heygemd_app STATIC ${HEYGEMD_DIR}/app/daemon.cpp ${HEYGEMD_DIR}/app/build_info.cpp)
 heygem_target_defaults(heygemd_app)
 target_link_libraries(heygemd_app PUBLIC heygemd_config heygemd_server heygemd_executor heygem_system
                       PRIVATE ${HEYGEM_YAML_TARGET})

@@ -7,7 +7,8 @@
 # Env: OUT, BENCH_COMMIT (the commit to report; default git HEAD), BENCH_BUDGET_S (540), BENCH_WORK_DIR (/tmp/heygem-bench), BENCH_SECONDS (60),
 #      HEYGEM_SHARED (../shared if present, else .bench/shared), HEYGEM_FIXTURES, PREFIX (/opt/heygem-deps),
 #      BENCH_BUILD_DIR (build-gpu), BENCH_GENERATOR_PRECISION (float16), BENCH_DETECTOR_PRECISION (float32),
-#      BENCH_DEVICE (cuda), BENCH_SKIP (space-separated phase names to leave out, e.g. "deps build").
+#      BENCH_DEVICE (cuda), BENCH_SKIP (space-separated phase names to leave out, e.g. "deps build"),
+#      PEER (the reference, .bench/wav2lip-ref: scripts/bench/fetch-reference.sh puts it there).
 set -uo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -30,6 +31,7 @@ export HEYGEM_FIXTURES=${HEYGEM_FIXTURES:-$HEYGEM_SHARED/fixtures}
 export PATH="$PREFIX/bin:$PATH" LD_LIBRARY_PATH="$PREFIX/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 python=${PYTHON:-python3}
 bench=$repo/scripts/bench
+export PEER=${PEER:-$repo/.bench/wav2lip-ref}
 
 rm -rf "$work"
 source "$bench/lib.sh"
@@ -93,8 +95,8 @@ export FFMPEG=${ffmpeg_bin:-ffmpeg}
 # Unmeasured preparation overlaps the heygem build.
 wanted workload && phase_start workload 120 30 "$bench/make-workload.sh" "$wl" "$seconds" 3
 make_peer_weights() {
-  "$python" "$repo/.bench/make_checkpoint.py" --fixtures "$HEYGEM_FIXTURES" --model wav2lip --out "$weights/wav2lip_hashinit.pth" &&
-    "$python" "$repo/.bench/make_checkpoint.py" --fixtures "$HEYGEM_FIXTURES" --model s3fd --out "$weights/s3fd.pth"
+  "$python" "$bench/make_checkpoint.py" --fixtures "$HEYGEM_FIXTURES" --model wav2lip --out "$weights/wav2lip_hashinit.pth" &&
+    "$python" "$bench/make_checkpoint.py" --fixtures "$HEYGEM_FIXTURES" --model s3fd --out "$weights/s3fd.pth"
 }
 wanted peer-weights && phase_start peer-weights 150 30 make_peer_weights
 wanted build && phase build 360 120 "$repo/scripts/gpu/build-heygem.sh" "$build"
@@ -293,7 +295,7 @@ reference() {  # WORK PREFIX CLIP AUDIO [BOX...]
 }
 s3fd_forward() {
   local out=$work/ref-s3fd-forward.json
-  "$python" "$bench/ref_s3fd_forward.py" --peer "$repo/.bench/wav2lip-ref" --weights "$weights/s3fd.pth" \
+  "$python" "$bench/ref_s3fd_forward.py" --peer "$PEER" --weights "$weights/s3fd.pth" \
     --clip "$wl/clip.mp4" --frames 64 --batch 16 --device "$device" | tee "$out" || return 1
   "$python" "$bench/record.py" "$metrics" json "$out" ref_s3fd
 }
@@ -305,7 +307,7 @@ skip_note() {  # NAME NOTE
 have_heygem=0
 [[ -n $heygemd && -n $heygemctl && -f $wl/clip.mp4 ]] && wanted heygem && have_heygem=1
 have_peer=0
-[[ -f $weights/wav2lip_hashinit.pth && -f $wl/clip.mp4 ]] && have_peer=1
+[[ -f $PEER/inference.py && -f $weights/wav2lip_hashinit.pth && -f $wl/clip.mp4 ]] && have_peer=1
 
 # In order of importance, since the budget may not fit everything: the goal numbers (b), (d), (f)
 # first, then detection (g) and the per-stage numbers (c); the GPU runs one thing at a time.
@@ -322,7 +324,7 @@ if ((have_peer)); then
   wanted reference-box && phase reference-box 200 60 reference "$work/ref-box" ref_box "$wl/clip.mp4" "$wl/speech.wav" "${box_args[@]}"
   wanted reference-s3fd-forward && phase reference-s3fd-forward 90 20 s3fd_forward
 else
-  skip_note reference "needs the peer weights (peer-weights phase) and the workload"
+  skip_note reference "needs the reference in $PEER ($([[ -f $PEER/inference.py ]] && echo present || echo "missing: run scripts/bench/fetch-reference.sh before the device call")), the peer weights (peer-weights phase) and the workload"
 fi
 if ((have_heygem)) && [[ -f $weights/s3fd.pth ]] && wanted heygem-s3fd; then
   extra=()  # the float32 generator only when time is left for the rest

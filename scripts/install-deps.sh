@@ -1,14 +1,22 @@
 #!/usr/bin/env bash
 # Installs the Debian bookworm packages heygem builds, tests and runs with. Idempotent.
+# --gpu: everything but Debian's CPU-only libtorch (the GPU build brings a CUDA one: scripts/setup.sh);
+# the same names serve Ubuntu 24.04.
 set -euo pipefail
+gpu=false
+case ${1:-} in
+  --gpu) gpu=true ;;
+  "") ;;
+  *) echo "usage: scripts/install-deps.sh [--gpu]" >&2; exit 2 ;;
+esac
 packages=(
   build-essential cmake ninja-build ccache pkg-config git
-  libtorch-dev
   libavformat-dev libavcodec-dev libavutil-dev libswscale-dev libswresample-dev ffmpeg
   libyaml-cpp-dev libspdlog-dev libsystemd-dev systemd libboost-dev nlohmann-json3-dev libcli11-dev
   libgtest-dev groff-base mandoc clang
   libfuse3-dev fuse3
 )
+$gpu || packages+=(libtorch-dev)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

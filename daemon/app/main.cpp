@@ -10,6 +10,7 @@
 
 #include "common/errors.hpp"
 #include "common/version.hpp"
+#include "daemon/app/build_info.hpp"
 #include "daemon/app/daemon.hpp"
 #include "daemon/media/ffmpeg_log.hpp"
 #include "daemon/system/heap_memory.hpp"
@@ -37,7 +38,7 @@ int main(int argc, char** argv) {
       "not load), 2 usage or config error.\nSignals: SIGTERM/SIGINT stop gracefully; SIGHUP reloads the config.\n"
       "Environment: HEYGEM_SOCKET (socket path when --socket is not given), XDG_RUNTIME_DIR, XDG_STATE_HOME.");
   std::string config_file, socket, state_dir, log_level;
-  bool check_config = false, foreground = false, version = false;
+  bool check_config = false, foreground = false, version = false, build_info = false;
   cli.add_option("--config", config_file, "YAML config file (default: the embedded defaults)");
   cli.add_option("--socket", socket, "Unix socket path (default: $HEYGEM_SOCKET, the config's socket.path, "
                                      "$XDG_RUNTIME_DIR/heygem/heygemd.sock or /run/heygem/heygemd.sock)");
@@ -47,6 +48,8 @@ int main(int argc, char** argv) {
   cli.add_flag("--foreground", foreground, "stay in the foreground (heygemd never forks; kept for init scripts)");
   cli.add_option("--log-level", log_level, "trace, debug, info, warn, error, critical or off (overrides logging.level)");
   cli.add_flag("--version", version, "print the version and exit");
+  cli.add_flag("--build-info", build_info,
+               "print what this build holds and finds (libtorch and CUDA, GPUs, FFmpeg and its hardware devices), then exit");
   try {
     cli.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -57,6 +60,10 @@ int main(int argc, char** argv) {
 
   if (version) {
     std::cout << "heygemd " << heygem::heygem_version() << "\n";
+    return 0;
+  }
+  if (build_info) {
+    std::cout << heygem::app::build_info();
     return 0;
   }
   auto logger = heygem::system::make_service_logger("heygemd", heygem::system::LogTarget::automatic);

@@ -67,9 +67,10 @@ struct AvatarCaching {
 class LipSyncJobRun : public JobRun {
  public:
   LipSyncJobRun(residency::ModelRegistry& registry, const Job& job, const Spool& spool, RunControl control,
-                const std::vector<std::string>& devices, AvatarCaching caching, bool default_enhance)
+                const std::vector<std::string>& devices, AvatarCaching caching, bool default_enhance, int items_at_once)
       : job_(job), spool_(spool), control_(std::move(control)), options_(pipeline::item_options_for(options_of(job))),
         avatar_cache_(std::move(caching.cache)) {
+    options_.items_at_once = items_at_once;
     // Busy before the models are acquired: a lazy model's load and warm-up are part of the job, and
     // no heartbeat may run beside them or beside the first batches.
     for (const auto& device : devices) busy_.push_back(std::make_unique<BusyDevice>(registry, device));
@@ -189,6 +190,17 @@ const residency::ModelSpec* ItemExecutor::find(const std::string& name) const {
   return nullptr;
 }
 
+const residency::ModelSpec* ItemExecutor::restorer_spec() const {
+  if (!config_.default_restorer.empty()) return find(config_.default_restorer);
+  const residency::ModelSpec* only = nullptr;
+  for (const auto& spec : config_.models) {
+    if (spec.kind != residency::ModelKind::gfpgan) continue;
+    if (only) return nullptr;  // several and no default: the registry refuses, naming them
+    only = &spec;
+  }
+  return only;
+}
+
 std::vector<std::string> ItemExecutor::devices() const {
   std::lock_guard lock(mutex_);
   std::vector<std::string> out;
@@ -239,30 +251,37 @@ void ItemExecutor::set_avatar_cache(std::shared_ptr<const pipeline::AvatarCache>
   avatar_cache_ = std::move(cache);
 }
 
+void ItemExecutor::set_items_at_once(int items) {
+  std::lock_guard lock(mutex_);
+  items_at_once_ = std::max(1, items);
+}
+
 std::unique_ptr<JobRun> ItemExecutor::start(const Job& job, const Spool& spool, const RunControl& control) {
   AvatarCaching caching;
   std::vector<std::string> devices;  // the generator's, then the detector's when it differs
   const auto options = placement_options_of(job);
+  int items_at_once = 1;
+  bool default_enhance = false;
   {
     std::lock_guard lock(mutex_);
     caching.cache = avatar_cache_;
+    items_at_once = items_at_once_;
+    default_enhance = config_.default_enhance;
+    const auto add_device = [&](const std::string& device) {
+      if (std::find(devices.begin(), devices.end(), device) == devices.end()) devices.push_back(device);
+    };
     const auto named = options.detector.value_or("");
     devices.push_back(generator_device(options));
     if (const auto* spec = find(named.empty() ? config_.default_detector : named)) {
       caching.detector_weights = spec->weights;
-      if (!options.box && spec->device != devices.front()) devices.push_back(spec->device);
+      if (!options.box) add_device(spec->device);
     }
-  }
-  bool default_enhance = false;
-  {
-    std::lock_guard lock(mutex_);
-    default_enhance = config_.default_enhance;
     // The restorer's device is busy too when the job restores faces.
-    if (enhance_wanted(pipeline::item_options_for(options), default_enhance) && !config_.default_restorer.empty())
-      if (const auto* spec = find(config_.default_restorer); spec && spec->device != devices.front())
-        devices.push_back(spec->device);
+    if (enhance_wanted(pipeline::item_options_for(options), default_enhance))
+      if (const auto* spec = restorer_spec()) add_device(spec->device);
   }
-  return std::make_unique<LipSyncJobRun>(registry_, job, spool, control, devices, std::move(caching), default_enhance);
+  return std::make_unique<LipSyncJobRun>(registry_, job, spool, control, devices, std::move(caching), default_enhance,
+                                         items_at_once);
 }
 
 }  // namespace heygem::jobs

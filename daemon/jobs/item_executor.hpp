@@ -29,12 +29,17 @@ class ItemExecutor : public JobExecutor {
   void update_config(residency::ResidencyConfig config);
   // Items look their videos' faces up here (null = no avatar cache). Set before jobs start.
   void set_avatar_cache(std::shared_ptr<const pipeline::AvatarCache> cache);
+  // How many items the daemon runs at once at most (its slots over all devices): each item sizes its
+  // CPU threads to its share of the machine (pipeline/thread_plan.hpp). Set before jobs start.
+  void set_items_at_once(int items);
   // Checks that the models the options name exist with the right role (the options themselves were
   // validated when parsed). Throws heygem::Error(invalid_argument) naming the model.
   void validate(const protocol::SubmitOptions& options) const;
 
  private:
   const residency::ModelSpec* find(const std::string& name) const;  // under mutex_
+  // The gfpgan model --enhance uses: models.default_restorer, else the only gfpgan entry. Under mutex_.
+  const residency::ModelSpec* restorer_spec() const;
   // The device of the generator `options` name (or the default's); "cpu" if none. Under mutex_.
   std::string generator_device(const protocol::SubmitOptions& options) const;
 
@@ -42,6 +47,7 @@ class ItemExecutor : public JobExecutor {
   mutable std::mutex mutex_;
   residency::ResidencyConfig config_;
   std::shared_ptr<const pipeline::AvatarCache> avatar_cache_;
+  int items_at_once_ = 1;
 };
 
 }  // namespace heygem::jobs

@@ -1,6 +1,13 @@
 #include "daemon/media/stream_decoder.hpp"
 
+#include <algorithm>
 #include <system_error>
+
+#include <spdlog/spdlog.h>
+
+extern "C" {
+#include <libavutil/hwcontext.h>
+}
 
 #include "daemon/media/ffmpeg_error.hpp"
 #include "daemon/media/ffmpeg_log.hpp"
@@ -12,14 +19,20 @@ const char* media_type_word(AVMediaType type) { return type == AVMEDIA_TYPE_AUDI
 
 bool is_attached_picture(const AVStream* stream) { return (stream->disposition & AV_DISPOSITION_ATTACHED_PIC) != 0; }
 
+// hwcontext_cuda.h's AV_CUDA_USE_PRIMARY_CONTEXT, spelled out because that header needs the CUDA
+// toolkit's cuda.h: the decoder shares the device's primary context with libtorch instead of
+// creating a context (and its few hundred MiB) of its own per video.
+constexpr int kCudaUsePrimaryContext = 1 << 0;
+
 }  // namespace
 
-StreamDecoder::StreamDecoder(const std::filesystem::path& file, AVMediaType type)
+StreamDecoder::StreamDecoder(const std::filesystem::path& file, AVMediaType type, std::optional<int> nvdec_device,
+                             int threads)
     : file_(file), packet_(make_packet()) {
   open_container();
   select_stream(type);
   check_not_truncated();
-  open_decoder();
+  open_decoder(type == AVMEDIA_TYPE_VIDEO ? nvdec_device : std::nullopt, threads);
 }
 
 void StreamDecoder::open_container() {
@@ -75,7 +88,54 @@ void StreamDecoder::check_not_truncated() const {
              std::to_string(file_bytes) + " bytes");
 }
 
-void StreamDecoder::open_decoder() {
+// Hardware decoding is an optimisation: whatever stands in its way is said once and the CPU decodes.
+bool StreamDecoder::attach_nvdec(int device) {
+  const AVCodec* decoder = codec_->codec;
+  bool supported = false;
+  for (int i = 0;; ++i) {
+    const AVCodecHWConfig* config = avcodec_get_hw_config(decoder, i);
+    if (!config) break;
+    if (config->device_type == AV_HWDEVICE_TYPE_CUDA && (config->methods & AV_CODEC_HW_CONFIG_METHOD_HW_DEVICE_CTX))
+      supported = true;
+  }
+  if (!supported) {
+    hardware_fallback_ = std::string("FFmpeg's ") + decoder->name + " decoder has no NVDEC support";
+    return false;
+  }
+  AVBufferRef* created = nullptr;
+  const int result = av_hwdevice_ctx_create(&created, AV_HWDEVICE_TYPE_CUDA, std::to_string(device).c_str(), nullptr,
+                                            kCudaUsePrimaryContext);
+  if (result < 0) {
+    hardware_fallback_ = "the CUDA device " + std::to_string(device) + " does not open for FFmpeg (" + error_text(result) +
+                         "; is the NVIDIA driver, libcuda.so.1, there?)";
+    return false;
+  }
+  hardware_device_.reset(created);
+  codec_->hw_device_ctx = av_buffer_ref(hardware_device_.get());
+  if (!codec_->hw_device_ctx) throw Error(ErrorCode::resource, "out of memory attaching NVDEC for " + file_.string());
+  codec_->opaque = this;
+  codec_->get_format = &StreamDecoder::choose_format;
+  hardware_frame_ = make_frame();
+  hardware_ = true;
+  return true;
+}
+
+// FFmpeg offers the CUDA format when NVDEC can take the stream; when its set-up fails (profile, bit
+// depth, size) FFmpeg asks again without it, and the software format is the answer.
+AVPixelFormat StreamDecoder::choose_format(AVCodecContext* codec, const AVPixelFormat* formats) {
+  auto* self = static_cast<StreamDecoder*>(codec->opaque);
+  for (const AVPixelFormat* format = formats; *format != AV_PIX_FMT_NONE; ++format)
+    if (*format == AV_PIX_FMT_CUDA) return *format;
+  if (self && !self->fell_back_) {
+    self->fell_back_ = true;
+    self->hardware_fallback_ = "NVDEC does not take this stream (" + std::string(avcodec_get_name(codec->codec_id)) +
+                               " " + std::to_string(codec->width) + "x" + std::to_string(codec->height) + ")";
+    spdlog::warn("{}: {}; decoding on the CPU", self->file_.string(), self->hardware_fallback_);
+  }
+  return avcodec_default_get_format(codec, formats);
+}
+
+void StreamDecoder::open_decoder(std::optional<int> nvdec_device, int threads) {
   const AVCodec* decoder = avcodec_find_decoder(stream_->codecpar->codec_id);
   if (!decoder)
     fail(ErrorCode::invalid_input, file_,
@@ -85,7 +145,13 @@ void StreamDecoder::open_decoder() {
   check(avcodec_parameters_to_context(codec_.get(), stream_->codecpar), ErrorCode::invalid_input, file_,
         "invalid codec parameters");
   codec_->pkt_timebase = stream_->time_base;
-  codec_->thread_count = 0;  // FFmpeg's automatic choice
+  codec_->thread_count = std::max(0, threads);  // 0: FFmpeg's automatic choice
+  if (nvdec_device) {
+    if (attach_nvdec(*nvdec_device))
+      codec_->thread_count = 1;  // NVDEC decodes; the CPU only parses, and frame threads add delay
+    else
+      spdlog::warn("{}: {}; decoding on the CPU", file_.string(), hardware_fallback_);
+  }
   check(avcodec_open2(codec_.get(), decoder, nullptr), ErrorCode::invalid_input, file_,
         std::string("cannot open the ") + decoder->name + " decoder");
 }
@@ -124,9 +190,22 @@ bool StreamDecoder::feed_decoder() {
 }
 
 bool StreamDecoder::receive(AVFrame* frame) {
+  AVFrame* target = hardware_ ? hardware_frame_.get() : frame;
   for (;;) {
-    const int received = avcodec_receive_frame(codec_.get(), frame);
-    if (received == 0) return true;
+    const int received = avcodec_receive_frame(codec_.get(), target);
+    if (received == 0) {
+      if (target == frame) return true;
+      av_frame_unref(frame);
+      if (target->format == AV_PIX_FMT_CUDA) {
+        // one download of the planes (NV12: 1.5 bytes a pixel) instead of decoding on the CPU
+        check(av_hwframe_transfer_data(frame, target, 0), ErrorCode::resource, file_, "cannot download an NVDEC picture");
+        check(av_frame_copy_props(frame, target), ErrorCode::resource, file_, "cannot copy a picture's timing");
+        av_frame_unref(target);
+      } else {
+        av_frame_move_ref(frame, target);
+      }
+      return true;
+    }
     if (received == AVERROR_EOF) return false;
     if (received == AVERROR_INVALIDDATA) {
       ++skipped_packets_;

@@ -3,6 +3,7 @@
 // Shared by the video reader, the audio reader and the writer's audio track. Internal.
 #include <cstdint>
 #include <filesystem>
+#include <optional>
 #include <string>
 
 #include "daemon/media/ffmpeg_raii.hpp"
@@ -13,7 +14,12 @@ class StreamDecoder {
  public:
   // Throws heygem::Error(invalid_input) naming the file: missing, empty, not media, truncated
   // (its index points past the end of the file), no stream of `type`, no decoder.
-  StreamDecoder(const std::filesystem::path& file, AVMediaType type);
+  // `nvdec_device`: decode video on that GPU's NVDEC (FFmpeg's CUDA hwaccel) and hand out the
+  // downloaded NV12 pictures; where the driver, the codec, the profile or the size rule it out, the
+  // decoder runs on the CPU instead and hardware_fallback() says why.
+  // `threads`: the decoder's threads, 0 = FFmpeg's automatic choice.
+  StreamDecoder(const std::filesystem::path& file, AVMediaType type, std::optional<int> nvdec_device = std::nullopt,
+                int threads = 0);
 
   const std::filesystem::path& file() const { return file_; }
   AVFormatContext* format() const { return format_.get(); }
@@ -32,10 +38,17 @@ class StreamDecoder {
   bool receive(AVFrame* frame);
   int64_t skipped_packets() const { return skipped_packets_; }
 
+  // True while pictures come from NVDEC; false when not asked for or after a fallback.
+  bool hardware_decoding() const { return hardware_ && !fell_back_; }
+  // Why NVDEC is not used although it was asked for ("" otherwise).
+  const std::string& hardware_fallback() const { return hardware_fallback_; }
+
  private:
   void open_container();
   void select_stream(AVMediaType type);
-  void open_decoder();
+  void open_decoder(std::optional<int> nvdec_device, int threads);
+  bool attach_nvdec(int device);
+  static AVPixelFormat choose_format(AVCodecContext* codec, const AVPixelFormat* formats);
   void check_not_truncated() const;
   bool feed_decoder();  // false once the decoder has been flushed
 
@@ -47,6 +60,11 @@ class StreamDecoder {
   bool flushed_ = false;
   int64_t skipped_packets_ = 0;
   std::string open_diagnostic_;
+  BufferRefPtr hardware_device_;
+  FramePtr hardware_frame_;  // the decoder's CUDA picture, before its download
+  bool hardware_ = false;
+  bool fell_back_ = false;
+  std::string hardware_fallback_;
 };
 
 }  // namespace heygem::media::ffmpeg

@@ -133,7 +133,8 @@ struct VideoReader::Impl {
 };
 
 VideoReader::Impl::Impl(const std::filesystem::path& file, const VideoReaderOptions& reader_options)
-    : decoder(file, AVMEDIA_TYPE_VIDEO), options(reader_options) {
+    : decoder(file, AVMEDIA_TYPE_VIDEO, reader_options.nvdec_device, reader_options.decoder_threads),
+      options(reader_options) {
   describe();
   check_limits();
 }
@@ -319,5 +320,7 @@ VideoReader& VideoReader::operator=(VideoReader&&) noexcept = default;
 const VideoInfo& VideoReader::info() const { return impl_->info; }
 Rational VideoReader::output_fps() const { return impl_->fps; }
 bool VideoReader::next(Frame& out) { return impl_->next(out); }
+bool VideoReader::hardware_decoding() const { return impl_->decoder.hardware_decoding(); }
+std::string VideoReader::hardware_fallback() const { return impl_->decoder.hardware_fallback(); }
 
 }  // namespace heygem::media

@@ -21,6 +21,11 @@ struct VideoReaderOptions {
   std::optional<Rational> output_fps;  // default: the stream's average frame rate
   MediaLimits limits;
   int conversion_threads = 0;  // swscale slice threads for YUV -> BGR; 0 = half the cores, at most 8
+  int decoder_threads = 0;     // FFmpeg's decoder threads; 0 = its automatic choice
+  // Decode on this GPU's NVDEC (the pipeline asks for its generator's GPU); the pictures are
+  // downloaded once and converted as the CPU path converts them. Streams NVDEC cannot take, or a
+  // machine without the driver, decode on the CPU (logged once per video).
+  std::optional<int> nvdec_device;
 };
 
 struct VideoInfo {
@@ -48,6 +53,10 @@ class VideoReader {
   // The next frame in display order; false at the end. A still image yields exactly one frame.
   // Throws heygem::Error(invalid_input) on a decode error that leaves no usable frame.
   bool next(Frame& out);
+  // True while NVDEC decodes this video (asked for and not fallen back).
+  bool hardware_decoding() const;
+  // Why NVDEC was not used although asked for ("" otherwise).
+  std::string hardware_fallback() const;
 
  private:
   struct Impl;

@@ -66,7 +66,7 @@ void check_placement(const Placement& placement) {
     const std::size_t count = torch::cuda::device_count();
     if (count == 0 && !at::hasCUDA())
       refuse("device " + device_text(device) + " requested, but this heygemd is a CPU-only build (its libtorch has "
-             "no CUDA): build the GPU one as docs/gpu.md says, or use device: cpu");
+             "no CUDA): build the GPU one with scripts/setup.sh --gpu (docs/gpu.md), or use device: cpu");
     if (count == 0)
       refuse("device " + device_text(device) + " requested, but no CUDA device is visible (driver, "
              "CUDA_VISIBLE_DEVICES?)");

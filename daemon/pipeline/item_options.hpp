@@ -37,6 +37,7 @@ struct ItemOptions {
   std::optional<bool> enhance;        // GFPGAN face restoration; unset = the daemon's models.default_enhance
   bool avatar_cache = true;           // reuse (and record) the video's faces in the daemon's avatar cache
   EncodeOptions encode;
+  int items_at_once = 1;              // the daemon's slots over all devices: sizes the CPU threads (thread_plan.hpp)
 };
 
 // The pipeline's view of a job's options. The options are validated once, where they enter the

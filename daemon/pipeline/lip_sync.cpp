@@ -1,4 +1,5 @@
 #include "daemon/pipeline/lip_sync.hpp"
+#include "daemon/pipeline/thread_plan.hpp"
 
 #include <ATen/ATen.h>
 #include <c10/core/InferenceMode.h>
@@ -540,6 +541,12 @@ ItemReport LipSyncRun::run() {
     fps_ = probe.info().still_image && !options_.fps ? to_rational(options_.still_fps) : probe.output_fps();
   }
   reader_options.output_fps = fps_;
+  // NVDEC of the generator's GPU takes the decoding off the CPU, which x264 needs
+  if (const c10::Device device = models_.generator->placement().device; device.is_cuda())
+    reader_options.nvdec_device = device.has_index() ? device.index() : 0;
+  const ThreadPlan threads = plan_threads(0, options_.items_at_once, reader_options.nvdec_device.has_value());
+  reader_options.decoder_threads = threads.decoder;
+  reader_options.conversion_threads = threads.decode_conversion;
   chunk_starts_ = frame_mel_starts(mel_.cols, audio_samples_, media::kMelSampleRate, fps_.value(), options_.length);
   const int64_t total = static_cast<int64_t>(chunk_starts_.size());
   gate_weights_ = silence_gate_weights(mel_, chunk_starts_, options_.silence_gate);
@@ -567,7 +574,8 @@ ItemReport LipSyncRun::run() {
   writer_options.crf = options_.encode.crf;
   writer_options.preset = options_.encode.preset;
   writer_options.lossless = options_.encode.lossless;
-  writer_options.threads = options_.encode.threads;
+  writer_options.threads = options_.encode.threads > 0 ? options_.encode.threads : threads.encoder;
+  writer_options.conversion_threads = threads.encode_conversion;
   writer_options.audio_source = files_.audio;
   media::VideoWriter writer(files_.output, writer_options);
 

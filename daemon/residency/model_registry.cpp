@@ -236,8 +236,15 @@ class Registry final : public ModelRegistry {
              : wanted == ModelRole::detector  ? config_.default_detector
                                               : default_restorer(config_);
       const std::string role = to_string(wanted);
-      if (name.empty() && wanted == ModelRole::restorer)
+      if (name.empty() && wanted == ModelRole::restorer) {
+        std::string gfpgans;
+        for (const auto& spec : config_.models)
+          if (spec.kind == ModelKind::gfpgan) gfpgans += (gfpgans.empty() ? "" : ", ") + spec.name;
+        if (!gfpgans.empty())
+          throw Error(ErrorCode::invalid_argument, "--enhance: several gfpgan models are configured (" + gfpgans +
+                                                       "); name one in models.default_restorer");
         throw Error(ErrorCode::invalid_argument, std::string(restorer_missing_message()));
+      }
       if (name.empty()) throw Error(ErrorCode::not_found, "no default " + role + " is configured");
       const ModelSpec* spec = find_spec(config_, name);
       if (!spec) throw Error(ErrorCode::not_found, "no " + role + " named '" + name + "' is configured");

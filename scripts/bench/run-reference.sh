@@ -4,25 +4,26 @@
 # count. With a box it skips detection (--box); without one it runs its S3FD on every frame, with the
 # weights in $S3FD_WEIGHTS (the peer would otherwise try to download them).
 # Usage: run-reference.sh WORK_DIR PREFIX CLIP AUDIO_WAV CHECKPOINT [TOP BOTTOM LEFT RIGHT]
-# Env: PEER (<repo>/.bench/wav2lip-ref), SHIM (<repo>/.bench/shim: the numpy librosa stand-in),
+# Env: PEER (<repo>/.bench/wav2lip-ref, from scripts/bench/fetch-reference.sh),
+#      SHIM (<repo>/scripts/bench/shim: the numpy librosa stand-in),
 #      PYTHON (python3), FFMPEG (ffmpeg: the program inference.py's mux calls), S3FD_WEIGHTS,
 #      BENCH_METRICS (metrics.ndjson to append to; default WORK_DIR/metrics.ndjson).
 set -euo pipefail
 
-(( $# == 5 || $# == 9 )) || { sed -n 2,10p "$0" >&2; exit 2; }
+(( $# == 5 || $# == 9 )) || { sed -n 2,11p "$0" >&2; exit 2; }
 work=$1 prefix=$2 clip=$(realpath "$3") audio=$(realpath "$4") checkpoint=$(realpath "$5")
 shift 5
 box=("$@")
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 peer=${PEER:-$repo/.bench/wav2lip-ref}
-shim=${SHIM:-$repo/.bench/shim}
+shim=${SHIM:-$repo/scripts/bench/shim}
 python=${PYTHON:-python3}
 ffmpeg=$(command -v "${FFMPEG:-ffmpeg}") || { echo "run-reference: ffmpeg program not found (set FFMPEG)" >&2; exit 1; }
 metrics=${BENCH_METRICS:-$work/metrics.ndjson}
 source "$repo/scripts/bench/lib.sh"
 BENCH_WORK=$work BENCH_METRICS=$metrics
 
-[[ -f $peer/inference.py ]] || { echo "run-reference: $peer/inference.py missing (set PEER)" >&2; exit 1; }
+[[ -f $peer/inference.py ]] || { echo "run-reference: $peer/inference.py missing (run scripts/bench/fetch-reference.sh, or set PEER)" >&2; exit 1; }
 [[ -d $shim/librosa ]] || { echo "run-reference: $shim/librosa missing (set SHIM)" >&2; exit 1; }
 [[ $audio == *.wav ]] || { echo "run-reference: $audio: give a 16 kHz mono WAV (the shim does not resample)" >&2; exit 1; }
 

@@ -150,6 +150,20 @@ nlohmann::json media_only(const std::filesystem::path& video, int kept_frames) {
     result[key + "_s"] = seconds;
     result[key + "_fps"] = decoded / seconds;
   }
+  {  // NVDEC (GPU 0), downloaded and converted as the pipeline does, where it opens
+    media::VideoReaderOptions options;
+    options.nvdec_device = 0;
+    const auto start = Clock::now();
+    media::VideoReader reader(video, options);
+    media::Frame frame;
+    int64_t frames = 0;
+    while (reader.next(frame)) ++frames;
+    const double seconds = seconds_since(start);
+    result["decode_nvdec_used"] = reader.hardware_decoding();
+    if (!reader.hardware_decoding()) result["decode_nvdec_fallback"] = reader.hardware_fallback();
+    result["decode_nvdec_s"] = seconds;
+    result["decode_nvdec_fps"] = frames / seconds;
+  }
   if (kept.empty()) throw std::runtime_error("no frames in " + video.string());
   const auto out = std::filesystem::temp_directory_path() / ("heygem-bench-media-" + std::to_string(::getpid()) + ".mp4");
   for (int threads : {1, 0}) {

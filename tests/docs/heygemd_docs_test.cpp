@@ -43,6 +43,11 @@ TEST(HeygemdManPage, UsageErrorsExitAsDocumented) {
 
 TEST(HeygemdManPage, VersionAndCheckConfigExitAsDocumented) {
   EXPECT_EQ(run_command({HEYGEMD_BINARY, "--version"}).exit_code, 0);
+  const auto info = run_command({HEYGEMD_BINARY, "--build-info"});
+  EXPECT_EQ(info.exit_code, 0) << info.err;
+  EXPECT_NE(info.out.find("libtorch "), std::string::npos) << info.out;
+  EXPECT_NE(info.out.find("device: auto runs on "), std::string::npos) << info.out;
+  EXPECT_NE(info.out.find("FFmpeg libavcodec "), std::string::npos) << info.out;
   const auto check = run_command({HEYGEMD_BINARY, "--check-config"});
   EXPECT_EQ(check.exit_code, documented_exit_code("Stopped cleanly")) << check.err;
 }

@@ -1,4 +1,5 @@
-"""Paths shared by the bench self-tests: repo, fixtures (HEYGEM_FIXTURES), the ignored .bench folder."""
+"""Paths shared by the bench self-tests: repo, fixtures (HEYGEM_FIXTURES), the committed shim and
+checkpoint writer, and the fetched reference (PEER, default .bench/wav2lip-ref: ignored, never committed)."""
 import json
 import os
 import unittest
@@ -8,9 +9,10 @@ import importlib.util
 
 REPO = Path(__file__).resolve().parents[3]
 BENCH_SCRIPTS = REPO / "scripts" / "bench"
-PEER_ROOT = REPO / ".bench"          # peer code, shim and checkpoint writer: ignored, not committed
-PEER = PEER_ROOT / "wav2lip-ref"
-SHIM = PEER_ROOT / "shim"
+SHIM = BENCH_SCRIPTS / "shim"
+CHECKPOINT_WRITER = BENCH_SCRIPTS / "make_checkpoint.py"
+PEER = Path(os.environ.get("PEER") or REPO / ".bench" / "wav2lip-ref")  # scripts/bench/fetch-reference.sh
+PEER_MISSING = f"needs the reference at {PEER} (scripts/bench/fetch-reference.sh, or set PEER)"
 
 
 def shared_root():

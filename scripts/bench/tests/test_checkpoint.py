@@ -1,6 +1,10 @@
-"""The peer's hash-init checkpoint writer (.bench/make_checkpoint.py) against the fixture specs."""
+"""The peer's hash-init checkpoint writer (scripts/bench/make_checkpoint.py) against the fixture
+specs, and its files loaded strictly by the reference's own model classes (needs the fetched
+reference, PEER, and torch)."""
+import contextlib
 import copy
 import hashlib
+import io
 import json
 import shutil
 import sys
@@ -8,13 +12,20 @@ import tempfile
 import unittest
 from pathlib import Path
 
-from support import PEER, PEER_ROOT, fixtures_root, load_module, require
+from support import CHECKPOINT_WRITER, PEER, PEER_MISSING, fixtures_root, load_module, require
 
 
 def writer():
-    require((PEER_ROOT / "make_checkpoint.py").is_file(), "needs .bench/make_checkpoint.py")
     require((fixtures_root() / "wav2lip" / "keys.json").is_file(), "needs the fixtures (HEYGEM_FIXTURES)")
-    return load_module(PEER_ROOT / "make_checkpoint.py", "make_checkpoint")
+    return load_module(CHECKPOINT_WRITER, "make_checkpoint")
+
+
+def torch_or_skip():
+    try:
+        import torch
+    except ImportError:
+        raise unittest.SkipTest("needs torch (Debian: python3-torch; use /usr/bin/python3)")
+    return torch
 
 
 class HashInitTest(unittest.TestCase):
@@ -65,24 +76,64 @@ class HashInitTest(unittest.TestCase):
 
 
 class CheckpointFileTest(unittest.TestCase):
+    """Write each checkpoint through main(), read it back as the reference does, load it strictly."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.mc = writer()
+        cls.torch = torch_or_skip()
+        cls.tmp = tempfile.TemporaryDirectory()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.tmp.cleanup()
+
+    def written(self, model):
+        out = Path(self.tmp.name) / f"{model}.pth"
+        self.mc.main(["--fixtures", str(fixtures_root()), "--model", model, "--out", str(out)])
+        self.assertFalse(out.with_name(out.name + ".partial").exists())
+        return self.torch.load(out, map_location="cpu")
+
+    def assert_same_as_spec(self, folder, state):
+        keys = json.loads((fixtures_root() / folder / "keys.json").read_text())
+        self.assertEqual(list(state), [e["name"] for e in keys["entries"]])
+        check = f"check_seed{keys['seed']}"
+        for entry in keys["entries"]:
+            tensor = state[entry["name"]]
+            self.assertEqual(hashlib.sha256(tensor.numpy().tobytes()).hexdigest(), entry[check]["sha256"], entry["name"])
+
     def test_reference_loads_the_wav2lip_checkpoint_strictly(self):
-        mc = writer()
-        require((PEER / "models" / "wav2lip.py").is_file(), "needs .bench/wav2lip-ref")
-        try:
-            import torch
-        except ImportError:
-            raise unittest.SkipTest("needs torch (use /usr/bin/python3)")
-        with tempfile.TemporaryDirectory() as tmp:
-            out = Path(tmp) / "w.pth"
-            mc.main(["--fixtures", str(fixtures_root()), "--model", "wav2lip", "--out", str(out)])
-            checkpoint = torch.load(out, map_location="cpu")
-        sys.path.insert(0, str(PEER))
+        require((PEER / "models" / "wav2lip.py").is_file(), PEER_MISSING)
+        checkpoint = self.written("wav2lip")
+        self.assertEqual(list(checkpoint), ["state_dict"])
+        self.assertTrue(all(k.startswith("module.") for k in checkpoint["state_dict"]))
+        state = {k.replace("module.", ""): v for k, v in checkpoint["state_dict"].items()}  # inference.py's load_model
+        self.assert_same_as_spec("wav2lip", state)
+        if str(PEER) not in sys.path:
+            sys.path.insert(0, str(PEER))
         from models import Wav2Lip
         model = Wav2Lip()
-        state = {k.replace("module.", ""): v for k, v in checkpoint["state_dict"].items()}  # inference.py's load_model
-        self.assertTrue(all(k.startswith("module.") for k in checkpoint["state_dict"]))
-        model.load_state_dict(state)  # strict: same keys and shapes as the reference module
+        model.load_state_dict(state, strict=True)  # same keys and shapes as the reference module
         self.assertEqual(list(state), list(model.state_dict()))
+
+    def test_reference_loads_the_s3fd_checkpoint_strictly(self):
+        sfd = PEER / "face_detection" / "detection" / "sfd"
+        require((sfd / "net_s3fd.py").is_file(), PEER_MISSING)
+        state = self.written("s3fd")
+        self.assertFalse(any("module." in k for k in state))  # a plain state dict, as sfd_detector.py reads it
+        self.assert_same_as_spec("s3fd", state)
+        net_s3fd = load_module(sfd / "net_s3fd.py", "net_s3fd")
+        model = net_s3fd.s3fd()
+        model.load_state_dict(state, strict=True)
+        self.assertEqual(list(state), list(model.state_dict()))
+
+    def test_unknown_model_and_missing_fixtures_are_refused(self):
+        with self.assertRaises(SystemExit), contextlib.redirect_stderr(io.StringIO()):  # argparse's usage
+            self.mc.main(["--fixtures", str(fixtures_root()), "--model", "gfpgan", "--out", "/dev/null"])
+        with tempfile.TemporaryDirectory() as tmp:
+            with self.assertRaisesRegex(self.mc.SpecError, "keys.json missing"):
+                self.mc.main(["--fixtures", tmp, "--model", "s3fd", "--out", str(Path(tmp) / "s.pth")])
+            self.assertFalse((Path(tmp) / "s.pth").exists())
 
 
 if __name__ == "__main__":
