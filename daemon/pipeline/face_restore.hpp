@@ -1,8 +1,10 @@
 #pragma once
 // The face restoration stage (--enhance): after the mouth is pasted, every face is aligned by its 5
 // detector landmarks to the FFHQ template (512x512), restored by GFPGAN v1.4 in batches and pasted
-// back with facexlib's soft mask (models/face_align.hpp), as HeyGem orders it. The alignment, the
-// warps and the blend run on the CPU; the network on the restorer's device.
+// back with facexlib's soft mask (models/face_align.hpp), as HeyGem orders it. With a CPU restorer
+// the warps, masks and blend are face_align.cpp's OpenCV numerics; with a GPU restorer the same
+// numerics run as torch ops on its device (face_align_device.hpp), so a frame crosses the bus once
+// each way.
 #include <array>
 #include <cstdint>
 #include <vector>

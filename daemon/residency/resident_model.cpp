@@ -162,9 +162,9 @@ void ResidentModel::warm_up(const WarmupShapes& shapes) const {
       for (const int64_t batch : sizes)
         check_finite(generator_->generate(warmup_mel(batch), warmup_faces(batch)), "warm-up");
     } else if (restorer_) {
-      // The batch the enhance stage runs (pipeline::restore_faces), and a last short batch of 1.
+      // The batches the enhance stage cuts its faces into (pipeline::restore_faces), as for the generator.
       const int64_t full = shapes.restorer_batch > 0 ? shapes.restorer_batch : models::default_restorer_batch(device.is_cuda());
-      const auto sizes = pass == 0 && full > 1 ? std::vector<int64_t>{full, 1} : std::vector<int64_t>{full};
+      const auto sizes = pass == 0 ? models::warmed_batch_sizes(full) : std::vector<int64_t>{full};
       for (const int64_t batch : sizes) check_finite(restorer_->restore(warmup_crops(batch)), "warm-up");
     } else {
       const int64_t batch = shapes.detector_batch > 0 ? shapes.detector_batch : models::default_detector_batch(device.is_cuda());
