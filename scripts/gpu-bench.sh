@@ -7,6 +7,7 @@
 # Env: OUT, BENCH_COMMIT (the commit to report; default git HEAD), BENCH_BUDGET_S (540), BENCH_WORK_DIR (/tmp/heygem-bench), BENCH_SECONDS (60),
 #      HEYGEM_SHARED (../shared if present, else .bench/shared), HEYGEM_FIXTURES, PREFIX (/opt/heygem-deps),
 #      BENCH_BUILD_DIR (build-gpu), BENCH_GENERATOR_PRECISION (float16), BENCH_DETECTOR_PRECISION (float32),
+#      BENCH_RESTORER_BATCH (8), BENCH_RESTORER_PRECISION (float16),
 #      BENCH_DEVICE (cuda), BENCH_SKIP (space-separated phase names to leave out, e.g. "deps build"),
 #      PEER (the reference, .bench/wav2lip-ref: scripts/bench/fetch-reference.sh puts it there).
 set -uo pipefail
@@ -249,6 +250,21 @@ run_heygem_bench() {  # (c) per-stage throughput, and (g) our S3FD forward, from
     "$python" "$bench/record.py" "$metrics" bench-json "$hg/bench-retinaface-forward.out" heygem_retinaface_forward ||
     tail -n 20 "$hg/bench-retinaface-forward.out"
 }
+run_restore_timings() {  # issue 17: the GFPGAN forward (faces/s) and the whole item with --enhance
+  local precision
+  for precision in float32 float16; do
+    "$bench_binary" --restorer-only --batch "${BENCH_RESTORER_BATCH:-8}" --repeats 10 --device "$device" \
+      --restorer-precision "$precision" --json >"$hg/forward-gfpgan-$precision.out" 2>&1 &&
+      "$python" "$bench/record.py" "$metrics" bench-json "$hg/forward-gfpgan-$precision.out" \
+        "gfpgan_forward_b${BENCH_RESTORER_BATCH:-8}_$precision" || tail -n 20 "$hg/forward-gfpgan-$precision.out"
+  done
+  # the same item as heygem_bench_retinaface, with every face restored; floor_wall_s is the plain re-encode
+  "$bench_binary" --audio "$wl/speech.wav" --video "$wl/clip.mp4" --device "$device" --precision "$gen_precision" \
+    --restorer-precision "${BENCH_RESTORER_PRECISION:-float16}" --detector retinaface --enhance --json \
+    >"$hg/bench-enhance.out" 2>&1 &&
+    "$python" "$bench/record.py" "$metrics" bench-json "$hg/bench-enhance.out" heygem_bench_enhance ||
+    { tail -n 20 "$hg/bench-enhance.out"; return 1; }
+}
 run_media_timings() {  # (c) decode and encode alone with heygem's media code, beside the floor
   "$bench_binary" --media-only --video "$wl/clip.mp4" >"$hg/media.out" 2>&1 &&
     "$python" "$bench/record.py" "$metrics" bench-json "$hg/media.out" heygem_media || { tail -n 20 "$hg/media.out"; return 1; }
@@ -338,6 +354,7 @@ if [[ -n $bench_binary && -f $wl/clip.mp4 ]] && wanted heygem-bench; then
 else
   skip_note heygem-bench "no heygem-bench binary in $build (tests/bench) or no workload"
 fi
+[[ -n $bench_binary && -f $wl/clip.mp4 ]] && wanted restore && phase restore 150 30 run_restore_timings
 # The reference's own detection on the short clip, last: hash-init S3FD finds thousands of candidate
 # boxes per frame, which its per-candidate Python decode and numpy NMS handle very slowly.
 ((have_peer)) && wanted reference-s3fd &&

@@ -2,6 +2,8 @@
 // silent stretch (source frames there, byte for byte before encoding; generated frames elsewhere).
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <iostream>
 
@@ -126,6 +128,39 @@ TEST(SilenceGate, SilentStretchKeepsTheSourceFramesByteForByte) {
   EXPECT_EQ(plain.report.frames_gated, 0);
   for (std::size_t i = 0; i < plain.frames.size(); ++i)
     EXPECT_FALSE(same_pixels(plain.frames[i], decoded.at(i))) << "frame " << i;
+
+  // Outside the gated stretch and its fade the gated run is the plain run; on the fade frames it is
+  // the cross-fade of the two, weight (distance to the stretch) / (fade + 1) for the generated face.
+  std::vector<std::size_t> gated_frames;
+  for (std::size_t i = 0; i < gated.frames.size(); ++i)
+    if (same_pixels(gated.frames[i], decoded.at(i))) gated_frames.push_back(i);
+  ASSERT_FALSE(gated_frames.empty());
+  const int fade = SilenceGateOptions{}.fade_frames;
+  int faded = 0;
+  for (std::size_t i = 0; i < gated.frames.size(); ++i) {
+    int distance = fade + 1;
+    for (std::size_t g : gated_frames)
+      distance = std::min(distance, static_cast<int>(i > g ? i - g : g - i));
+    if (distance == 0) continue;
+    const media::Frame &got = gated.frames[i], &generated = plain.frames[i], &source = decoded.at(i);
+    if (distance > fade) {
+      EXPECT_TRUE(same_pixels(got, generated)) << "frame " << i << " beyond the fade differs from the plain run";
+      continue;
+    }
+    ++faded;
+    EXPECT_FALSE(same_pixels(got, generated)) << "fade frame " << i << " is the generated frame";
+    EXPECT_FALSE(same_pixels(got, source)) << "fade frame " << i << " is the source frame";
+    const float weight = static_cast<float>(distance) / static_cast<float>(fade + 1);
+    int worst = 0;
+    for (int y = 0; y < got.height; ++y)
+      for (int x = 0; x < got.width * 3; ++x) {
+        const auto at = [&](const media::Frame& f) { return f.data[static_cast<std::size_t>(y) * f.stride + x]; };
+        const float expected = weight * at(generated) + (1.0f - weight) * at(source);
+        worst = std::max(worst, static_cast<int>(std::ceil(std::fabs(at(got) - expected))));
+      }
+    EXPECT_LE(worst, 1) << "fade frame " << i << " (weight " << weight << ")";
+  }
+  EXPECT_EQ(faded, 2 * fade) << "one gated stretch: " << fade << " fade frames on each side";
 }
 
 }  // namespace
