@@ -292,9 +292,9 @@ void validate_options(const SubmitOptions& options, const std::string& context) 
 }
 
 // Every key read_options reads (stored_submit_options leaves out the others).
-constexpr std::array<std::string_view, 12> kOptionKeys{"blend",    "strict",    "loop",     "fps",
-                                                        "box",      "nosmooth",  "generator", "detector",
-                                                        "crf",      "lossless",  "preset",   "avatar_cache"};
+constexpr std::array<std::string_view, 14> kOptionKeys{"blend",     "strict",   "loop",   "fps",          "box",
+                                                        "nosmooth",  "generator", "detector", "crf",        "lossless",
+                                                        "preset",    "avatar_cache", "silence_gate", "enhance"};
 
 SubmitOptions read_options(const json& value, const std::string& context) {
   ObjectReader r(value, context);
@@ -317,6 +317,8 @@ SubmitOptions read_options(const json& value, const std::string& context) {
   o.lossless = r.boolean_or("lossless", false);
   o.preset = r.optional_string("preset");
   o.avatar_cache = r.boolean_or("avatar_cache", true);
+  o.silence_gate = r.boolean_or("silence_gate", true);
+  if (r.find("enhance")) o.enhance = r.boolean_or("enhance", false);
   r.finish();
   validate_options(o, context);
   return o;
@@ -457,6 +459,7 @@ json item_json(const ItemStatus& i) {
           {"wall_s", i.wall_s},
           {"avatar_cache", i.avatar_cache},
           {"detect_s", i.detect_s},
+          {"frames_gated", i.frames_gated},
           {"output_bytes", i.output_bytes},
           {"delivered", i.delivered},
           {"in_spool", i.in_spool},
@@ -478,6 +481,7 @@ ItemStatus read_item(const json& value, const std::string& context) {
   i.wall_s = r.number_or("wall_s", 0);
   i.avatar_cache = r.string_or("avatar_cache", "");
   i.detect_s = r.number_or("detect_s", 0);
+  i.frames_gated = r.integer_or("frames_gated", 0, kMaxCount, 0);
   i.output_bytes = r.unsigned_or("output_bytes", 0);
   i.delivered = r.boolean_or("delivered", false);
   i.in_spool = r.boolean_or("in_spool", false);
@@ -523,7 +527,7 @@ json event_json(const JobEvent& e) {
           j.update({{"item", body.item}, {"output", to_string(body.output)}, {"frames", body.frames},
                     {"frames_without_face", body.frames_without_face}, {"wall_s", body.wall_s},
                     {"fps", body.fps}, {"avatar_cache", body.avatar_cache}, {"detect_s", body.detect_s},
-                    {"output_fps", body.output_fps}});
+                    {"output_fps", body.output_fps}, {"frames_gated", body.frames_gated}});
           if (!body.output_name.empty()) j["output_name"] = body.output_name;
         } else if constexpr (std::is_same_v<T, DoneEvent>) {
           json outputs = json::array();
@@ -576,6 +580,7 @@ JobEvent read_event(ObjectReader& r) {
     b.output_fps = r.number_or("output_fps", 0);
     b.avatar_cache = r.string_or("avatar_cache", "");
     b.detect_s = r.number_or("detect_s", 0);
+    b.frames_gated = r.integer_or("frames_gated", 0, kMaxCount, 0);
     e.body = b;
   } else if (name == "done") {
     DoneEvent b;
@@ -959,6 +964,8 @@ nlohmann::json to_json(const SubmitOptions& o) {
   if (o.lossless) j["lossless"] = true;
   if (o.preset) j["preset"] = *o.preset;
   if (!o.avatar_cache) j["avatar_cache"] = false;
+  if (!o.silence_gate) j["silence_gate"] = false;
+  if (o.enhance) j["enhance"] = *o.enhance;
   return j;
 }
 

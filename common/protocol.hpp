@@ -61,7 +61,8 @@ bool is_request_type(MessageType type);
 bool is_response_type(MessageType type);
 
 // ---------------------------------------------------------------------------------------------
-// Submit options (the same keys the pipeline's parse_item_options reads). Unset = daemon default.
+// Submit options: the one typed model of a job's options, validated once by its parser (the daemon
+// maps it to the pipeline's ItemOptions). Unset = daemon default.
 enum class Blend { feather, hard };
 enum class Loop { pingpong, forward };
 
@@ -83,6 +84,8 @@ struct SubmitOptions {
   bool lossless = false;
   std::optional<std::string> preset;    // an x264 preset name
   bool avatar_cache = true;             // false: detect the faces even if the daemon cached them
+  bool silence_gate = true;             // false: generate the mouth in silent stretches too
+  std::optional<bool> enhance;          // GFPGAN face restoration; unset = the daemon's default
   bool operator==(const SubmitOptions&) const = default;
 };
 
@@ -197,6 +200,7 @@ struct ItemStatus {
   double fps = 0, eta_s = 0, wall_s = 0;
   std::string avatar_cache{};  // once done: "hit" (faces from the avatar cache), "miss", "off"
   double detect_s = 0;       // once done: busy time of the face detection (0 on a hit)
+  std::int64_t frames_gated = 0;  // once done: silent frames the silence gate left as the source
   std::uint64_t output_bytes = 0;
   bool delivered = false;    // written into the client's output fd
   bool in_spool = false;     // waits in the spool for fetch
@@ -241,6 +245,7 @@ struct ItemDoneEvent {
   double detect_s = 0;
   std::string output_name{};   // the output's name when written to the client's file ("" in the spool)
   double output_fps = 0;       // the output video's frame rate
+  std::int64_t frames_gated = 0;  // as ItemStatus
 };
 struct DoneEvent {
   std::vector<OutputPlace> outputs;  // one per item

@@ -11,7 +11,7 @@ _heygemctl_command_options() {
   case $1 in
     submit)
       echo "-a --audio -o --output -d --detach -f --force --blend --strict --loop --fps --box" \
-           "--nosmooth --generator --detector --crf --lossless --preset --no-avatar-cache" ;;
+           "--nosmooth --generator --detector --crf --lossless --preset --no-avatar-cache --no-silence-gate --enhance --no-enhance" ;;
     list) echo "-a --all" ;;
     fetch) echo "-o --output -f --force" ;;
   esac

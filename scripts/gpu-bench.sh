@@ -7,6 +7,7 @@
 # Env: OUT, BENCH_COMMIT (the commit to report; default git HEAD), BENCH_BUDGET_S (540), BENCH_WORK_DIR (/tmp/heygem-bench), BENCH_SECONDS (60),
 #      HEYGEM_SHARED (../shared if present, else .bench/shared), HEYGEM_FIXTURES, PREFIX (/opt/heygem-deps),
 #      BENCH_BUILD_DIR (build-gpu), BENCH_GENERATOR_PRECISION (float16), BENCH_DETECTOR_PRECISION (float32),
+#      BENCH_RESTORER_BATCH (8), BENCH_RESTORER_PRECISION (float16),
 #      BENCH_DEVICE (cuda), BENCH_SKIP (space-separated phase names to leave out, e.g. "deps build"),
 #      PEER (the reference, .bench/wav2lip-ref: scripts/bench/fetch-reference.sh puts it there).
 set -uo pipefail
@@ -121,8 +122,13 @@ run_parity() {
     [[ -n $binary ]] && (cd "$build" && HEYGEM_TEST_DEVICE=$device timeout 60 gdb -batch -ex run -ex bt -ex "info threads" \
       --args "$binary" --gtest_filter='E2eParity.*') >>"$work/parity.out" 2>&1
   fi
+  # NVDEC against the CPU decode (issue 16): the frames and the largest difference
+  local media_tests
+  media_tests=$(find "$build" -type f -name test_media -perm -u+x | head -1)
+  if [[ -n $media_tests ]]; then "$media_tests" --gtest_filter='*Nvdec*' >>"$work/parity.out" 2>&1 || rc=$?; fi
   cp "$work/parity.out" "$OUT/parity.out" 2>/dev/null
-  tail -n 60 "$work/parity.out"
+  grep -E "largest difference|half|float16|bfloat16|error" "$work/parity.out" | head -30
+  tail -n 40 "$work/parity.out"
   "$python" "$bench/record.py" "$metrics" ctest "$work/parity.out" parity_tests || true
   return $rc
 }
@@ -249,6 +255,21 @@ run_heygem_bench() {  # (c) per-stage throughput, and (g) our S3FD forward, from
     "$python" "$bench/record.py" "$metrics" bench-json "$hg/bench-retinaface-forward.out" heygem_retinaface_forward ||
     tail -n 20 "$hg/bench-retinaface-forward.out"
 }
+run_restore_timings() {  # issue 17: the GFPGAN forward (faces/s) and the whole item with --enhance
+  local precision
+  for precision in float32 float16; do
+    "$bench_binary" --restorer-only --batch "${BENCH_RESTORER_BATCH:-8}" --repeats 10 --device "$device" \
+      --restorer-precision "$precision" --json >"$hg/forward-gfpgan-$precision.out" 2>&1 &&
+      "$python" "$bench/record.py" "$metrics" bench-json "$hg/forward-gfpgan-$precision.out" \
+        "gfpgan_forward_b${BENCH_RESTORER_BATCH:-8}_$precision" || tail -n 20 "$hg/forward-gfpgan-$precision.out"
+  done
+  # the same item as heygem_bench_retinaface, with every face restored; floor_wall_s is the plain re-encode
+  "$bench_binary" --audio "$wl/speech.wav" --video "$wl/clip.mp4" --device "$device" --precision "$gen_precision" \
+    --restorer-precision "${BENCH_RESTORER_PRECISION:-float16}" --detector retinaface --enhance --json \
+    >"$hg/bench-enhance.out" 2>&1 &&
+    "$python" "$bench/record.py" "$metrics" bench-json "$hg/bench-enhance.out" heygem_bench_enhance ||
+    { tail -n 20 "$hg/bench-enhance.out"; return 1; }
+}
 run_media_timings() {  # (c) decode and encode alone with heygem's media code, beside the floor
   "$bench_binary" --media-only --video "$wl/clip.mp4" >"$hg/media.out" 2>&1 &&
     "$python" "$bench/record.py" "$metrics" bench-json "$hg/media.out" heygem_media || { tail -n 20 "$hg/media.out"; return 1; }
@@ -326,6 +347,13 @@ if ((have_peer)); then
 else
   skip_note reference "needs the reference in $PEER ($([[ -f $PEER/inference.py ]] && echo present || echo "missing: run scripts/bench/fetch-reference.sh before the device call")), the peer weights (peer-weights phase) and the workload"
 fi
+# Issue 15: four jobs at once against four re-encodes at once (scripts/gpu/throughput.sh, its own
+# heygemd with the default max_concurrent_jobs; table in $OUT/throughput.md).
+run_throughput() {
+  WORKLOAD=$wl BUILD=$build OUT=$OUT JOBS_AT_ONCE=${BENCH_JOBS_AT_ONCE:-4} MODES="box retinaface" \
+    GEN_PRECISION=$gen_precision "$repo/scripts/gpu/throughput.sh"
+}
+((have_heygem)) && wanted throughput && phase throughput 240 60 run_throughput
 if ((have_heygem)) && [[ -f $weights/s3fd.pth ]] && wanted heygem-s3fd; then
   extra=()  # the float32 generator only when time is left for the rest
   wanted heygem-fp32 && (( $(bench_seconds_left) > ${BENCH_FP32_MIN_LEFT_S:-300} )) && extra=("heygem-box-fp32 90 30 fp32_job")
@@ -338,6 +366,7 @@ if [[ -n $bench_binary && -f $wl/clip.mp4 ]] && wanted heygem-bench; then
 else
   skip_note heygem-bench "no heygem-bench binary in $build (tests/bench) or no workload"
 fi
+[[ -n $bench_binary && -f $wl/clip.mp4 ]] && wanted restore && phase restore 150 30 run_restore_timings
 # The reference's own detection on the short clip, last: hash-init S3FD finds thousands of candidate
 # boxes per frame, which its per-candidate Python decode and numpy NMS handle very slowly.
 ((have_peer)) && wanted reference-s3fd &&

@@ -39,7 +39,8 @@ struct RawSubmit {
   std::string blend, loop, box, generator, detector, preset;
   double fps = 0;
   int crf = 0;
-  bool strict = false, nosmooth = false, lossless = false, no_avatar_cache = false;
+  bool strict = false, nosmooth = false, lossless = false, no_avatar_cache = false, no_silence_gate = false,
+       enhance = false, no_enhance = false;
   CLI::Option *fps_option = nullptr, *crf_option = nullptr;
 };
 
@@ -135,6 +136,11 @@ struct Parser {
         ->check(CLI::IsMember(protocol::x264_presets()));
     sub->add_flag("--no-avatar-cache", raw.no_avatar_cache,
                   "detect the faces even if the daemon has this video's in its avatar cache");
+    auto* enhance = sub->add_flag("--enhance", raw.enhance,
+                                  "restore the faces with GFPGAN v1.4 after the lip-sync (needs GFPGANv1.4.pth)");
+    sub->add_flag("--no-enhance", raw.no_enhance, "no face restoration, whatever the daemon's default")->excludes(enhance);
+    sub->add_flag("--no-silence-gate", raw.no_silence_gate,
+                  "generate the mouth in silent stretches too (default: silent frames keep the source face)");
     sub->footer(kSubmitFooter);
   }
 
@@ -159,6 +165,9 @@ struct Parser {
     o.nosmooth = raw.nosmooth;
     o.lossless = raw.lossless;
     o.avatar_cache = !raw.no_avatar_cache;
+    o.silence_gate = !raw.no_silence_gate;
+    if (raw.enhance) o.enhance = true;
+    if (raw.no_enhance) o.enhance = false;
     if (raw.fps_option->count()) o.fps = raw.fps;
     if (raw.crf_option->count()) o.crf = raw.crf;
     if (!raw.box.empty()) o.box = parse_box(raw.box);

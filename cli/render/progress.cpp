@@ -62,6 +62,7 @@ struct JobModel {
     std::string line = item_label(done.item) + ": done, " + std::to_string(done.frames) + " frames in " +
                        format_fixed(done.wall_s, 1) + " s (" + format_fixed(done.fps, 1) + " fps)";
     if (done.frames_without_face > 0) line += ", " + std::to_string(done.frames_without_face) + " without a face";
+    if (done.frames_gated > 0) line += ", " + std::to_string(done.frames_gated) + " silent (source kept)";
     if (done.avatar_cache == "hit") line += ", faces from the avatar cache";
     if (done.avatar_cache == "partial") line += ", faces partly from the avatar cache";
     return line + " -> " + output_of(done);

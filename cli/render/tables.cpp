@@ -34,6 +34,7 @@ std::string item_progress(const ItemStatus& item) {
     text += " " + std::to_string(item.frames_total > 0 ? item.frames_total : item.frames_done) + " frames";
     if (item.wall_s > 0) text += " in " + format_fixed(item.wall_s, 1) + " s";
     if (item.frames_without_face > 0) text += ", " + std::to_string(item.frames_without_face) + " without a face";
+    if (item.frames_gated > 0) text += ", " + std::to_string(item.frames_gated) + " silent (source kept)";
     if (item.avatar_cache == "hit") text += ", faces from the avatar cache";
     if (item.avatar_cache == "partial") text += ", faces partly from the avatar cache";
   } else if (item.state == ItemState::failed && !item.error.empty()) {

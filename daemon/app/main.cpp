@@ -13,6 +13,7 @@
 #include "daemon/app/build_info.hpp"
 #include "daemon/app/daemon.hpp"
 #include "daemon/media/ffmpeg_log.hpp"
+#include "daemon/system/heap_memory.hpp"
 #include "daemon/system/journal_log.hpp"
 
 namespace {
@@ -70,6 +71,9 @@ int main(int argc, char** argv) {
   // FFmpeg's warnings and errors into the same log (journald) rather than raw stderr; this also
   // lets an input error carry the cause FFmpeg gave only in its log (ffmpeg_log.hpp)
   heygem::media::forward_ffmpeg_logs();
+  // before any job: an idle daemon's memory returns to its baseline (heap_memory.hpp)
+  if (!heygem::system::make_freed_heap_returnable())
+    spdlog::warn("glibc refused the heap thresholds; memory freed by jobs may stay resident");
 
   DaemonOptions options;
   if (!config_file.empty()) options.config_file = config_file;

@@ -54,6 +54,8 @@ models:
   directory: ""             # relative weights resolve here; "" = <state_dir>/models, then ../shared/models
   default_generator: wav2lip
   default_detector: retinaface
+  default_restorer: ""      # the gfpgan model of --enhance; "" = the only gfpgan entry
+  default_enhance: false    # restore faces (GFPGAN) in jobs that say neither --enhance nor --no-enhance
   heartbeat_interval: 300s
   memory_budget: unlimited  # per device, e.g. 8G
   batch_wait: 2ms           # the longest a forward waits for another item's tasks to join it
@@ -156,7 +158,8 @@ residency::ModelKind parse_kind(const Reader& r, const YAML::Node& node, const s
   if (text == "wav2lip") return residency::ModelKind::wav2lip;
   if (text == "s3fd") return residency::ModelKind::s3fd;
   if (text == "retinaface") return residency::ModelKind::retinaface;
-  r.fail(node, key, "expected wav2lip, s3fd or retinaface, got \"" + text + "\"");
+  if (text == "gfpgan") return residency::ModelKind::gfpgan;
+  r.fail(node, key, "expected wav2lip, s3fd, retinaface or gfpgan, got \"" + text + "\"");
 }
 
 residency::ModelSpec parse_model_entry(const Reader& r, const YAML::Node& node, const std::string& path) {
@@ -210,14 +213,15 @@ struct NameRef {
 };
 
 struct ModelsSection {
-  NameRef default_generator, default_detector;
+  NameRef default_generator, default_detector, default_restorer;
+  NameRef default_enhance;
   YAML::Node entries_node;
 };
 
 void apply_models(const Reader& r, const YAML::Node& node, DaemonConfig& config, ModelsSection& refs) {
   r.for_each_key(node, "models",
-                 {"directory", "default_generator", "default_detector", "heartbeat_interval", "memory_budget", "batch_wait",
-                  "max_batch", "entries"},
+                 {"directory", "default_generator", "default_detector", "default_restorer", "default_enhance",
+                  "heartbeat_interval", "memory_budget", "batch_wait", "max_batch", "entries"},
                  [&](const std::string& key, const YAML::Node& value) {
                    if (key == "models.directory") {
                      config.models_directory = r.scalar(value, key);
@@ -225,6 +229,11 @@ void apply_models(const Reader& r, const YAML::Node& node, DaemonConfig& config,
                      refs.default_generator = {r.scalar(value, key), value, key, &r};
                    } else if (key == "models.default_detector") {
                      refs.default_detector = {r.scalar(value, key), value, key, &r};
+                   } else if (key == "models.default_restorer") {
+                     refs.default_restorer = {r.scalar(value, key), value, key, &r};
+                   } else if (key == "models.default_enhance") {
+                     config.residency.default_enhance = r.boolean(value, key);
+                     refs.default_enhance = {"", value, key, &r};
                    } else if (key == "models.heartbeat_interval") {
                      config.residency.heartbeat_interval = r.duration(value, key);
                      if (config.residency.heartbeat_interval.count() <= 0) r.fail(value, key, "must be positive");
@@ -260,14 +269,17 @@ void apply_models(const Reader& r, const YAML::Node& node, DaemonConfig& config,
                  });
 }
 
-void check_model_reference(const DaemonConfig& config, const NameRef& ref, bool generator) {
+void check_model_reference(const DaemonConfig& config, const NameRef& ref, residency::ModelRole role) {
   if (ref.value.empty()) return;  // none: jobs must name one (or, for the detector, give --box)
   const Reader& r = *ref.reader;
+  static const char* const kRoleText[] = {"generator", "face detector", "face restorer (kind gfpgan)"};
   for (const auto& spec : config.residency.models) {
     if (spec.name != ref.value) continue;
-    const bool is_generator = spec.kind == residency::ModelKind::wav2lip;
-    if (is_generator != generator)
-      r.fail(ref.node, ref.key, "\"" + ref.value + "\" is not a " + (generator ? "generator" : "face detector"));
+    const auto kind_role = spec.kind == residency::ModelKind::wav2lip  ? residency::ModelRole::generator
+                           : spec.kind == residency::ModelKind::gfpgan ? residency::ModelRole::restorer
+                                                                       : residency::ModelRole::detector;
+    if (kind_role != role)
+      r.fail(ref.node, ref.key, "\"" + ref.value + "\" is not a " + kRoleText[static_cast<int>(role)]);
     return;
   }
   r.fail(ref.node, ref.key, "no model named \"" + ref.value + "\" in models.entries");
@@ -432,10 +444,25 @@ DaemonConfig parse_config(const std::string& text, const std::string& source) {
   const Reader reader(source);
   apply(reader, load_yaml(text, source), config, models);
   // The default names were last written either by the defaults or by the file; errors point there.
-  check_model_reference(config, models.default_generator, true);
-  check_model_reference(config, models.default_detector, false);
+  check_model_reference(config, models.default_generator, residency::ModelRole::generator);
+  check_model_reference(config, models.default_detector, residency::ModelRole::detector);
+  if (!models.default_restorer.value.empty())
+    check_model_reference(config, models.default_restorer, residency::ModelRole::restorer);
   config.residency.default_generator = models.default_generator.value;
   config.residency.default_detector = models.default_detector.value;
+  config.residency.default_restorer = models.default_restorer.value;
+  if (config.residency.default_enhance) {
+    const auto& specs = config.residency.models;
+    std::size_t restorers = 0;
+    for (const auto& spec : specs) restorers += spec.kind == residency::ModelKind::gfpgan;
+    if (restorers == 0)
+      models.default_enhance.reader->fail(models.default_enhance.node, models.default_enhance.key,
+                                          "true needs a models.entries item of kind gfpgan with weights "
+                                          "GFPGANv1.4.pth (TencentARC/GFPGAN release v1.3.0)");
+    if (restorers > 1 && config.residency.default_restorer.empty())
+      models.default_enhance.reader->fail(models.default_enhance.node, models.default_enhance.key,
+                                          "true with several gfpgan models needs models.default_restorer");
+  }
   return config;
 }
 

@@ -24,6 +24,7 @@ struct ItemOutcome {
   std::string avatar_cache = "off";  // "hit", "partial", "miss" or "off" (pipeline::ItemReport::avatar_cache)
   double detect_seconds = 0;         // the detect stage's busy time (0 on a cache hit)
   double output_fps = 0;             // the output video's frame rate
+  std::int64_t frames_gated = 0;     // silent frames the silence gate left as the source
 };
 
 // Callbacks of one run; all may be called from any thread.

@@ -7,6 +7,7 @@
 #include "daemon/models/wav2lip.hpp"
 #include "daemon/pipeline/avatar_cache.hpp"
 #include "daemon/pipeline/lip_sync.hpp"
+#include "daemon/residency/resident_model.hpp"
 #include "daemon/system/heap_memory.hpp"
 #include "daemon/system/journal_log.hpp"
 
@@ -14,11 +15,17 @@ namespace heygem::jobs {
 namespace {
 
 bool is_generator(const residency::ModelSpec& spec) { return spec.kind == residency::ModelKind::wav2lip; }
+bool is_detector(const residency::ModelSpec& spec) { return residency::is_detector(spec.kind); }
+
+// --enhance / --no-enhance, else the daemon's default (which fixed-box jobs, lacking landmarks, skip).
+bool enhance_wanted(const pipeline::ItemOptions& options, bool default_enhance) {
+  return options.enhance.value_or(default_enhance && !options.box);
+}
 
 std::string names_of(const std::vector<residency::ModelSpec>& models, bool generators) {
   std::string out;
   for (const auto& spec : models)
-    if (is_generator(spec) == generators) out += (out.empty() ? "" : ", ") + spec.name;
+    if (generators ? is_generator(spec) : is_detector(spec)) out += (out.empty() ? "" : ", ") + spec.name;
   return out.empty() ? "none" : out;
 }
 
@@ -60,7 +67,7 @@ struct AvatarCaching {
 class LipSyncJobRun : public JobRun {
  public:
   LipSyncJobRun(residency::ModelRegistry& registry, const Job& job, const Spool& spool, RunControl control,
-                const std::vector<std::string>& devices, AvatarCaching caching, int items_at_once)
+                const std::vector<std::string>& devices, AvatarCaching caching, bool default_enhance, int items_at_once)
       : job_(job), spool_(spool), control_(std::move(control)), options_(pipeline::item_options_for(options_of(job))),
         avatar_cache_(std::move(caching.cache)) {
     options_.items_at_once = items_at_once;
@@ -80,10 +87,15 @@ class LipSyncJobRun : public JobRun {
       if (!detector_ || !detector_->detector())
         throw Error(ErrorCode::internal, "the registry returned no detector for \"" + options_.detector + "\"");
     }
+    if (enhance_wanted(options_, default_enhance)) {
+      restorer_ = registry.acquire_restorer("", on_loading);
+      if (!restorer_ || !restorer_->restorer()) throw Error(ErrorCode::internal, "the registry returned no face restorer");
+    }
     // Entries are per uid: a hit must not tell one user that another rendered the same video.
     if (detector_ && avatar_cache_)
       detector_identity_ = detector_identity(caching.detector_weights) + "; uid " + std::to_string(job.owner);
-    control_.log("models: generator " + generator_->name() + (detector_ ? ", detector " + detector_->name() : ", fixed box"));
+    control_.log("models: generator " + generator_->name() + (detector_ ? ", detector " + detector_->name() : ", fixed box") +
+                 (restorer_ ? ", restorer " + restorer_->name() : ""));
   }
 
   std::string model_name() const override { return generator_->name(); }
@@ -105,6 +117,9 @@ class LipSyncJobRun : public JobRun {
     // Every forward runs on its device's queue, batched with the other running items'.
     models.generator_forwards = &generator_->forwards();
     models.detector_forwards = detector_ ? &detector_->forwards() : nullptr;
+    models.restorer = restorer_ ? restorer_->restorer() : nullptr;
+    models.restorer_forwards = restorer_ ? &restorer_->forwards() : nullptr;
+    models.restorer_name = restorer_ ? restorer_->name() : "";
     pipeline::RunHooks hooks;
     hooks.progress = [this](const pipeline::ItemProgress& p) {
       control_.progress({p.stage, p.frames_done, p.frames_total, p.fps, p.eta_seconds});
@@ -118,8 +133,14 @@ class LipSyncJobRun : public JobRun {
       const auto report = pipeline::run_lip_sync(files, options_, models, hooks);
       const auto* detect = report.stage("detect");
       const double speed = report.wall_seconds > 0 ? static_cast<double>(report.frames) / report.wall_seconds : 0.0;
-      return {report.frames,      report.frames_without_face, report.wall_seconds, speed, report.avatar_cache,
-              detect ? detect->busy_seconds : 0.0, report.fps};
+      return {report.frames,
+              report.frames_without_face,
+              report.wall_seconds,
+              speed,
+              report.avatar_cache,
+              detect ? detect->busy_seconds : 0.0,
+              report.fps,
+              report.frames_gated};
     } catch (const Error& e) {
       // The spool's file names mean nothing to the client: speak of its own names.
       std::string message = e.what();
@@ -151,7 +172,7 @@ class LipSyncJobRun : public JobRun {
   const Spool& spool_;
   RunControl control_;
   pipeline::ItemOptions options_;
-  std::shared_ptr<residency::ModelLease> generator_, detector_;
+  std::shared_ptr<residency::ModelLease> generator_, detector_, restorer_;
   std::shared_ptr<const pipeline::AvatarCache> avatar_cache_;
   std::string detector_identity_;
   std::vector<std::unique_ptr<BusyDevice>> busy_;
@@ -171,6 +192,17 @@ const residency::ModelSpec* ItemExecutor::find(const std::string& name) const {
   for (const auto& spec : config_.models)
     if (spec.name == name) return &spec;
   return nullptr;
+}
+
+const residency::ModelSpec* ItemExecutor::restorer_spec() const {
+  if (!config_.default_restorer.empty()) return find(config_.default_restorer);
+  const residency::ModelSpec* only = nullptr;
+  for (const auto& spec : config_.models) {
+    if (spec.kind != residency::ModelKind::gfpgan) continue;
+    if (only) return nullptr;  // several and no default: the registry refuses, naming them
+    only = &spec;
+  }
+  return only;
 }
 
 std::vector<std::string> ItemExecutor::devices() const {
@@ -207,6 +239,15 @@ void ItemExecutor::validate(const protocol::SubmitOptions& options) const {
   };
   check(parsed.generator, true);
   check(parsed.detector, false);
+  // --enhance without GFPGAN weights is refused at submit time, naming the file to bring.
+  if (enhance_wanted(parsed, config_.default_enhance) &&
+      std::none_of(config_.models.begin(), config_.models.end(),
+                   [](const residency::ModelSpec& spec) { return spec.kind == residency::ModelKind::gfpgan; }))
+    throw Error(ErrorCode::invalid_argument, std::string(residency::restorer_missing_message()));
+  if (enhance_wanted(parsed, config_.default_enhance) && parsed.box)
+    throw Error(ErrorCode::invalid_argument,
+                "option enhance: faces are aligned by the 5 landmarks of the RetinaFace detector, which a fixed box "
+                "job does not run (drop the box, or enhance)");
 }
 
 void ItemExecutor::set_avatar_cache(std::shared_ptr<const pipeline::AvatarCache> cache) {
@@ -224,18 +265,27 @@ std::unique_ptr<JobRun> ItemExecutor::start(const Job& job, const Spool& spool, 
   std::vector<std::string> devices;  // the generator's, then the detector's when it differs
   const auto options = placement_options_of(job);
   int items_at_once = 1;
+  bool default_enhance = false;
   {
     std::lock_guard lock(mutex_);
     caching.cache = avatar_cache_;
     items_at_once = items_at_once_;
+    default_enhance = config_.default_enhance;
+    const auto add_device = [&](const std::string& device) {
+      if (std::find(devices.begin(), devices.end(), device) == devices.end()) devices.push_back(device);
+    };
     const auto named = options.detector.value_or("");
     devices.push_back(generator_device(options));
     if (const auto* spec = find(named.empty() ? config_.default_detector : named)) {
       caching.detector_weights = spec->weights;
-      if (!options.box && spec->device != devices.front()) devices.push_back(spec->device);
+      if (!options.box) add_device(spec->device);
     }
+    // The restorer's device is busy too when the job restores faces.
+    if (enhance_wanted(pipeline::item_options_for(options), default_enhance))
+      if (const auto* spec = restorer_spec()) add_device(spec->device);
   }
-  return std::make_unique<LipSyncJobRun>(registry_, job, spool, control, devices, std::move(caching), items_at_once);
+  return std::make_unique<LipSyncJobRun>(registry_, job, spool, control, devices, std::move(caching), default_enhance,
+                                         items_at_once);
 }
 
 }  // namespace heygem::jobs

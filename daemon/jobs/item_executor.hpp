@@ -38,6 +38,8 @@ class ItemExecutor : public JobExecutor {
 
  private:
   const residency::ModelSpec* find(const std::string& name) const;  // under mutex_
+  // The gfpgan model --enhance uses: models.default_restorer, else the only gfpgan entry. Under mutex_.
+  const residency::ModelSpec* restorer_spec() const;
   // The device of the generator `options` name (or the default's); "cpu" if none. Under mutex_.
   std::string generator_device(const protocol::SubmitOptions& options) const;
 

@@ -44,6 +44,7 @@ nlohmann::json item_to_json(const ItemResult& item) {
           {"output_fps", item.output_fps},
           {"avatar_cache", item.avatar_cache},
           {"detect_seconds", item.detect_seconds},
+          {"frames_gated", item.frames_gated},
           {"output_bytes", item.output_bytes},
           {"delivered", item.delivered},
           {"in_spool", item.in_spool}};
@@ -62,6 +63,7 @@ ItemResult item_from_json(const nlohmann::json& record, const std::string& path)
   item.fps = optional_field<double>(record, "fps", path, 0);
   item.output_fps = optional_field<double>(record, "output_fps", path, 0);
   item.avatar_cache = optional_field<std::string>(record, "avatar_cache", path, "");
+  item.frames_gated = optional_field<std::int64_t>(record, "frames_gated", path, 0);
   item.detect_seconds = optional_field<double>(record, "detect_seconds", path, 0);
   item.output_bytes = optional_field<std::uint64_t>(record, "output_bytes", path, 0);
   item.delivered = optional_field<bool>(record, "delivered", path, false);

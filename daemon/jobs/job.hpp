@@ -34,6 +34,7 @@ struct ItemResult {
   double output_fps = 0;      // the output video's frame rate
   std::string avatar_cache;   // "hit", "partial", "miss", "off"; "" before the item ran
   double detect_seconds = 0;  // busy time of the face detection (0 on an avatar cache hit)
+  std::int64_t frames_gated = 0;  // silent frames the silence gate left as the source
   std::uint64_t output_bytes = 0;
   bool delivered = false;     // written into the client's output fd
   bool in_spool = false;      // the MP4 waits in the spool for fetch

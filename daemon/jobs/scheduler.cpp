@@ -113,6 +113,7 @@ protocol::ItemStatus item_status(const ItemResult& item) {
   out.frames_done = item.state == ItemState::done ? item.frames : 0;
   out.frames_total = item.state == ItemState::done ? item.frames : 0;
   out.frames_without_face = item.frames_without_face;
+  out.frames_gated = item.frames_gated;
   out.fps = item.fps;
   out.wall_s = item.wall_seconds;
   out.avatar_cache = item.avatar_cache;
@@ -737,6 +738,7 @@ ItemOutcome Scheduler::run_item(Entry& entry, JobRun& run, std::size_t item) {
   result.output_fps = outcome.output_fps;
   result.avatar_cache = outcome.avatar_cache;
   result.detect_seconds = outcome.detect_seconds;
+  result.frames_gated = outcome.frames_gated;
   std::error_code ec;
   result.output_bytes = std::filesystem::file_size(output, ec);
   try {
@@ -756,7 +758,8 @@ ItemOutcome Scheduler::run_item(Entry& entry, JobRun& run, std::size_t item) {
   emit(entry, protocol::ItemDoneEvent{static_cast<int>(item), output_place(result), result.frames,
                                       result.frames_without_face, result.wall_seconds, result.fps,
                                       result.avatar_cache, result.detect_seconds,
-                                      result.delivered ? result.output_name : std::string(), result.output_fps});
+                                      result.delivered ? result.output_name : std::string(), result.output_fps,
+                                      result.frames_gated});
   persist(entry);
   return outcome;
 }

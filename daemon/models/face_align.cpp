@@ -101,16 +101,8 @@ int reflect101(int p, int size) {
 // cv::GaussianBlur(src, (k, k), 0) over an area-sized image (0 around it inside the frame, BORDER_REFLECT_101
 // at the frame's edges). Computed in double; the result is rounded to float32.
 ImageF32 gaussian_blur(const ImageF32& src, Rect area, int frame_w, int frame_h, int ksize) {
-  const double sigma = ((ksize - 1) * 0.5 - 1) * 0.3 + 0.8;
   const int r = ksize / 2;
-  std::vector<double> kernel(static_cast<std::size_t>(ksize));
-  double sum = 0;
-  for (int i = 0; i < ksize; ++i) {
-    const double x = i - (ksize - 1) * 0.5;
-    kernel[i] = std::exp(-0.5 / (sigma * sigma) * x * x);
-    sum += kernel[i];
-  }
-  for (auto& k : kernel) k = static_cast<float>(k / sum);  // OpenCV's float32 kernel
+  const std::vector<double> kernel = gaussian_kernel(ksize);
   auto at = [&](int fx, int fy) -> double {  // frame coordinates, already inside the frame
     const int sx = fx - area.x0, sy = fy - area.y0;
     if (sx < 0 || sy < 0 || sx >= src.width || sy >= src.height) return 0.0;
@@ -192,6 +184,30 @@ void for_each_tap(const Affine& m, Rect area, Visit&& visit) {
 }
 
 }  // namespace
+
+std::vector<double> gaussian_kernel(int ksize) {
+  const double sigma = ((ksize - 1) * 0.5 - 1) * 0.3 + 0.8;
+  std::vector<double> kernel(static_cast<std::size_t>(ksize));
+  double sum = 0;
+  for (int i = 0; i < ksize; ++i) {
+    const double x = i - (ksize - 1) * 0.5;
+    kernel[i] = std::exp(-0.5 / (sigma * sigma) * x * x);
+    sum += kernel[i];
+  }
+  for (auto& k : kernel) k = static_cast<float>(k / sum);  // OpenCV's float32 kernel
+  return kernel;
+}
+
+Rect paste_reach(const Affine& inverse_affine, int face_size, int frame_width, int frame_height) {
+  return reach(inverse_affine, face_size, face_size, frame_width, frame_height, 2);
+}
+
+Rect widen_in_frame(Rect r, int by, int frame_width, int frame_height) { return widen(r, by, frame_width, frame_height); }
+
+int paste_edge(double total_face_area) {
+  const double area = static_cast<float>(total_face_area);
+  return static_cast<int>(std::sqrt(area)) / 20;
+}
 
 const std::array<double, 10>& ffhq_template_512() {
   static const std::array<double, 10> kTemplate{192.98138, 239.94708, 318.90277, 240.1936, 256.63416,
@@ -315,7 +331,7 @@ ImageU8 warp_face(const ImageU8& frame_bgr, const Affine& affine) {
 
 PasteMasks paste_masks(const Affine& inverse_affine, int face_size, int frame_width, int frame_height) {
   PasteMasks masks;
-  const Rect face_area = reach(inverse_affine, face_size, face_size, frame_width, frame_height, 2);
+  const Rect face_area = paste_reach(inverse_affine, face_size, frame_width, frame_height);
   const ImageF32 ones{face_size, face_size,
                       std::vector<float>(static_cast<std::size_t>(face_size) * face_size, 1.0f)};
   const ImageF32 warped = warp_affine_f32(ones, inverse_affine, face_area);
@@ -325,10 +341,10 @@ PasteMasks paste_masks(const Affine& inverse_affine, int face_size, int frame_wi
   double area = 0;
   for (float v : erosion.pixels) area += v;
   masks.total_face_area = static_cast<float>(area);
-  masks.edge = static_cast<int>(std::sqrt(masks.total_face_area)) / 20;
+  masks.edge = paste_edge(masks.total_face_area);
   const int w = masks.edge;
   // The blur spreads the mask by w px beyond its support; widen the working area by as much.
-  masks.area = widen(face_area, w + 2, frame_width, frame_height);
+  masks.area = widen_in_frame(face_area, w + 2, frame_width, frame_height);
   ImageF32 grown{masks.area.width(), masks.area.height(),
                  std::vector<float>(static_cast<std::size_t>(masks.area.width()) * masks.area.height(), 0.0f)};
   for (int y = 0; y < erosion.height; ++y)

@@ -85,6 +85,16 @@ struct PasteMasks {
   int edge = 0;              // w_edge
 };
 
+// Where a face_size square pasted through `inverse_affine` can touch the frame (its corners' bounding
+// box, 2 px wider, clipped to the frame).
+Rect paste_reach(const Affine& inverse_affine, int face_size, int frame_width, int frame_height);
+// `r` widened by `by` px on each side, clipped to the frame.
+Rect widen_in_frame(Rect r, int by, int frame_width, int frame_height);
+// w_edge of the helper from the eroded mask's area (float32, as numpy holds it).
+int paste_edge(double total_face_area);
+// cv::getGaussianKernel(ksize, 0) as OpenCV builds it for float32 images (values rounded to float32).
+std::vector<double> gaussian_kernel(int ksize);
+
 // Masks for pasting a face_size square back through `inverse_affine` (crop -> frame).
 PasteMasks paste_masks(const Affine& inverse_affine, int face_size, int frame_width, int frame_height);
 

@@ -14,6 +14,7 @@ namespace heygem::models {
 // not choose.
 inline int64_t default_generator_batch(bool on_gpu) { return on_gpu ? 128 : 16; }
 inline int64_t default_detector_batch(bool on_gpu) { return on_gpu ? 32 : 4; }
+inline int64_t default_restorer_batch(bool on_gpu) { return on_gpu ? 8 : 1; }  // 512x512 faces per GFPGAN call
 
 // `full` itself, then the powers of two below it, largest first (16 -> 16, 8, 4, 2, 1).
 inline std::vector<int64_t> warmed_batch_sizes(int64_t full) {

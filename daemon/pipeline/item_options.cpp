@@ -13,6 +13,8 @@ ItemOptions item_options_for(const protocol::SubmitOptions& options) {
   out.generator = options.generator.value_or("");
   out.detector = options.detector.value_or("");
   out.avatar_cache = options.avatar_cache;
+  out.silence_gate.enabled = options.silence_gate;
+  out.enhance = options.enhance;
   if (options.crf) out.encode.crf = *options.crf;
   out.encode.lossless = options.lossless;
   if (options.preset) out.encode.preset = *options.preset;

@@ -7,6 +7,7 @@
 #include "common/protocol.hpp"
 #include "daemon/pipeline/face_batch.hpp"
 #include "daemon/pipeline/face_track.hpp"
+#include "daemon/pipeline/silence_gate.hpp"
 #include "daemon/pipeline/timeline.hpp"
 
 namespace heygem::pipeline {
@@ -32,6 +33,8 @@ struct ItemOptions {
   int detector_batch = 0;             // 0 = the detector's device default (models/warm_batches.hpp)
   std::string generator;              // model names; empty = the daemon's defaults
   std::string detector;
+  SilenceGateOptions silence_gate;    // source frames where the audio is silent (on by default)
+  std::optional<bool> enhance;        // GFPGAN face restoration; unset = the daemon's models.default_enhance
   bool avatar_cache = true;           // reuse (and record) the video's faces in the daemon's avatar cache
   EncodeOptions encode;
   int items_at_once = 1;              // the daemon's slots over all devices: sizes the CPU threads (thread_plan.hpp)

@@ -5,6 +5,7 @@
 #include <c10/core/InferenceMode.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <cmath>
@@ -24,11 +25,14 @@
 #include "daemon/media/mel.hpp"
 #include "daemon/media/video_writer.hpp"
 #include "daemon/models/face_detector.hpp"
+#include "daemon/models/gfpgan.hpp"
 #include "daemon/models/warm_batches.hpp"
 #include "daemon/models/wav2lip.hpp"
 #include "daemon/pipeline/avatar_cache.hpp"
 #include "daemon/pipeline/bounded_queue.hpp"
+#include "daemon/pipeline/face_restore.hpp"
 #include "daemon/pipeline/frame_source.hpp"
+#include "daemon/pipeline/silence_gate.hpp"
 #include "daemon/residency/forward_queue.hpp"
 #include "daemon/system/journal_log.hpp"
 
@@ -46,6 +50,7 @@ struct Work {
   bool first_pass = true;
   std::optional<FaceBox> box;
   media::Frame frame;
+  std::optional<std::array<float, 10>> landmarks{};  // the detector's 5 points (RetinaFace), for --enhance
 };
 
 // Accumulates a stage's busy time; shared with the report.
@@ -143,6 +148,8 @@ class LipSyncRun {
     generator_forwards_ = models_.generator_forwards ? models_.generator_forwards : own_queue(models_.generator->placement());
     if (models_.detector)
       detector_forwards_ = models_.detector_forwards ? models_.detector_forwards : own_queue(models_.detector->placement());
+    if (models_.restorer)
+      restorer_forwards_ = models_.restorer_forwards ? models_.restorer_forwards : own_queue(models_.restorer->placement());
   }
 
   ItemReport run();
@@ -162,6 +169,11 @@ class LipSyncRun {
   void detect_batch(std::vector<Work>& batch, std::deque<Work>& waiting, BoxSmoother& smoother);
   void release_ready(std::deque<Work>& waiting, std::vector<BoxSmoother::Item> ready);
   void generate_batch(std::vector<Work>& batch);
+  void restore_batch(std::vector<Work>& batch);
+  float gate_weight(const Work& work) const {
+    const auto i = static_cast<size_t>(work.output_index);
+    return i < gate_weights_.size() ? gate_weights_[i] : 1.0f;
+  }
   bool cancelled() const { return hooks_.cancelled && hooks_.cancelled(); }
   void check_cancel() const {
     if (cancelled()) throw Error(ErrorCode::cancelled, "cancelled");
@@ -195,6 +207,7 @@ class LipSyncRun {
   std::vector<std::unique_ptr<residency::ForwardQueue>> own_queues_;
   residency::ForwardQueue* generator_forwards_ = nullptr;
   residency::ForwardQueue* detector_forwards_ = nullptr;
+  residency::ForwardQueue* restorer_forwards_ = nullptr;
   const residency::ForwardClient forward_client_{this, hooks_.cancelled};
 
   media::Matrix mel_;
@@ -204,7 +217,11 @@ class LipSyncRun {
   media::Rational fps_;
   int width_ = 0, height_ = 0;
   std::vector<std::optional<FaceBox>> source_boxes_;  // smoothed box per source frame (loops reuse it)
+  std::vector<std::optional<std::array<float, 10>>> source_landmarks_;  // per source frame (--enhance)
+  std::atomic<int64_t> frames_restored_{0};
   std::atomic<int64_t> frames_without_face_{0};
+  std::vector<float> gate_weights_;  // per output frame: weight of the generated face (silence gate)
+  std::atomic<int64_t> frames_gated_{0};
   // The avatar cache: the key of this run, the faces found there (a hit), or those detected now.
   std::optional<AvatarKey> cache_key_;
   std::optional<AvatarBoxes> cached_faces_;
@@ -218,7 +235,7 @@ class LipSyncRun {
       rendered_{queue_capacity(options_, models_)};
   FailureLatch latch_;
   StageClock decode_clock_{"decode"}, detect_clock_{"detect"}, generate_clock_{"generate"},
-      blend_clock_{"blend"}, encode_clock_{"encode"};
+      blend_clock_{"blend"}, restore_clock_{"restore"}, encode_clock_{"encode"};
   Clock::time_point started_ = Clock::now();
   Clock::time_point last_progress_{};
 };
@@ -271,6 +288,7 @@ void LipSyncRun::release_ready(std::deque<Work>& waiting, std::vector<BoxSmoothe
     if (static_cast<size_t>(item.frame) >= source_boxes_.size()) source_boxes_.resize(item.frame + 1);
     source_boxes_[item.frame] = item.box;
     work.box = item.box;
+    if (static_cast<size_t>(item.frame) < source_landmarks_.size()) work.landmarks = source_landmarks_[item.frame];
     if (!detected_.push(std::move(work))) return;
   }
 }
@@ -286,11 +304,15 @@ void LipSyncRun::detect_batch(std::vector<Work>& batch, std::deque<Work>& waitin
   detect_clock_.count(static_cast<int64_t>(batch.size()));
   for (size_t i = 0; i < batch.size(); ++i) {
     std::optional<RawFace> face;
+    const auto index = static_cast<size_t>(batch[i].source_index);
     if (!detections.at(i).empty()) {
       const auto& d = detections[i].front();  // the highest-scoring face, as the reference takes it
       face = RawFace{d.x1, d.y1, d.x2, d.y2};
+      if (d.has_landmarks) {
+        if (index >= source_landmarks_.size()) source_landmarks_.resize(index + 1);
+        source_landmarks_[index] = d.landmarks;
+      }
     }
-    const auto index = static_cast<size_t>(batch[i].source_index);
     if (index >= detected_faces_.size()) detected_faces_.resize(index + 1);
     detected_faces_[index] = face;
     smooth_face(std::move(batch[i]), face, waiting, smoother);
@@ -361,6 +383,8 @@ void LipSyncRun::detect_stage() {
       } else {
         if (!first_pass_closed) close_first_pass();
         work->box = source_boxes_.at(static_cast<size_t>(work->source_index));
+        if (static_cast<size_t>(work->source_index) < source_landmarks_.size())
+          work->landmarks = source_landmarks_[static_cast<size_t>(work->source_index)];
         if (!detected_.push(std::move(*work))) return;
       }
     }
@@ -372,10 +396,11 @@ void LipSyncRun::detect_stage() {
 void LipSyncRun::generate_batch(std::vector<Work>& batch) {
   const auto& generator = *models_.generator;
   const c10::Device device = generator.placement().device;
-  std::vector<size_t> faces;  // indices of frames that have a face
+  std::vector<size_t> faces;  // indices of frames that have a face and are not gated
   for (size_t i = 0; i < batch.size(); ++i) {
     if (batch[i].box) {
-      faces.push_back(i);
+      if (gate_weight(batch[i]) > 0.0f) faces.push_back(i);
+      else ++frames_gated_;  // silence: the source frame passes through unchanged
       continue;
     }
     ++frames_without_face_;
@@ -384,7 +409,10 @@ void LipSyncRun::generate_batch(std::vector<Work>& batch) {
                                                 std::to_string(batch[i].source_index) + " (strict mode)");
   }
   generate_clock_.count(static_cast<int64_t>(batch.size()));
-  if (faces.empty()) return;
+  if (faces.empty()) {
+    restore_batch(batch);
+    return;
+  }
   c10::InferenceMode guard;
   std::vector<at::Tensor> regions;
   std::vector<FaceBox> relative;
@@ -407,7 +435,13 @@ void LipSyncRun::generate_batch(std::vector<Work>& batch) {
   const system::ScopedLogFields blending(stage_fields("blend", models_.generator_name));
   blend_clock_.measure([&] {
     for (size_t k = 0; k < faces.size(); ++k) {
+      const float weight = gate_weight(batch[faces[k]]);
+      const at::Tensor before = weight < 1.0f ? regions[k].clone() : at::Tensor();
       paste_patch(regions[k], patches[static_cast<int64_t>(k)], relative[k], options_.blend);
+      if (before.defined()) {  // the silence gate's cross-fade next to a gated stretch
+        const at::Tensor faded = regions[k].to(at::kFloat).mul_(weight).add_(before.to(at::kFloat).mul_(1.0f - weight));
+        regions[k].copy_(faded.round_().clamp_(0, 255).to(at::kByte));
+      }
       if (!device.is_cpu()) {
         Work& w = batch[faces[k]];
         region_view(w.frame, *w.box).copy_(regions[k].cpu());
@@ -415,6 +449,32 @@ void LipSyncRun::generate_batch(std::vector<Work>& batch) {
     }
   });
   blend_clock_.count(static_cast<int64_t>(faces.size()));
+  restore_batch(batch);
+}
+
+// --enhance: every frame of the batch with a face (generated, cross-faded or gated alike, so the look
+// does not change at the silence gate's edges) gets its face restored and pasted back.
+void LipSyncRun::restore_batch(std::vector<Work>& batch) {
+  if (!models_.restorer) return;
+  std::vector<FaceToRestore> faces;
+  for (auto& w : batch)
+    if (w.box && w.landmarks) faces.push_back(FaceToRestore{&w.frame, *w.landmarks});
+  if (faces.empty()) return;
+  const system::ScopedLogFields restoring(stage_fields("restore", models_.restorer_name));
+  // On the restorer's device queue, batched with the other items' faces.
+  const RestoreForward forward = [this](const at::Tensor& crops) {
+    const auto* restorer = models_.restorer;
+    const auto output = restorer_forwards_->submit(
+        restorer, {crops.contiguous()},
+        [restorer](const std::vector<at::Tensor>& inputs) -> residency::ForwardQueue::Output {
+          return restorer->restore(inputs.at(0));
+        },
+        forward_client_);
+    return std::get<at::Tensor>(output);
+  };
+  restore_clock_.measure([&] { restore_faces(*models_.restorer, faces, models_.restorer_batch, forward); });
+  restore_clock_.count(static_cast<int64_t>(faces.size()));
+  frames_restored_ += static_cast<int64_t>(faces.size());
 }
 
 void LipSyncRun::generate_stage() {
@@ -440,7 +500,9 @@ void LipSyncRun::generate_stage() {
 }
 
 bool LipSyncRun::avatar_cache_enabled() const {
-  return models_.avatar_cache && options_.avatar_cache && !options_.box && !models_.detector_identity.empty();
+  // The cache holds boxes only; --enhance needs the detector's landmarks of every frame.
+  return models_.avatar_cache && options_.avatar_cache && !options_.box && !models_.detector_identity.empty() &&
+         !models_.restorer;
 }
 
 void LipSyncRun::look_up_avatar_cache(const std::string& video_sha256) {
@@ -503,6 +565,7 @@ ItemReport LipSyncRun::run() {
   reader_options.conversion_threads = threads.decode_conversion;
   chunk_starts_ = frame_mel_starts(mel_.cols, audio_samples_, media::kMelSampleRate, fps_.value(), options_.length);
   const int64_t total = static_cast<int64_t>(chunk_starts_.size());
+  gate_weights_ = silence_gate_weights(mel_, chunk_starts_, options_.silence_gate);
   const auto scratch = files_.scratch.empty() ? files_.output.parent_path() : files_.scratch;
   source_ = std::make_unique<FrameSource>(files_.video, reader_options, total, options_.loop,
                                           scratch.empty() ? std::filesystem::path(".") : scratch);
@@ -559,6 +622,8 @@ ItemReport LipSyncRun::run() {
   ItemReport report;
   report.frames = done;
   report.frames_without_face = frames_without_face_;
+  report.frames_gated = frames_gated_;
+  report.frames_restored = frames_restored_;
   report.source_frames = source_->source_frames() > 0 ? source_->source_frames() : done;
   report.width = width_;
   report.height = height_;
@@ -566,6 +631,7 @@ ItemReport LipSyncRun::run() {
   report.wall_seconds = std::chrono::duration<double>(Clock::now() - started_).count();
   report.stages = {decode_clock_.timing(), detect_clock_.timing(), generate_clock_.timing(), blend_clock_.timing(),
                    encode_clock_.timing()};
+  if (models_.restorer) report.stages.push_back(restore_clock_.timing());
   report.avatar_cache = cached_faces_ ? "hit" : reused_frames_ > 0 ? "partial" : cache_key_ ? "miss" : "off";
   return report;
 }
@@ -581,6 +647,13 @@ const StageTiming* ItemReport::stage(const std::string& name) const {
 ItemReport run_lip_sync(const ItemFiles& files, const ItemOptions& options, const ItemModels& models,
                         const RunHooks& hooks) {
   if (!models.generator) throw Error(ErrorCode::internal, "run_lip_sync: no generator");
+  if (models.restorer && options.box)
+    throw Error(ErrorCode::invalid_argument,
+                "--enhance aligns each face by the 5 landmarks of the RetinaFace detector; a --box job has none "
+                "(drop --box, or --enhance)");
+  if (models.restorer && models.detector && models.detector->kind() != "retinaface")
+    throw Error(ErrorCode::invalid_argument, "--enhance aligns each face by the 5 landmarks of the RetinaFace detector; " +
+                                                 models.detector->kind() + " gives none (use --detector with a retinaface model)");
   LipSyncRun run(files, options, models, hooks);
   return run.run();
 }

@@ -16,6 +16,7 @@ struct Frame;
 namespace heygem::models {
 class Wav2LipGenerator;
 class FaceDetector;
+class GfpganRestorer;
 }  // namespace heygem::models
 namespace heygem::residency {
 class ForwardQueue;
@@ -42,6 +43,8 @@ struct StageTiming {
 struct ItemReport {
   int64_t frames = 0;
   int64_t frames_without_face = 0;
+  int64_t frames_gated = 0;  // silent frames the silence gate passed through unchanged
+  int64_t frames_restored = 0;  // faces restored by the enhance stage
   int64_t source_frames = 0;
   int width = 0, height = 0;
   double fps = 0;
@@ -66,6 +69,13 @@ struct ItemModels {
   // running item, which batches their forwards together). Null: the run starts one of its own per model.
   residency::ForwardQueue* generator_forwards = nullptr;
   residency::ForwardQueue* detector_forwards = nullptr;
+  residency::ForwardQueue* restorer_forwards = nullptr;
+  // --enhance: after the mouth is pasted every face is restored by GFPGAN (pipeline/face_restore.hpp),
+  // aligned by the detector's 5 landmarks, so the detector must give them (RetinaFace) and the item
+  // may not use a fixed box; the avatar cache (boxes only) is bypassed. Null = no restoration.
+  const models::GfpganRestorer* restorer = nullptr;
+  std::string restorer_name{};
+  int restorer_batch = 0;  // faces per restorer call, 0 = restore_faces' default
 };
 
 struct ItemFiles {

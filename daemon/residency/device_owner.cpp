@@ -36,6 +36,7 @@ class Lease final : public ModelLease {
   ~Lease() override { owner_->release(name_, loaded_); }
   const models::Wav2LipGenerator* generator() const override { return loaded_->model->generator(); }
   const models::FaceDetector* detector() const override { return loaded_->model->detector(); }
+  const models::GfpganRestorer* restorer() const override { return loaded_->model->restorer(); }
   const std::string& name() const override { return name_; }
   ForwardQueue& forwards() const override { return owner_->forwards(); }
 

@@ -28,14 +28,26 @@ const ModelSpec* find_spec(const ResidencyConfig& config, const std::string& nam
   return it == config.models.end() ? nullptr : &*it;
 }
 
-void check_default(const ResidencyConfig& config, const std::string& name, bool generator) {
+void check_default(const ResidencyConfig& config, const std::string& name, ModelRole role) {
   if (name.empty()) return;  // acquiring the default then fails with not_found
   const ModelSpec* spec = find_spec(config, name);
-  const std::string role = generator ? "default_generator" : "default_detector";
-  if (!spec) throw Error(ErrorCode::invalid_argument, role + ": no model named '" + name + "'");
-  if (is_detector(spec->kind) == generator)
-    throw Error(ErrorCode::invalid_argument, role + ": model '" + name + "' is a " + to_string(spec->kind) +
-                                                 (generator ? " detector, not a generator" : " generator, not a detector"));
+  const std::string key = "default_" + to_string(role);
+  if (!spec) throw Error(ErrorCode::invalid_argument, key + ": no model named '" + name + "'");
+  if (role_of(spec->kind) != role)
+    throw Error(ErrorCode::invalid_argument, key + ": model '" + name + "' is a " + to_string(spec->kind) + " " +
+                                                 to_string(role_of(spec->kind)) + ", not a " + to_string(role));
+}
+
+// The restorer --enhance uses without a name: the configured default, else the only gfpgan entry.
+std::string default_restorer(const ResidencyConfig& config) {
+  if (!config.default_restorer.empty()) return config.default_restorer;
+  std::string only;
+  for (const auto& spec : config.models) {
+    if (spec.kind != ModelKind::gfpgan) continue;
+    if (!only.empty()) return "";
+    only = spec.name;
+  }
+  return only;
 }
 
 // "heygemd.yaml: line 12: models.entries[0]: " for errors about an entry (nothing when unknown).
@@ -55,7 +67,7 @@ void validate(const ResidencyConfig& config) {
     if (spec.name.empty()) throw Error(ErrorCode::invalid_argument, origin_prefix(spec) + "models: an entry has no name");
     if (!names.insert(spec.name).second)
       throw Error(ErrorCode::invalid_argument, origin_prefix(spec) + "models: duplicate name '" + spec.name + "'");
-    if (is_detector(spec.kind) && spec.weights.empty())
+    if (spec.kind != ModelKind::wav2lip && spec.weights.empty())
       throw Error(ErrorCode::invalid_argument, origin_prefix(spec) + "model " + spec.name + ": kind " +
                                                    to_string(spec.kind) + " needs a weights file");
     try {
@@ -64,8 +76,9 @@ void validate(const ResidencyConfig& config) {
       throw Error(ErrorCode::invalid_argument, origin_prefix(spec) + error.what());
     }
   }
-  check_default(config, config.default_generator, true);
-  check_default(config, config.default_detector, false);
+  check_default(config, config.default_generator, ModelRole::generator);
+  check_default(config, config.default_detector, ModelRole::detector);
+  check_default(config, config.default_restorer, ModelRole::restorer);
   if (config.heartbeat_interval.count() <= 0)
     throw Error(ErrorCode::invalid_argument, "heartbeat_interval: must be positive");
 }
@@ -114,10 +127,13 @@ class Registry final : public ModelRegistry {
   }
 
   std::shared_ptr<ModelLease> acquire_generator(const std::string& name, const LoadingCallback& on_loading) override {
-    return acquire(name, true, on_loading);
+    return acquire(name, ModelRole::generator, on_loading);
   }
   std::shared_ptr<ModelLease> acquire_detector(const std::string& name, const LoadingCallback& on_loading) override {
-    return acquire(name, false, on_loading);
+    return acquire(name, ModelRole::detector, on_loading);
+  }
+  std::shared_ptr<ModelLease> acquire_restorer(const std::string& name, const LoadingCallback& on_loading) override {
+    return acquire(name, ModelRole::restorer, on_loading);
   }
 
   void load(const std::string& name) override { owner_of(name)->request_load(name).get(); }
@@ -210,17 +226,29 @@ class Registry final : public ModelRegistry {
     return owners_.at(it->second);
   }
 
-  std::shared_ptr<ModelLease> acquire(const std::string& requested, bool generator, const LoadingCallback& on_loading) {
+  std::shared_ptr<ModelLease> acquire(const std::string& requested, ModelRole wanted, const LoadingCallback& on_loading) {
     std::shared_ptr<DeviceOwner> owner;
     std::string name;
     {
       const std::lock_guard lock(mutex_);
-      name = requested.empty() ? (generator ? config_.default_generator : config_.default_detector) : requested;
-      const std::string role = generator ? "generator" : "detector";
+      name = !requested.empty()                    ? requested
+             : wanted == ModelRole::generator ? config_.default_generator
+             : wanted == ModelRole::detector  ? config_.default_detector
+                                              : default_restorer(config_);
+      const std::string role = to_string(wanted);
+      if (name.empty() && wanted == ModelRole::restorer) {
+        std::string gfpgans;
+        for (const auto& spec : config_.models)
+          if (spec.kind == ModelKind::gfpgan) gfpgans += (gfpgans.empty() ? "" : ", ") + spec.name;
+        if (!gfpgans.empty())
+          throw Error(ErrorCode::invalid_argument, "--enhance: several gfpgan models are configured (" + gfpgans +
+                                                       "); name one in models.default_restorer");
+        throw Error(ErrorCode::invalid_argument, std::string(restorer_missing_message()));
+      }
       if (name.empty()) throw Error(ErrorCode::not_found, "no default " + role + " is configured");
       const ModelSpec* spec = find_spec(config_, name);
       if (!spec) throw Error(ErrorCode::not_found, "no " + role + " named '" + name + "' is configured");
-      if (is_detector(spec->kind) == generator)
+      if (role_of(spec->kind) != wanted)
         throw Error(ErrorCode::invalid_argument, "model '" + name + "' is a " + to_string(spec->kind) + ", not a " + role);
       owner = owners_.at(device_of_.at(name));
     }

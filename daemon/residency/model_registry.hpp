@@ -16,19 +16,24 @@
 namespace heygem::models {
 class Wav2LipGenerator;
 class FaceDetector;
+class GfpganRestorer;
 }  // namespace heygem::models
 
 namespace heygem::residency {
 
 class ForwardQueue;
 
-enum class ModelKind { wav2lip, s3fd, retinaface };
+enum class ModelKind { wav2lip, s3fd, retinaface, gfpgan };
+
+// What a model does in a job: generate the mouth, find the faces, or restore the faces (--enhance).
+enum class ModelRole { generator, detector, restorer };
 
 // One `models:` entry of the config.
 struct ModelSpec {
   std::string name;                   // "wav2lip_gan", "retinaface", ...
   ModelKind kind = ModelKind::wav2lip;
-  std::filesystem::path weights;      // empty for kind wav2lip = the hash-init "untrained" generator
+  std::filesystem::path weights;      // empty for kind wav2lip = the hash-init "untrained" generator;
+                                      // kind gfpgan needs GFPGANv1.4.pth (params_ema is loaded)
   std::string device = "cpu";         // "cpu", "cuda", "cuda:1"
   std::string precision = "float32";
   bool preload = true;
@@ -41,6 +46,7 @@ struct ModelSpec {
 struct WarmupShapes {
   int generator_batch = 0;
   int detector_batch = 0;
+  int restorer_batch = 0;             // 0 = 1 on CPU, 8 on GPU (pipeline::restore_faces)
   int frame_height = 720;
   int frame_width = 1280;
   int passes = 2;
@@ -59,6 +65,8 @@ struct ResidencyConfig {
   std::vector<ModelSpec> models;
   std::string default_generator;      // names into `models`
   std::string default_detector;
+  std::string default_restorer;       // the gfpgan model --enhance uses; "" = the only gfpgan entry, if any
+  bool default_enhance = false;       // jobs that do not say --enhance / --no-enhance restore faces
   std::chrono::milliseconds heartbeat_interval{300'000};
   std::optional<std::uint64_t> memory_budget_bytes;  // per device; nullopt = unlimited
   WarmupShapes warmup;
@@ -91,6 +99,7 @@ class ModelLease {
   virtual ~ModelLease() = default;
   virtual const models::Wav2LipGenerator* generator() const = 0;  // kind wav2lip, else nullptr
   virtual const models::FaceDetector* detector() const = 0;       // kind s3fd / retinaface, else nullptr
+  virtual const models::GfpganRestorer* restorer() const { return nullptr; }  // kind gfpgan, else nullptr
   virtual const std::string& name() const = 0;
   // The queue of the instance's device: every forward of it runs there (never on the caller's thread).
   virtual ForwardQueue& forwards() const = 0;
@@ -115,6 +124,9 @@ class ModelRegistry {
                                                         const LoadingCallback& on_loading) = 0;
   virtual std::shared_ptr<ModelLease> acquire_detector(const std::string& name,
                                                        const LoadingCallback& on_loading) = 0;
+  // The face restorer for --enhance. Throws heygem::Error(invalid_argument) naming the weights file
+  // to bring when no gfpgan model is configured.
+  virtual std::shared_ptr<ModelLease> acquire_restorer(const std::string& name, const LoadingCallback& on_loading) = 0;
   // Hot reload: validate and load changed models beside the old ones, then swap atomically.
   // On any error nothing changes and the error is thrown (heygem::Error naming the cause).
   virtual void reload(const ResidencyConfig& config) = 0;

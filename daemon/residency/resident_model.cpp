@@ -7,6 +7,7 @@
 #include <algorithm>
 
 #include "common/errors.hpp"
+#include "daemon/models/gfpgan.hpp"
 #include "daemon/models/retinaface.hpp"
 #include "daemon/models/s3fd.hpp"
 #include "daemon/models/wav2lip.hpp"
@@ -40,6 +41,11 @@ std::uint64_t placed_bytes(const models::StateDict& weights, c10::ScalarType dty
   return bytes;
 }
 
+// Restorer input: [B, 3, 512, 512] in [-1, 1], a smooth pattern.
+at::Tensor warmup_crops(int64_t batch) {
+  return at::sin(at::linspace(0, 120, batch * 3 * 512 * 512, at::kFloat)).reshape({batch, 3, 512, 512}).mul_(0.8);
+}
+
 constexpr int64_t probe_frame_side = 160;  // heartbeat detector input: one small frame
 
 }  // namespace
@@ -49,11 +55,33 @@ std::string to_string(ModelKind kind) {
     case ModelKind::wav2lip: return "wav2lip";
     case ModelKind::s3fd: return "s3fd";
     case ModelKind::retinaface: return "retinaface";
+    case ModelKind::gfpgan: return "gfpgan";
   }
   return "unknown";
 }
 
-bool is_detector(ModelKind kind) { return kind != ModelKind::wav2lip; }
+bool is_detector(ModelKind kind) { return kind == ModelKind::s3fd || kind == ModelKind::retinaface; }
+
+ModelRole role_of(ModelKind kind) {
+  if (kind == ModelKind::wav2lip) return ModelRole::generator;
+  if (kind == ModelKind::gfpgan) return ModelRole::restorer;
+  return ModelRole::detector;
+}
+
+std::string to_string(ModelRole role) {
+  switch (role) {
+    case ModelRole::generator: return "generator";
+    case ModelRole::detector: return "detector";
+    case ModelRole::restorer: return "restorer";
+  }
+  return "unknown";
+}
+
+std::string_view restorer_missing_message() {
+  return "--enhance needs the GFPGAN v1.4 weights, and no model of kind gfpgan is configured: bring "
+         "GFPGANv1.4.pth (TencentARC/GFPGAN release v1.3.0) and add it to heygemd.yaml under models.entries "
+         "as {name: gfpgan, kind: gfpgan, weights: /path/to/GFPGANv1.4.pth}";
+}
 
 models::HashInitSpec untrained_generator_spec() { return models::HashInitSpec{1, {{"output_block.1.weight", -9}}}; }
 
@@ -72,7 +100,9 @@ HostWeights read_host_weights(const ModelSpec& spec) {
     return host;
   }
   try {
-    host.weights = models::load_state_dict(spec.weights);
+    host.weights = spec.kind == ModelKind::gfpgan
+                       ? models::gfpgan_state_dict_from(models::read_checkpoint(spec.weights), spec.weights.string())
+                       : models::load_state_dict(spec.weights);
   } catch (const Error& error) {
     throw Error(error.code(), "model " + spec.name + ": " + error.what());
   }
@@ -96,6 +126,10 @@ ResidentModel::ResidentModel(const ModelSpec& spec, HostWeights weights)
         break;
       case ModelKind::retinaface:
         retinaface_ = std::make_unique<models::RetinaFaceDetector>(weights.weights, placement_, source);
+        source_ = source;
+        break;
+      case ModelKind::gfpgan:
+        restorer_ = std::make_unique<models::GfpganRestorer>(weights.weights, placement_, source);
         source_ = source;
         break;
     }
@@ -127,6 +161,11 @@ void ResidentModel::warm_up(const WarmupShapes& shapes) const {
       const auto sizes = pass == 0 ? models::warmed_batch_sizes(full) : std::vector<int64_t>{full};
       for (const int64_t batch : sizes)
         check_finite(generator_->generate(warmup_mel(batch), warmup_faces(batch)), "warm-up");
+    } else if (restorer_) {
+      // The batches the enhance stage cuts its faces into (pipeline::restore_faces), as for the generator.
+      const int64_t full = shapes.restorer_batch > 0 ? shapes.restorer_batch : models::default_restorer_batch(device.is_cuda());
+      const auto sizes = pass == 0 ? models::warmed_batch_sizes(full) : std::vector<int64_t>{full};
+      for (const int64_t batch : sizes) check_finite(restorer_->restore(warmup_crops(batch)), "warm-up");
     } else {
       const int64_t batch = shapes.detector_batch > 0 ? shapes.detector_batch : models::default_detector_batch(device.is_cuda());
       // The whole detect() path (pre-processing, network, NMS) at a frame-sized batch.
@@ -141,6 +180,10 @@ void ResidentModel::probe_as(const char* what) const {
   const c10::InferenceMode inference;
   if (generator_) {
     check_finite(generator_->generate(warmup_mel(1), warmup_faces(1)), what);
+    return;
+  }
+  if (restorer_) {
+    check_finite(restorer_->restore(warmup_crops(1)), what);
     return;
   }
   const auto frames = warmup_frames(1, probe_frame_side, probe_frame_side);

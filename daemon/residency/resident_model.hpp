@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "daemon/models/checkpoint.hpp"
 #include "daemon/models/hash_init.hpp"
@@ -14,6 +15,7 @@
 namespace heygem::models {
 class S3fdDetector;
 class RetinaFaceDetector;
+class GfpganRestorer;
 }  // namespace heygem::models
 
 namespace heygem::residency {
@@ -44,6 +46,7 @@ class ResidentModel {
   const models::Placement& placement() const { return placement_; }
   const models::Wav2LipGenerator* generator() const { return generator_.get(); }
   const models::FaceDetector* detector() const;
+  const models::GfpganRestorer* restorer() const { return restorer_.get(); }
   bool untrained() const { return untrained_; }
   const std::string& source() const { return source_; }
   std::uint64_t parameter_bytes() const { return parameter_bytes_; }
@@ -67,10 +70,16 @@ class ResidentModel {
   std::unique_ptr<models::Wav2LipGenerator> generator_;
   std::unique_ptr<models::S3fdDetector> s3fd_;
   std::unique_ptr<models::RetinaFaceDetector> retinaface_;
+  std::unique_ptr<models::GfpganRestorer> restorer_;
 };
 
-// "wav2lip", "s3fd", "retinaface".
+// "wav2lip", "s3fd", "retinaface", "gfpgan".
 std::string to_string(ModelKind kind);
 bool is_detector(ModelKind kind);
+ModelRole role_of(ModelKind kind);
+// "generator", "detector", "restorer".
+std::string to_string(ModelRole role);
+// Why --enhance is refused on a daemon without a gfpgan model: names the weights file to bring.
+std::string_view restorer_missing_message();
 
 }  // namespace heygem::residency

@@ -11,7 +11,8 @@
 #        MODES ("box retinaface"), BENCH_SECONDS (60), BUILD (build-gpu), PREFIX (/opt/heygem-deps),
 #        HEYGEM_SHARED (../shared or .bench/shared), GEN_PRECISION (float16), PER_GPU (jobs per GPU:
 #        JOBS_AT_ONCE is multiplied by the GPUs exposed when set, e.g. 8 for issue 19),
-#        PLACEMENT (the model entries' placement key, "devices: all": a replica on every GPU).
+#        PLACEMENT (the model entries' placement key, "devices: all": a replica on every GPU),
+#        WORKLOAD (a folder of scripts/bench/make-workload.sh to reuse; default: made here).
 set -uo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$repo"
@@ -62,10 +63,13 @@ gpu_window() {  # START END -> per GPU "index:mean_util%/max_mem_MiB" words
     END { for (g in n) printf "gpu%s:%.0f%%/%dMiB ", g, u[g] / n[g], m[g] }' "$work/gpu.log"
 }
 
-echo "== workload"
-scripts/bench/make-workload.sh "$work/wl" "$seconds" 3 >"$work/workload.log" 2>&1 || { tail -20 "$work/workload.log"; exit 1; }
-clip=$work/wl/clip.mp4 speech=$work/wl/speech.wav
-box=$(python3 -c 'import json,sys; print(",".join(map(str, json.load(open(sys.argv[1]))["box_top_bottom_left_right"])))' "$work/wl/workload.json")
+wl=${WORKLOAD:-$work/wl}
+if [[ ! -f $wl/clip.mp4 ]]; then
+  echo "== workload"
+  scripts/bench/make-workload.sh "$wl" "$seconds" 3 >"$work/workload.log" 2>&1 || { tail -20 "$work/workload.log"; exit 1; }
+fi
+clip=$wl/clip.mp4 speech=$wl/speech.wav
+box=$(python3 -c 'import json,sys; print(",".join(map(str, json.load(open(sys.argv[1]))["box_top_bottom_left_right"])))' "$wl/workload.json")
 crf=$(sed -n '/struct EncodeOptions/,/};/s/^ *int crf = \([0-9]*\);.*/\1/p' daemon/pipeline/item_options.hpp)
 preset=$(sed -n '/struct EncodeOptions/,/};/s/^ *std::string preset = "\([a-z]*\)";.*/\1/p' daemon/pipeline/item_options.hpp)
 

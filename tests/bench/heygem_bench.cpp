@@ -15,6 +15,7 @@
 
 #include "daemon/media/video_reader.hpp"
 #include "daemon/media/video_writer.hpp"
+#include "daemon/models/gfpgan.hpp"
 #include "daemon/models/hash_init.hpp"
 #include "daemon/models/retinaface.hpp"
 #include "daemon/models/s3fd.hpp"
@@ -121,6 +122,32 @@ nlohmann::json generator_only(int batch, int repeats, const models::Placement& p
           {"ms_per_batch", seconds * 1e3 / repeats}, {"faces_per_s", batch * repeats / seconds}};
 }
 
+// The face restorer (--enhance): GFPGAN v1.4 from --restorer-weights, else hash-init weights (the speed
+// does not depend on the values).
+std::unique_ptr<models::GfpganRestorer> load_restorer(const std::filesystem::path& weights,
+                                                      const models::Placement& placement) {
+  if (!weights.empty()) return models::GfpganRestorer::from_file(weights, placement);
+  models::HashInitSpec spec;
+  spec.seed = 21;
+  return models::GfpganRestorer::untrained(placement, spec);
+}
+
+// The bare GFPGAN forward on 512x512 crops at `batch`: one warm-up pass, then `repeats` timed passes.
+nlohmann::json restorer_only(int batch, int repeats, const std::filesystem::path& weights,
+                             const models::Placement& placement) {
+  auto restorer = load_restorer(weights, placement);
+  c10::InferenceMode guard;
+  const at::Tensor crops = at::rand({batch, 3, 512, 512}).mul_(2).sub_(1).to(placement.device);
+  (void)restorer->restore(crops);  // warm-up (cuDNN autotune, allocator)
+  synchronize(placement);
+  const auto start = Clock::now();
+  for (int i = 0; i < repeats; ++i) (void)restorer->restore(crops);
+  synchronize(placement);
+  const double seconds = seconds_since(start);
+  return {{"batch", batch}, {"repeats", repeats}, {"precision", models::precision_text(placement.dtype)},
+          {"ms_per_batch", seconds * 1e3 / repeats}, {"faces_per_s", batch * repeats / seconds}};
+}
+
 // The media halves of the pipeline alone, with heygem's own code: decoding the clip (YUV -> BGR on
 // one conversion thread and on the automatic number) and encoding frames of it (BGR -> YUV + x264,
 // one conversion thread and the pool), so a stage's busy time in the pipeline can be set against
@@ -193,6 +220,8 @@ int main(int argc, char** argv) {
   CLI::App app{"heygem-bench: the lip-sync pipeline (or a detector) without the daemon, timed per stage"};
   std::string audio, video, box_text, detector = "retinaface", detector_only_kind, weights, detector_weights;
   std::string device = "cpu", precision = "float32", detector_precision = "float32", output;
+  std::string restorer_weights, restorer_precision;
+  bool restorer_only_mode = false, enhance = false;
   int frames = 64, batch = 16, repeats = 10, detect_frames = -1;
   bool json_only = false, generator_only_mode = false, media_only_mode = false;
   app.add_option("--audio", audio, "audio (or a video whose sound is used)");
@@ -204,6 +233,11 @@ int main(int argc, char** argv) {
   app.add_flag("--generator-only", generator_only_mode,
                "time only the Wav2Lip forward at --batch (inputs uploaded from the host each pass)");
   app.add_option("--repeats", repeats, "timed passes for --generator-only");
+  app.add_flag("--restorer-only", restorer_only_mode,
+               "time only the GFPGAN v1.4 forward on 512x512 crops at --batch, --repeats times (faces/s)");
+  app.add_flag("--enhance", enhance, "restore every face with GFPGAN after the lip-sync (needs a detector, not --box)");
+  app.add_option("--restorer-weights", restorer_weights, "GFPGANv1.4.pth (default: hash-init weights)");
+  app.add_option("--restorer-precision", restorer_precision, "restorer precision (default: --precision)");
   app.add_flag("--media-only", media_only_mode,
                "time only decoding the --video and encoding its frames (one conversion thread, then the automatic number)");
   app.add_option("--weights", weights, "weights for --detector-only");
@@ -220,6 +254,12 @@ int main(int argc, char** argv) {
     const auto detector_placement = models::parse_placement(device, detector_precision);
     if (generator_only_mode) {
       std::cout << generator_only(batch, repeats, models::parse_placement(device, precision)).dump() << std::endl;
+      return 0;
+    }
+    const auto restorer_placement =
+        models::parse_placement(device, restorer_precision.empty() ? precision : restorer_precision);
+    if (restorer_only_mode) {
+      std::cout << restorer_only(batch, repeats, restorer_weights, restorer_placement).dump() << std::endl;
       return 0;
     }
     if (video.empty()) throw std::runtime_error("--video is required");
@@ -247,11 +287,18 @@ int main(int argc, char** argv) {
     } else {
       face_detector = load_detector(detector, detector_weights, detector_placement);
     }
+    std::unique_ptr<models::GfpganRestorer> restorer;
+    if (enhance) {
+      if (options.box) throw std::runtime_error("--enhance aligns faces by the detector's landmarks: drop --box");
+      restorer = load_restorer(restorer_weights, restorer_placement);
+    }
     const auto out = output.empty() ? std::filesystem::temp_directory_path() / ("heygem-bench-" + std::to_string(::getpid()) + ".mp4")
                                     : std::filesystem::path(output);
     start = Clock::now();
-    const auto report = pipeline::run_lip_sync({audio, video, out, out.parent_path()}, options,
-                                               {generator.get(), face_detector.get()});
+    pipeline::ItemModels item_models{generator.get(), face_detector.get()};
+    item_models.restorer = restorer.get();
+    item_models.restorer_name = restorer ? "gfpgan" : "";
+    const auto report = pipeline::run_lip_sync({audio, video, out, out.parent_path()}, options, item_models);
     const double wall = seconds_since(start);
     if (output.empty()) std::filesystem::remove(out);
     nlohmann::json stages = nlohmann::json::array();
@@ -260,6 +307,7 @@ int main(int argc, char** argv) {
     nlohmann::json result = {{"frames", report.frames},     {"wall_s", wall},
                              {"fps", report.frames / wall}, {"generator_load_s", load_s},
                              {"frames_without_face", report.frames_without_face},
+                             {"frames_gated", report.frames_gated}, {"frames_restored", report.frames_restored},
                              {"width", report.width},       {"height", report.height},
                              {"stages", stages}};
     if (!json_only)

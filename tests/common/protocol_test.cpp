@@ -29,6 +29,8 @@ SubmitRequest sample_submit() {
   submit.options.crf = 20;
   submit.options.preset = "slow";
   submit.options.avatar_cache = false;
+  submit.options.silence_gate = false;
+  submit.options.enhance = true;
   submit.fds = submit.expected_fds();
   return submit;
 }
@@ -56,6 +58,7 @@ JobStatus sample_job() {
   job.items = {item, item};
   job.items[0].avatar_cache = "miss";
   job.items[0].detect_s = 1.25;
+  job.items[0].frames_gated = 17;
   job.items[1].state = ItemState::pending;
   job.items[1].stage = "";
   return job;
@@ -103,7 +106,7 @@ std::vector<Response> all_responses() {
           JobEvent{id, RunningEvent{1, 2, "render", 30, 75, 24.5, 1.8}},
           JobEvent{id, ItemDoneEvent{1, OutputPlace::fd, 75, 2, 3.1, 24.2}},
           JobEvent{id, ItemDoneEvent{1, OutputPlace::fd, 75, 2, 3.1, 24.2, "hit", 0.0}},
-          JobEvent{id, ItemDoneEvent{1, OutputPlace::fd, 75, 2, 3.1, 24.2, "miss", 0.5, "out.mp4", 25.0}},
+          JobEvent{id, ItemDoneEvent{1, OutputPlace::fd, 75, 2, 3.1, 24.2, "miss", 0.5, "out.mp4", 25.0, 12}},
           JobEvent{id, DoneEvent{{OutputPlace::fd, OutputPlace::spool}, 150, 2, 6.2, 24.2}},
           JobEvent{id, FailedEvent{"a.mp4: no video stream"}},
           JobEvent{id, CancelledEvent{}},

@@ -116,6 +116,30 @@ TEST(Config, DefaultNamesMustExistAfterEntriesChange) {
   EXPECT_NE(message.find("embedded defaults"), std::string::npos) << message;
 }
 
+TEST(Config, GfpganEntriesAndTheEnhanceDefault) {
+  const std::string entries =
+      "models:\n  entries:\n    - name: wav2lip\n      kind: wav2lip\n    - name: retinaface\n"
+      "      kind: retinaface\n      weights: r.pth\n";
+  const std::string gfpgan = "    - name: restorer\n      kind: gfpgan\n      weights: GFPGANv1.4.pth\n";
+  const auto config = parse_config(entries + gfpgan + "  default_enhance: true\n", "test.yaml");
+  EXPECT_EQ(config.residency.models.at(2).kind, residency::ModelKind::gfpgan);
+  EXPECT_TRUE(config.residency.default_enhance);
+  EXPECT_TRUE(config.residency.default_restorer.empty());  // the only gfpgan entry is used
+  EXPECT_FALSE(default_config().residency.default_enhance);
+
+  // default_enhance without a gfpgan entry names the weights file to bring.
+  const auto missing = error_of(entries + "  default_enhance: true\n");
+  EXPECT_NE(missing.find("GFPGANv1.4.pth"), std::string::npos) << missing;
+  EXPECT_NE(missing.find("models.default_enhance"), std::string::npos) << missing;
+  // default_restorer must name a gfpgan entry.
+  const auto wrong = error_of(entries + gfpgan + "  default_restorer: wav2lip\n");
+  EXPECT_NE(wrong.find("not a face restorer"), std::string::npos) << wrong;
+  // Two restorers and the default on: which one must be said.
+  const auto two = error_of(entries + gfpgan + "    - name: other\n      kind: gfpgan\n      weights: b.pth\n" +
+                            "  default_enhance: true\n");
+  EXPECT_NE(two.find("default_restorer"), std::string::npos) << two;
+}
+
 TEST(Config, InvalidYamlNamesTheLine) {
   const auto message = error_of("scheduler:\n  max_concurrent_jobs: [1,\n");
   EXPECT_NE(message.find("test.yaml: line"), std::string::npos) << message;

@@ -62,6 +62,7 @@ TEST(E2eParity, FramesBeforeEncodingMatchTheReference) {
   options.length = OutputLength::reference;  // inference.py's frame count (the fixture's)
   options.box = job.box;
   options.smooth = false;
+  options.silence_gate.enabled = false;  // the reference has no silence gate
   options.generator_batch = job.batch;
   options.encode.lossless = true;
 

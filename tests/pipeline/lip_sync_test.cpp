@@ -213,7 +213,7 @@ TEST(LipSync, GridClipWithAnotherClipsAudio) {
   const FaceBox face{120, 270, 100, 270};  // generous lower-face region of this clip (the feather's reach)
   double changed = 0, squared = 0;
   int64_t values = 0;
-  const int frames = 20;
+  const int frames = 30, first_spoken = 10;  // bbaf2n is silent for its first 7 frames: the gate keeps those
   for (int i = 0; i < frames && source.next(a) && rendered.next(b); ++i) {
     const media::Frame& tapped = run.frames.at(i);
     for (int y = 0; y < a.height; ++y)
@@ -227,13 +227,14 @@ TEST(LipSync, GridClipWithAnotherClipsAudio) {
           ++values;
         }
       }
+    if (i < first_spoken) continue;
     for (int y = 200; y < 240; ++y)
       for (int x = 150; x < 220; ++x) changed += std::abs(a.data[y * a.stride + x * 3] - tapped.data[y * a.stride + x * 3]);
   }
   const double psnr = 10 * std::log10(255.0 * 255.0 / (squared / static_cast<double>(values)));
   std::printf("GRID: PSNR outside the face after encoding %.2f dB\n", psnr);
   EXPECT_GT(psnr, 40.0);
-  EXPECT_GT(changed / (frames * 40 * 70), 2.0) << "the mouth region did not change";
+  EXPECT_GT(changed / ((frames - first_spoken) * 40 * 70), 2.0) << "the mouth region did not change";
 }
 
 }  // namespace

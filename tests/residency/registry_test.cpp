@@ -19,9 +19,12 @@
 #include "common/errors.hpp"
 #include "daemon/models/checkpoint.hpp"
 #include "daemon/models/face_detector.hpp"
+#include "daemon/models/gfpgan.hpp"
+#include "daemon/models/hash_init.hpp"
 #include "daemon/models/wav2lip.hpp"
 #include "daemon/residency/model_registry.hpp"
 #include "tests/support/fixtures.hpp"
+#include "tests/support/hash_init_fixture.hpp"
 
 namespace heygem::residency {
 namespace {
@@ -398,6 +401,85 @@ TEST_F(Residency, BadNamesKindsAndUnloadRequestsAreRefusedWithReasons) {
   auto duplicate = config;
   duplicate.models.push_back(duplicate.models[0]);
   EXPECT_THROW(make_model_registry(duplicate), Error);
+}
+
+// Float32 tensors as a safetensors file (u64 header length, JSON header padded to 8 bytes, data).
+void write_safetensors(const fs::path& file, const models::StateDict& weights) {
+  nlohmann::json header = nlohmann::json::object();
+  std::uint64_t offset = 0;
+  for (const auto& [name, tensor] : weights) {
+    const auto bytes = static_cast<std::uint64_t>(tensor.numel()) * sizeof(float);
+    header[name] = {{"dtype", "F32"}, {"shape", tensor.sizes().vec()}, {"data_offsets", {offset, offset + bytes}}};
+    offset += bytes;
+  }
+  std::string text = header.dump();
+  text.append((8 - text.size() % 8) % 8, ' ');
+  std::ofstream out(file, std::ios::binary);
+  const std::uint64_t length = text.size();
+  out.write(reinterpret_cast<const char*>(&length), sizeof(length));
+  out << text;
+  for (const auto& [name, tensor] : weights) {
+    const at::Tensor data = tensor.contiguous().to(at::kFloat);
+    out.write(reinterpret_cast<const char*>(data.data_ptr<float>()), static_cast<std::streamsize>(data.numel() * 4));
+  }
+  ASSERT_TRUE(out.good()) << file;
+}
+
+TEST_F(Residency, GfpganRestorerLoadsByNameWarmsAndRestoresLikeTheReference) {
+  ScratchDir scratch;
+  const fs::path weights = scratch.path() / "gfpgan.safetensors";
+  write_safetensors(weights, models::hash_init(models::gfpgan_layout(), test::hash_init_spec("gfpgan")));
+  ModelSpec gfpgan;
+  gfpgan.name = "face_restorer";
+  gfpgan.kind = ModelKind::gfpgan;
+  gfpgan.weights = weights;
+  auto config = config_of({detector_spec("retinaface", retinaface_weights(), false), gfpgan});
+  config.default_detector = "retinaface";
+  config.warmup.restorer_batch = 1;
+  auto registry = make_model_registry(config);
+  registry->start();  // preloads and warms the restorer
+  const ModelStatus status = row(*registry, "face_restorer");
+  EXPECT_EQ(status.kind, "gfpgan");
+  EXPECT_EQ(status.state, "warm");
+  EXPECT_GT(status.resident_bytes, 0u);
+
+  auto lease = registry->acquire_restorer("", {});  // the only gfpgan entry
+  ASSERT_NE(lease->restorer(), nullptr);
+  EXPECT_EQ(lease->generator(), nullptr);
+  const auto input = test::load_raw("gfpgan", "input.f32");
+  const auto expected = test::load_raw("gfpgan", "output.f32");
+  const at::Tensor output =
+      lease->restorer()->restore(at::from_blob(const_cast<float*>(input.f32.data()), input.shape, at::kFloat));
+  const at::Tensor reference = at::from_blob(const_cast<float*>(expected.f32.data()), expected.shape, at::kFloat);
+  EXPECT_LE((output - reference).abs().max().item<double>(), 1e-4);
+  try {
+    registry->acquire_detector("face_restorer", {});
+    FAIL() << "a restorer was handed out as a detector";
+  } catch (const Error& error) {
+    EXPECT_EQ(error.code(), ErrorCode::invalid_argument);
+  }
+}
+
+TEST_F(Residency, EnhanceWithoutGfpganWeightsNamesTheFileToBring) {
+  auto config = config_of({detector_spec("retinaface", retinaface_weights(), false)});
+  auto registry = make_model_registry(config);
+  try {
+    registry->acquire_restorer("", {});
+    FAIL() << "acquired a restorer that is not configured";
+  } catch (const Error& error) {
+    EXPECT_EQ(error.code(), ErrorCode::invalid_argument);
+    EXPECT_NE(std::string(error.what()).find("GFPGANv1.4.pth"), std::string::npos) << error.what();
+  }
+  ModelSpec no_weights;
+  no_weights.name = "gfpgan";
+  no_weights.kind = ModelKind::gfpgan;
+  config.models.push_back(no_weights);
+  try {
+    make_model_registry(config);
+    FAIL() << "a gfpgan model without weights was accepted";
+  } catch (const Error& error) {
+    EXPECT_NE(std::string(error.what()).find("needs a weights file"), std::string::npos) << error.what();
+  }
 }
 
 }  // namespace
