@@ -122,6 +122,7 @@ TEST_F(SchedulerLoadingTest, AWatcherAttachingDuringTheLoadIsToldOnceAndNobodyAf
   executor_.finish_load();
   executor_.finish_item();
   EXPECT_EQ(wait_finished(scheduler, id), "done");
+  during->wait_for("done");  // watchers hear it just after the board shows it (fan-out is outside the lock)
   const auto names = during->names();
   EXPECT_EQ(std::count(names.begin(), names.end(), "loading_model"), 1);
   EXPECT_EQ(names.front(), "job");
