@@ -151,6 +151,40 @@ TEST_F(SchedulerTest, SlotsArePerDevice) {
   EXPECT_EQ(wait_finished(scheduler, gpu), "done");
 }
 
+// Issue 15 item 3: a job whose model has a replica on both devices runs on the least-loaded one;
+// two such jobs with one slot per device run at once, one on each.
+TEST_F(SchedulerTest, ReplicatedJobsRunAtOnceOneOnEachDevice) {
+  Scheduler scheduler(state_, {.max_concurrent_jobs = 1}, executor_);
+  scheduler.start();
+  const auto a = scheduler.submit(request(1000, 1, {{"generator", "replicated"}})).id;
+  const auto b = scheduler.submit(request(1000, 1, {{"generator", "replicated"}})).id;
+  executor_.wait_started(2);
+  EXPECT_EQ(scheduler.counts().running, 2u);
+  const auto placed = executor_.placed();
+  EXPECT_NE(placed.at(a), placed.at(b));
+  executor_.release(2);
+  EXPECT_EQ(wait_finished(scheduler, a), "done");
+  EXPECT_EQ(wait_finished(scheduler, b), "done");
+  EXPECT_EQ(executor_.max_parallel(), 2);
+}
+
+TEST_F(SchedulerTest, AJobGoesToTheLeastLoadedDeviceThatHasItsModels) {
+  Scheduler scheduler(state_, {.max_concurrent_jobs = 2}, executor_);
+  scheduler.start();
+  const auto cpu_only = scheduler.submit(request(1000, 1)).id;
+  executor_.wait_started(1);
+  // cpu has a free slot but one job; gpu has none running: gpu takes it.
+  const auto replicated = scheduler.submit(request(1000, 1, {{"generator", "replicated"}})).id;
+  executor_.wait_started(2);
+  EXPECT_EQ(executor_.placed().at(cpu_only), "cpu");
+  EXPECT_EQ(executor_.placed().at(replicated), "gpu");
+  // Now both run one job: the next replicated job may go to either, and runs at once.
+  const auto third = scheduler.submit(request(1000, 1, {{"generator", "replicated"}})).id;
+  executor_.wait_started(3);
+  executor_.release(3);
+  for (const auto& id : {cpu_only, replicated, third}) EXPECT_EQ(wait_finished(scheduler, id), "done");
+}
+
 TEST_F(SchedulerTest, BatchGivesOneResultPerItemAndKeepsFailuresPerItem) {
   Scheduler scheduler(state_, {}, executor_);
   scheduler.start();
@@ -295,9 +329,10 @@ TEST_F(SchedulerTest, ARecordSaveThatBlocksStallsNoOtherClient) {
   ASSERT_EQ(::mkfifo(temp.c_str(), 0600), 0);
   LateReader reader(
       [&] {
-        const int fd = ::open(temp.c_str(), O_RDONLY | O_CLOEXEC);
-        std::filesystem::remove(temp);  // the next save makes a plain file again
-        return fd;
+        // Moved aside before the blocked save goes on, so that the next save makes a plain file.
+        const auto aside = temp.string() + ".held";
+        std::filesystem::rename(temp, aside);
+        return ::open(aside.c_str(), O_RDONLY | O_CLOEXEC);
       },
       10s);
   executor_.release(1);
