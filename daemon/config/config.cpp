@@ -56,18 +56,17 @@ models:
   default_detector: retinaface
   heartbeat_interval: 300s
   memory_budget: unlimited  # per device, e.g. 8G
+  device: auto              # entries' default: auto (cuda:0 if there is a GPU, else cpu), all, cpu, cpu:N, cuda:N or a list
   entries:
     - name: wav2lip
       kind: wav2lip
       weights: ""           # "" = the untrained hash-init generator (clearly labelled)
-      device: cpu
       precision: float32
       preload: true
       keep_alive: forever   # forever | 0 | a duration such as 30m
     - name: retinaface
       kind: retinaface
       weights: retinaface_mobilenet0.25.pth
-      device: cpu
       precision: float32
       preload: true
       keep_alive: forever
@@ -157,10 +156,47 @@ residency::ModelKind parse_kind(const Reader& r, const YAML::Node& node, const s
   r.fail(node, key, "expected wav2lip, s3fd or retinaface, got \"" + text + "\"");
 }
 
+// One device as written: auto, all, cpu, cpu:N, cuda or cuda:N (canonical: "cuda" is cuda:0 and
+// "cpu:0" is cpu). Whether this machine has it is validate_config's check.
+std::string parse_device(const Reader& r, const YAML::Node& node, const std::string& key) {
+  std::string text = r.scalar(node, key);
+  std::transform(text.begin(), text.end(), text.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  if (text == "auto" || text == "all" || text == "cpu") return text;
+  if (text == "cuda") return "cuda:0";
+  for (const std::string prefix : {"cpu:", "cuda:"}) {
+    if (text.rfind(prefix, 0) != 0 || text.size() == prefix.size() || text.size() > prefix.size() + 3 ||
+        !std::all_of(text.begin() + static_cast<long>(prefix.size()), text.end(), [](unsigned char c) { return std::isdigit(c); }))
+      continue;
+    const int index = std::stoi(text.substr(prefix.size()));
+    if (index > 127) break;
+    return prefix == "cpu:" && index == 0 ? "cpu" : prefix + std::to_string(index);
+  }
+  r.fail(node, key, "expected auto, all, cpu, cpu:N, cuda or cuda:N, got \"" + r.scalar(node, key) + "\"");
+}
+
+// `device:` / `devices:` (and models.device): one device, auto, all, or a list of devices, each
+// one replica of the model ("cpu:1" is a second CPU replica with its own copy and threads).
+std::vector<std::string> parse_devices(const Reader& r, const YAML::Node& node, const std::string& key) {
+  if (!node.IsSequence()) return {parse_device(r, node, key)};
+  if (node.size() == 0) r.fail(node, key, "expected at least one device");
+  std::vector<std::string> devices;
+  for (std::size_t i = 0; i < node.size(); ++i) {
+    const auto item_key = key + "[" + std::to_string(i) + "]";
+    auto device = parse_device(r, node[i], item_key);
+    if (device == "auto" || device == "all") r.fail(node[i], item_key, device + " stands alone, not in a list");
+    if (std::find(devices.begin(), devices.end(), device) != devices.end())
+      r.fail(node[i], item_key, "device " + device + " is listed twice (one replica per device)");
+    devices.push_back(std::move(device));
+  }
+  return devices;
+}
+
+// spec.devices stays empty when the entry names none: models.device fills it after the merge.
 residency::ModelSpec parse_model_entry(const Reader& r, const YAML::Node& node, const std::string& path) {
   residency::ModelSpec spec;
-  bool has_name = false, has_kind = false;
-  r.for_each_key(node, path, {"name", "kind", "weights", "device", "precision", "preload", "keep_alive"},
+  spec.devices.clear();
+  bool has_name = false, has_kind = false, has_device = false;
+  r.for_each_key(node, path, {"name", "kind", "weights", "device", "devices", "precision", "preload", "keep_alive"},
                  [&](const std::string& key, const YAML::Node& value) {
                    const auto leaf = key.substr(key.rfind('.') + 1);
                    if (leaf == "name") {
@@ -172,13 +208,10 @@ residency::ModelSpec parse_model_entry(const Reader& r, const YAML::Node& node, 
                      has_kind = true;
                    } else if (leaf == "weights") {
                      spec.weights = r.scalar(value, key);
-                   } else if (leaf == "device") {
-                     spec.device = r.scalar(value, key);
-                     const bool ok = spec.device == "cpu" || spec.device == "cuda" ||
-                                     (spec.device.rfind("cuda:", 0) == 0 && spec.device.size() > 5 &&
-                                      std::all_of(spec.device.begin() + 5, spec.device.end(),
-                                                  [](unsigned char c) { return std::isdigit(c); }));
-                     if (!ok) r.fail(value, key, "expected cpu, cuda or cuda:N, got \"" + spec.device + "\"");
+                   } else if (leaf == "device" || leaf == "devices") {
+                     if (has_device) r.fail(value, key, "give device or devices, not both");
+                     has_device = true;
+                     spec.devices = parse_devices(r, value, key);
                    } else if (leaf == "precision") {
                      spec.precision = r.scalar(value, key);
                      static const std::set<std::string> known{"float32", "fp32", "float16", "fp16", "bfloat16", "bf16"};
@@ -210,11 +243,13 @@ struct NameRef {
 struct ModelsSection {
   NameRef default_generator, default_detector;
   YAML::Node entries_node;
+  std::vector<std::string> default_devices{"auto"};  // models.device
 };
 
 void apply_models(const Reader& r, const YAML::Node& node, DaemonConfig& config, ModelsSection& refs) {
   r.for_each_key(node, "models",
-                 {"directory", "default_generator", "default_detector", "heartbeat_interval", "memory_budget", "entries"},
+                 {"directory", "default_generator", "default_detector", "heartbeat_interval", "memory_budget", "device",
+                  "entries"},
                  [&](const std::string& key, const YAML::Node& value) {
                    if (key == "models.directory") {
                      config.models_directory = r.scalar(value, key);
@@ -229,6 +264,8 @@ void apply_models(const Reader& r, const YAML::Node& node, DaemonConfig& config,
                      const auto text = r.scalar(value, key);
                      if (text == "unlimited" || text.empty()) config.residency.memory_budget_bytes.reset();
                      else config.residency.memory_budget_bytes = r.bytes(value, key);
+                   } else if (key == "models.device") {
+                     refs.default_devices = parse_devices(r, value, key);
                    } else if (key == "models.entries") {
                      if (!value.IsSequence() || value.size() == 0) r.fail(value, key, "expected a non-empty list of models");
                      std::vector<residency::ModelSpec> models;
@@ -421,6 +458,8 @@ DaemonConfig parse_config(const std::string& text, const std::string& source) {
   check_model_reference(config, models.default_detector, false);
   config.residency.default_generator = models.default_generator.value;
   config.residency.default_detector = models.default_detector.value;
+  for (auto& spec : config.residency.models)
+    if (spec.devices.empty()) spec.devices = models.default_devices;
   return config;
 }
 

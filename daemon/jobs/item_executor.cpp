@@ -59,6 +59,7 @@ struct AvatarCaching {
 
 class LipSyncJobRun : public JobRun {
  public:
+  // `devices`: the generator's replica first, then the detector's when it is elsewhere.
   LipSyncJobRun(residency::ModelRegistry& registry, const Job& job, const Spool& spool, RunControl control,
                 const std::vector<std::string>& devices, AvatarCaching caching)
       : job_(job), spool_(spool), control_(std::move(control)), options_(pipeline::item_options_for(options_of(job))),
@@ -71,11 +72,11 @@ class LipSyncJobRun : public JobRun {
       const system::ScopedLogFields fields({job_.id, model, "loading"});
       control_.loading_model(model);
     };
-    generator_ = registry.acquire_generator(options_.generator, on_loading);
+    generator_ = registry.acquire_generator(options_.generator, devices.front(), on_loading);
     if (!generator_ || !generator_->generator())
       throw Error(ErrorCode::internal, "the registry returned no generator for \"" + options_.generator + "\"");
     if (!options_.box) {
-      detector_ = registry.acquire_detector(options_.detector, on_loading);
+      detector_ = registry.acquire_detector(options_.detector, devices.back(), on_loading);
       if (!detector_ || !detector_->detector())
         throw Error(ErrorCode::internal, "the registry returned no detector for \"" + options_.detector + "\"");
     }
@@ -170,24 +171,25 @@ const residency::ModelSpec* ItemExecutor::find(const std::string& name) const {
 }
 
 std::vector<std::string> ItemExecutor::devices() const {
-  std::lock_guard lock(mutex_);
   std::vector<std::string> out;
+  std::lock_guard lock(mutex_);
   for (const auto& spec : config_.models)
-    if (is_generator(spec) && std::find(out.begin(), out.end(), spec.device) == out.end()) out.push_back(spec.device);
+    if (is_generator(spec))
+      for (const auto& device : registry_.replicas(spec.name, true))
+        if (std::find(out.begin(), out.end(), device) == out.end()) out.push_back(device);
   if (out.empty()) out.push_back("cpu");
   return out;
 }
 
-std::string ItemExecutor::generator_device(const protocol::SubmitOptions& options) const {
-  const auto named = options.generator.value_or("");
-  const auto* spec = find(named.empty() ? config_.default_generator : named);
-  return spec ? spec->device : "cpu";
-}
-
-std::string ItemExecutor::device_for(const Job& job) const {
+std::vector<std::string> ItemExecutor::devices_for(const Job& job) const {
   const auto options = placement_options_of(job);
-  std::lock_guard lock(mutex_);
-  return generator_device(options);
+  const auto generators = registry_.replicas(options.generator.value_or(""), true);
+  if (options.box) return generators;
+  const auto detectors = registry_.replicas(options.detector.value_or(""), false);
+  std::vector<std::string> both;
+  for (const auto& device : generators)
+    if (std::find(detectors.begin(), detectors.end(), device) != detectors.end()) both.push_back(device);
+  return both.empty() ? generators : both;
 }
 
 void ItemExecutor::validate(const protocol::SubmitOptions& options) const {
@@ -210,19 +212,22 @@ void ItemExecutor::set_avatar_cache(std::shared_ptr<const pipeline::AvatarCache>
   avatar_cache_ = std::move(cache);
 }
 
-std::unique_ptr<JobRun> ItemExecutor::start(const Job& job, const Spool& spool, const RunControl& control) {
+std::unique_ptr<JobRun> ItemExecutor::start(const Job& job, const Spool& spool, const RunControl& control,
+                                            const std::string& device) {
   AvatarCaching caching;
-  std::vector<std::string> devices;  // the generator's, then the detector's when it differs
+  std::vector<std::string> devices{device};  // the generator's, then the detector's when it differs
   const auto options = placement_options_of(job);
   {
     std::lock_guard lock(mutex_);
     caching.cache = avatar_cache_;
     const auto named = options.detector.value_or("");
-    devices.push_back(generator_device(options));
-    if (const auto* spec = find(named.empty() ? config_.default_detector : named)) {
-      caching.detector_weights = spec->weights;
-      if (!options.box && spec->device != devices.front()) devices.push_back(spec->device);
-    }
+    if (const auto* spec = find(named.empty() ? config_.default_detector : named)) caching.detector_weights = spec->weights;
+  }
+  if (!options.box) {
+    // The detector's replica on this device, else its first one.
+    const auto detectors = registry_.replicas(options.detector.value_or(""), false);
+    if (!detectors.empty() && std::find(detectors.begin(), detectors.end(), device) == detectors.end())
+      devices.push_back(detectors.front());
   }
   return std::make_unique<LipSyncJobRun>(registry_, job, spool, control, devices, std::move(caching));
 }

@@ -53,7 +53,7 @@ class Scheduler::JobLog {
 
 struct Scheduler::Entry {
   Job job;
-  std::string device;
+  std::vector<std::string> devices;  // where it may run (executor's devices_for)
   std::vector<UniqueFd> outputs;  // per item; invalid where the result stays in the spool
   std::atomic<bool> cancel_requested{false};
   bool requeue_on_cancel = false;  // cancelled by shutdown: back to the queue, not "cancelled"
@@ -235,7 +235,7 @@ RecoveryReport Scheduler::start() {
     } else {
       ++report.finished;
     }
-    entry->device = executor_.device_for(job);
+    entry->devices = executor_.devices_for(job);
     entry->outputs.resize(job.items.size());
     entry->job = std::move(job);
     if (interrupted) {
@@ -336,7 +336,7 @@ Job Scheduler::submit(SubmitRequest request) {
     throw;
   }
   auto entry = std::make_unique<Entry>();
-  entry->device = executor_.device_for(job);
+  entry->devices = executor_.devices_for(job);
   entry->outputs = std::move(request.outputs);
   {
     std::unique_lock lock(mutex_);
@@ -676,9 +676,19 @@ std::optional<std::string> Scheduler::storage_problem() const {
 Scheduler::Entry* Scheduler::next_for(const std::string& device) {
   for (const auto& [sequence, id] : queue_) {
     auto& entry = *entries_.at(id);
-    const bool served = std::find(devices_.begin(), devices_.end(), entry.device) != devices_.end();
-    // FIFO per device; a job whose device has no slots (config changed) runs on the first free one.
-    if (entry.device == device || !served) return &entry;
+    std::vector<std::string> candidates;
+    for (const auto& served : entry.devices)
+      if (std::find(devices_.begin(), devices_.end(), served) != devices_.end()) candidates.push_back(served);
+    if (candidates.empty()) candidates = devices_;  // its devices have no slots (config changed): any
+    if (std::find(candidates.begin(), candidates.end(), device) == candidates.end()) continue;
+    // The least-loaded device takes it: this one leaves it to a candidate with fewer jobs running
+    // and a free slot (woken by the same notify); a later job may still fit here (FIFO per device).
+    const auto load = running_on_[device];
+    const bool lighter_elsewhere = std::any_of(candidates.begin(), candidates.end(), [&](const std::string& other) {
+      const auto other_load = running_on_[other];
+      return other_load < load && other_load < static_cast<std::size_t>(settings_.max_concurrent_jobs);
+    });
+    if (!lighter_elsewhere) return &entry;
   }
   return nullptr;
 }
@@ -701,18 +711,21 @@ void Scheduler::worker_loop(std::string device) {
     entry->job.attempts += 1;
     entry->cancel_requested = false;
     ++running_;
+    ++running_on_[device];
     persist(*entry);
     log_line(*entry, spdlog::level::info, "started on " + device + " (attempt " +
                                                          std::to_string(entry->job.attempts) + ")");
     broadcast_positions();
     lock.unlock();
     drain();
-    run_entry(*entry);
+    run_entry(*entry, device);
     lock.lock();
+    --running_on_[device];
+    changed_.notify_all();  // a job left for a lighter device may fit here now
   }
 }
 
-void Scheduler::run_entry(Entry& entry) {
+void Scheduler::run_entry(Entry& entry, const std::string& device) {
   Job snapshot;
   {
     std::lock_guard lock(mutex_);
@@ -743,7 +756,7 @@ void Scheduler::run_entry(Entry& entry) {
   };
   bool cancelled = false;
   try {
-    auto run = executor_.start(snapshot, spool_, control);
+    auto run = executor_.start(snapshot, spool_, control, device);
     {
       std::lock_guard lock(mutex_);
       entry.loading_model.clear();  // every model the run needs is resident now

@@ -136,7 +136,7 @@ class Scheduler {
 
   void worker_loop(std::string device);
   Entry* next_for(const std::string& device);
-  void run_entry(Entry& entry);
+  void run_entry(Entry& entry, const std::string& device);
   void finish_entry(Entry& entry, bool cancelled, bool requeue);
   static void conclude(Job& job, bool cancelled);  // the terminal state of a run that ended
   ItemOutcome run_item(Entry& entry, JobRun& run, std::size_t item);
@@ -186,6 +186,7 @@ class Scheduler {
   bool stopping_ = false;
   std::chrono::steady_clock::time_point last_beat_;
   std::vector<std::string> devices_;
+  std::map<std::string, std::size_t> running_on_;  // jobs running per device
   std::vector<std::thread> workers_;
 };
 

@@ -95,12 +95,38 @@ TEST(Config, BadValuesNameKeyAndLine) {
       {"models:\n  entries:\n    - name: a\n      kind: wav2lip\n      colour: red\n", "models.entries[0].colour", 5},
       {"\nmodels:\n  default_generator: nope\n", "models.default_generator", 3},
       {"models:\n  default_detector: wav2lip\n", "models.default_detector", 2},
+      {"models:\n  device: gpu\n", "models.device", 2},
+      {"models:\n  entries:\n    - name: a\n      kind: wav2lip\n      devices: [cpu, auto]\n", "models.entries[0].devices[1]", 5},
+      {"models:\n  entries:\n    - name: a\n      kind: wav2lip\n      devices: [cpu:1, cpu:1]\n", "models.entries[0].devices[1]", 5},
+      {"models:\n  entries:\n    - name: a\n      kind: wav2lip\n      device: cpu\n      devices: all\n", "models.entries[0].devices", 6},
   };
   for (const auto& c : cases) {
     const auto message = error_of(c.yaml);
     EXPECT_NE(message.find("line " + std::to_string(c.line) + ":"), std::string::npos) << message;
     EXPECT_NE(message.find("key " + c.key + ":"), std::string::npos) << message;
   }
+}
+
+// Issue 15 item 2: every entry defaults to models.device (auto unless set); an entry's own device
+// or devices wins. Lists give one replica per device ("cpu:0" is "cpu", "cuda" is "cuda:0").
+TEST(Config, ModelsDeviceIsTheDefaultOfEveryEntryAndEntriesOverrideIt) {
+  const auto defaults = parse_config("", "test.yaml");
+  for (const auto& spec : defaults.residency.models) EXPECT_EQ(spec.devices, std::vector<std::string>{"auto"}) << spec.name;
+
+  const auto global = parse_config("models:\n  device: [cpu:0, cpu:1]\n", "test.yaml");
+  for (const auto& spec : global.residency.models)
+    EXPECT_EQ(spec.devices, (std::vector<std::string>{"cpu", "cpu:1"})) << spec.name;
+
+  const auto mixed = parse_config(
+      "models:\n  device: cuda\n  entries:\n"
+      "    - {name: wav2lip, kind: wav2lip}\n"
+      "    - {name: retinaface, kind: retinaface, weights: r.pth, device: CPU}\n"
+      "    - {name: everywhere, kind: s3fd, weights: s.pth, devices: all}\n",
+      "test.yaml");
+  ASSERT_EQ(mixed.residency.models.size(), 3u);
+  EXPECT_EQ(mixed.residency.models[0].devices, std::vector<std::string>{"cuda:0"});
+  EXPECT_EQ(mixed.residency.models[1].devices, std::vector<std::string>{"cpu"});
+  EXPECT_EQ(mixed.residency.models[2].devices, std::vector<std::string>{"all"});
 }
 
 TEST(Config, DefaultNamesMustExistAfterEntriesChange) {
