@@ -27,7 +27,7 @@ socket:
   group: ""           # group owning the socket file; "" = the daemon's group
 state_dir: ""         # "" = $XDG_STATE_HOME/heygem (user) or /var/lib/heygem (root)
 scheduler:
-  max_concurrent_jobs: 1    # per device
+  max_concurrent_jobs: auto # per device: auto = 1 on CPU, 4 on a GPU; or 1..64
   shutdown_timeout: 30s     # on SIGTERM running jobs get this long, then are requeued
 retention:
   max_age: 7d               # finished jobs (record, spool, log) are removed after this
@@ -174,8 +174,16 @@ std::string parse_device(const Reader& r, const YAML::Node& node, const std::str
   r.fail(node, key, "expected auto, all, cpu, cpu:N, cuda or cuda:N, got \"" + r.scalar(node, key) + "\"");
 }
 
+// scheduler.max_concurrent_jobs: 1..64, or auto (0; the scheduler picks per device type).
+int max_concurrent_jobs(const Reader& r, const YAML::Node& node, const std::string& key) {
+  if (node.IsScalar() && node.Scalar() == "auto") return 0;
+  if (node.IsScalar() && !node.Scalar().empty() && !std::isdigit(static_cast<unsigned char>(node.Scalar()[0])))
+    r.fail(node, key, "expected auto or a number of jobs 1..64, got \"" + node.Scalar() + "\"");
+  return static_cast<int>(r.integer(node, key, 1, 64));
+}
+
 // `device:` / `devices:` (and models.device): one device, auto, all, or a list of devices, each
-// one replica of the model ("cpu:1" is a second CPU replica with its own copy and threads).
+// one replica of the model ("cpu:1" is a second CPU replica with its own copy of the weights).
 std::vector<std::string> parse_devices(const Reader& r, const YAML::Node& node, const std::string& key) {
   if (!node.IsSequence()) return {parse_device(r, node, key)};
   if (node.size() == 0) r.fail(node, key, "expected at least one device");
@@ -320,7 +328,7 @@ void apply(const Reader& r, const YAML::Node& root, DaemonConfig& config, Models
                      r.for_each_key(value, key, {"max_concurrent_jobs", "shutdown_timeout"},
                                     [&](const std::string& k, const YAML::Node& v) {
                                       if (k == "scheduler.max_concurrent_jobs")
-                                        config.scheduler.max_concurrent_jobs = static_cast<int>(r.integer(v, k, 1, 64));
+                                        config.scheduler.max_concurrent_jobs = max_concurrent_jobs(r, v, k);
                                       else
                                         config.scheduler.shutdown_timeout = r.duration(v, k);
                                     });

@@ -177,9 +177,15 @@ void reset_items(Job& job) {
 
 }  // namespace
 
+int concurrent_jobs_on(const std::string& device, int max_concurrent_jobs) {
+  if (max_concurrent_jobs != kMaxConcurrentJobsAuto) return max_concurrent_jobs;
+  return device.rfind("cuda", 0) == 0 ? kGpuDefaultConcurrentJobs : kCpuDefaultConcurrentJobs;
+}
+
 Scheduler::Scheduler(const std::filesystem::path& state_dir, SchedulerSettings settings, JobExecutor& executor)
     : state_dir_(state_dir), settings_(settings), executor_(executor), store_(state_dir), spool_(state_dir) {
-  if (settings_.max_concurrent_jobs < 1) throw Error(ErrorCode::invalid_argument, "max_concurrent_jobs must be >= 1");
+  if (settings_.max_concurrent_jobs < 1 && settings_.max_concurrent_jobs != kMaxConcurrentJobsAuto)
+    throw Error(ErrorCode::invalid_argument, "max_concurrent_jobs must be >= 1 or auto");
 }
 
 Scheduler::~Scheduler() { shutdown(std::chrono::milliseconds(0)); }
@@ -254,9 +260,11 @@ RecoveryReport Scheduler::start() {
   devices_ = executor_.devices();
   dispatching_ = true;
   last_beat_ = std::chrono::steady_clock::now();
-  for (const auto& device : devices_)
-    for (int slot = 0; slot < settings_.max_concurrent_jobs; ++slot)
-      workers_.emplace_back([this, device] { worker_loop(device); });
+  for (const auto& device : devices_) {
+    const int slots = concurrent_jobs_on(device, settings_.max_concurrent_jobs);
+    spdlog::info("scheduler: {} runs up to {} job(s) at once", device, slots);
+    for (int slot = 0; slot < slots; ++slot) workers_.emplace_back([this, device] { worker_loop(device); });
+  }
   return report;
 }
 
@@ -686,7 +694,8 @@ Scheduler::Entry* Scheduler::next_for(const std::string& device) {
     const auto load = running_on_[device];
     const bool lighter_elsewhere = std::any_of(candidates.begin(), candidates.end(), [&](const std::string& other) {
       const auto other_load = running_on_[other];
-      return other_load < load && other_load < static_cast<std::size_t>(settings_.max_concurrent_jobs);
+      return other_load < load &&
+             other_load < static_cast<std::size_t>(concurrent_jobs_on(other, settings_.max_concurrent_jobs));
     });
     if (!lighter_elsewhere) return &entry;
   }

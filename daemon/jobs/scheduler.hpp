@@ -62,8 +62,17 @@ struct SubmitRequest {
   nlohmann::json options = nlohmann::json::object();  // already validated item options
 };
 
+// scheduler.max_concurrent_jobs: auto picks per device: one job on a CPU replica (a job already
+// keeps every intra-op thread busy), four on a GPU (the HunyuanVideo-Foley service's cap per card;
+// to be measured on the H100: bench/results).
+inline constexpr int kMaxConcurrentJobsAuto = 0;
+inline constexpr int kCpuDefaultConcurrentJobs = 1;
+inline constexpr int kGpuDefaultConcurrentJobs = 4;
+// The job slots of one device ("cpu", "cpu:1", "cuda:0") for a max_concurrent_jobs setting.
+int concurrent_jobs_on(const std::string& device, int max_concurrent_jobs);
+
 struct SchedulerSettings {
-  int max_concurrent_jobs = 1;  // per device
+  int max_concurrent_jobs = 1;  // per device; kMaxConcurrentJobsAuto = by device type
   std::uint64_t max_input_bytes = 4ULL << 30;
   std::chrono::milliseconds retention_max_age{7LL * 24 * 3600 * 1000};
   std::uint64_t retention_max_bytes = 20ULL << 30;

@@ -6,6 +6,7 @@
 #include <fstream>
 
 #include "common/errors.hpp"
+#include "daemon/jobs/scheduler.hpp"
 #include "tests/support/temp_dir.hpp"
 
 namespace heygem::config {
@@ -24,7 +25,7 @@ std::string error_of(const std::string& yaml) {
 
 TEST(Config, EmbeddedDefaultsParseAndDescribeTheModels) {
   const auto config = default_config();
-  EXPECT_EQ(config.scheduler.max_concurrent_jobs, 1);
+  EXPECT_EQ(config.scheduler.max_concurrent_jobs, 0);  // auto
   EXPECT_EQ(config.socket.mode, 0660u);
   ASSERT_EQ(config.residency.models.size(), 2u);
   EXPECT_EQ(config.residency.default_generator, "wav2lip");
@@ -127,6 +128,23 @@ TEST(Config, ModelsDeviceIsTheDefaultOfEveryEntryAndEntriesOverrideIt) {
   EXPECT_EQ(mixed.residency.models[0].devices, std::vector<std::string>{"cuda:0"});
   EXPECT_EQ(mixed.residency.models[1].devices, std::vector<std::string>{"cpu"});
   EXPECT_EQ(mixed.residency.models[2].devices, std::vector<std::string>{"all"});
+}
+
+TEST(Config, MaxConcurrentJobsAutoIsOneOnACpuReplicaAndFourOnAGpu) {
+  const auto automatic = parse_config("scheduler:\n  max_concurrent_jobs: auto\n", "test.yaml");
+  EXPECT_EQ(automatic.scheduler.max_concurrent_jobs, jobs::kMaxConcurrentJobsAuto);
+  const int setting = automatic.scheduler.max_concurrent_jobs;
+  EXPECT_EQ(jobs::concurrent_jobs_on("cpu", setting), 1);
+  EXPECT_EQ(jobs::concurrent_jobs_on("cpu:1", setting), 1);
+  EXPECT_EQ(jobs::concurrent_jobs_on("cuda:0", setting), 4);
+  EXPECT_EQ(jobs::concurrent_jobs_on("cuda:3", setting), jobs::kGpuDefaultConcurrentJobs);
+  // A number applies to every device.
+  const auto fixed = parse_config("scheduler:\n  max_concurrent_jobs: 3\n", "test.yaml");
+  EXPECT_EQ(jobs::concurrent_jobs_on("cpu:1", fixed.scheduler.max_concurrent_jobs), 3);
+  EXPECT_EQ(jobs::concurrent_jobs_on("cuda:0", fixed.scheduler.max_concurrent_jobs), 3);
+  const auto message = error_of("scheduler:\n  max_concurrent_jobs: automatic\n");
+  EXPECT_NE(message.find("line 2"), std::string::npos) << message;
+  EXPECT_NE(message.find("auto"), std::string::npos) << message;
 }
 
 TEST(Config, DefaultNamesMustExistAfterEntriesChange) {
