@@ -415,13 +415,13 @@ TEST_F(DaemonE2E, TwoCpuReplicasAreWarmShownAndRunTwoJobsAtOnce) {
   // Unload and load act on every replica of the model.
   ASSERT_EQ(ctl({"models", "unload", "retinaface"}).exit_code, 0);
   auto after = replica_states(nlohmann::json::parse(ctl({"--json", "models"}).out));
-  EXPECT_EQ(after[std::pair<std::string, std::string>("retinaface", "cpu")], "unloaded");
-  EXPECT_EQ(after[std::pair<std::string, std::string>("retinaface", "cpu:1")], "unloaded");
-  EXPECT_EQ(after[std::pair<std::string, std::string>("wav2lip", "cpu:1")], "warm");
+  EXPECT_EQ((after[{"retinaface", "cpu"}]), "unloaded");
+  EXPECT_EQ((after[{"retinaface", "cpu:1"}]), "unloaded");
+  EXPECT_EQ((after[{"wav2lip", "cpu:1"}]), "warm");
   ASSERT_EQ(ctl({"models", "load", "retinaface"}).exit_code, 0);
   after = replica_states(nlohmann::json::parse(ctl({"--json", "models"}).out));
-  EXPECT_EQ(after[std::pair<std::string, std::string>("retinaface", "cpu")], "warm");
-  EXPECT_EQ(after[std::pair<std::string, std::string>("retinaface", "cpu:1")], "warm");
+  EXPECT_EQ((after[{"retinaface", "cpu"}]), "warm");
+  EXPECT_EQ((after[{"retinaface", "cpu:1"}]), "warm");
 }
 
 TEST_F(DaemonE2E, KeepAliveExpiresEachReplicaOnItsOwn) {
