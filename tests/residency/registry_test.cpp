@@ -401,6 +401,37 @@ TEST_F(Residency, TwoCpuReplicasEachHoldTheirOwnWarmCopy) {
   for (const auto& status : registry->status()) EXPECT_EQ(status.state, "warm") << status.name << " on " << status.device;
 }
 
+TEST_F(Residency, ReloadAddsAndRemovesReplicasAndKeepsTheUnchangedOneServing) {
+  auto generator = untrained_generator_spec("wav2lip");
+  generator.devices = {"cpu"};
+  auto registry = make_model_registry(config_of({generator}));
+  registry->start();
+  auto kept = registry->acquire_generator("wav2lip", "cpu", {});
+  const auto* kept_generator = kept->generator();
+  kept.reset();
+
+  auto two = generator;
+  two.devices = {"cpu", "cpu:1"};
+  registry->reload(config_of({two}));
+  EXPECT_EQ(registry->replicas("wav2lip", true), (std::vector<std::string>{"cpu", "cpu:1"}));
+  std::vector<std::string> devices;
+  for (const auto& status : registry->status()) {
+    devices.push_back(status.device);
+    EXPECT_EQ(status.state, "warm") << status.device;  // the new replica is preloaded by the reload
+  }
+  EXPECT_EQ(devices, (std::vector<std::string>{"cpu", "cpu:1"}));
+  EXPECT_EQ(registry->acquire_generator("wav2lip", "cpu", {})->generator(), kept_generator)
+      << "the unchanged replica was reloaded";
+
+  auto other = generator;
+  other.devices = {"cpu:1"};
+  registry->reload(config_of({other}));
+  EXPECT_EQ(registry->replicas("wav2lip", true), std::vector<std::string>{"cpu:1"});
+  ASSERT_EQ(registry->status().size(), 1u);
+  EXPECT_EQ(registry->status()[0].device, "cpu:1");
+  EXPECT_THROW(registry->acquire_generator("wav2lip", "cpu", {}), Error);
+}
+
 TEST_F(Residency, ACudaDeviceOnACpuOnlyBuildNamesTheGpuBuildAndTheLine) {
   if (at::hasCUDA()) GTEST_SKIP() << "this build has CUDA";
   auto generator = untrained_generator_spec("wav2lip");
