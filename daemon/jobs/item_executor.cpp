@@ -215,8 +215,12 @@ void ItemExecutor::set_avatar_cache(std::shared_ptr<const pipeline::AvatarCache>
 std::unique_ptr<JobRun> ItemExecutor::start(const Job& job, const Spool& spool, const RunControl& control,
                                             const std::string& device) {
   AvatarCaching caching;
-  std::vector<std::string> devices{device};  // the generator's, then the detector's when it differs
   const auto options = placement_options_of(job);
+  // The scheduler's devices are those of the start; after a reload that moved the generator
+  // elsewhere, the job runs on the generator's first replica rather than fail on a missing one.
+  const auto generators = registry_.replicas(options.generator.value_or(""), true);
+  const bool generator_here = std::find(generators.begin(), generators.end(), device) != generators.end();
+  std::vector<std::string> devices{generator_here || generators.empty() ? device : generators.front()};
   {
     std::lock_guard lock(mutex_);
     caching.cache = avatar_cache_;
@@ -226,7 +230,7 @@ std::unique_ptr<JobRun> ItemExecutor::start(const Job& job, const Spool& spool, 
   if (!options.box) {
     // The detector's replica on this device, else its first one.
     const auto detectors = registry_.replicas(options.detector.value_or(""), false);
-    if (!detectors.empty() && std::find(detectors.begin(), detectors.end(), device) == detectors.end())
+    if (!detectors.empty() && std::find(detectors.begin(), detectors.end(), devices.front()) == detectors.end())
       devices.push_back(detectors.front());
   }
   return std::make_unique<LipSyncJobRun>(registry_, job, spool, control, devices, std::move(caching));

@@ -446,6 +446,25 @@ TEST_F(DaemonE2E, KeepAliveExpiresEachReplicaOnItsOwn) {
   EXPECT_EQ(states.size(), 4u);
 }
 
+TEST_F(DaemonE2E, AReloadThatMovesTheModelsToAnotherDeviceStillRunsJobs) {
+  write_config("  device: cpu\n");
+  start_daemon();
+  write_config("  device: cpu:1\n");
+  auto reload = ctl({"reload"});
+  for (int i = 0; i < 600 && reload.exit_code == 8; ++i) {  // refused while the start's preload runs
+    std::this_thread::sleep_for(100ms);
+    reload = ctl({"reload"});
+  }
+  ASSERT_EQ(reload.exit_code, 0) << reload.out << reload.err << daemon_log();
+  const auto models = nlohmann::json::parse(ctl({"--json", "models"}).out);
+  ASSERT_EQ(models["rows"].size(), 2u) << models.dump(2);
+  for (const auto& row : models["rows"]) EXPECT_EQ(row["device"], "cpu:1") << row.dump();
+  // The job slots are the start's (cpu); the job runs on the models' new replicas.
+  const auto job = submit_detached({inputs_.video});
+  EXPECT_EQ(ctl({"wait", job}).exit_code, 0) << daemon_log();
+  EXPECT_EQ(status(job)["state"], "done") << daemon_log();
+}
+
 TEST_F(DaemonE2E, DeviceAutoLogsOneLineSayingWhichAndWhy) {
   start_daemon();
   const auto log = daemon_log();
