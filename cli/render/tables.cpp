@@ -112,7 +112,8 @@ std::string model_table(const ModelsResponse& models) {
                     row.precision.empty() ? "-" : row.precision, row.state,
                     row.resident_bytes ? format_bytes(row.resident_bytes) : "-", std::to_string(row.leases), heartbeat,
                     keep_alive, until});
-    if (row.untrained)
+    // One warning per model, not per replica.
+    if (row.untrained && warnings.find("WARNING: " + row.name + " runs untrained") == std::string::npos)
       warnings += "WARNING: " + row.name + " runs untrained hash-init weights: its output is NOT a real lip-sync "
                   "(name wav2lip.pth or wav2lip_gan.pth in the config's models.entries)\n";
   }

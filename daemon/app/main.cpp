@@ -14,9 +14,16 @@
 #include "daemon/app/daemon.hpp"
 #include "daemon/media/ffmpeg_log.hpp"
 #include "daemon/system/heap_memory.hpp"
+#include "daemon/residency/model_registry.hpp"
 #include "daemon/system/journal_log.hpp"
 
 namespace {
+
+std::string join_devices(const std::vector<std::string>& devices) {
+  std::string out;
+  for (const auto& device : devices) out += (out.empty() ? "" : ", ") + device;
+  return out;
+}
 
 // Exit codes: 0 clean stop / valid config, 1 runtime failure, 2 usage or config error.
 constexpr int kExitFailure = 1;
@@ -94,7 +101,7 @@ int main(int argc, char** argv) {
     for (const auto& model : config.residency.models)
       std::cout << "model " << model.name << ": "
                 << (model.weights.empty() ? std::string("untrained hash-init weights") : model.weights.string()) << " on "
-                << model.device << "\n";
+                << join_devices(heygem::residency::replica_devices(model)) << "\n";
     for (const auto& note : config.notes) std::cout << "note: " << note << "\n";
     return 0;
   }

@@ -27,7 +27,7 @@ socket:
   group: ""           # group owning the socket file; "" = the daemon's group
 state_dir: ""         # "" = $XDG_STATE_HOME/heygem (user) or /var/lib/heygem (root)
 scheduler:
-  max_concurrent_jobs: 1    # per device
+  max_concurrent_jobs: auto # per device: auto = 1 on CPU, 4 on a GPU; or 1..64
   shutdown_timeout: 30s     # on SIGTERM running jobs get this long, then are requeued
 retention:
   max_age: 7d               # finished jobs (record, spool, log) are removed after this
@@ -60,18 +60,17 @@ models:
   memory_budget: unlimited  # per device, e.g. 8G
   batch_wait: 2ms           # the longest a forward waits for another item's tasks to join it
   max_batch: 512            # rows (faces, frames) per forward batched across items
+  device: auto              # entries' default: auto (cuda:0 if there is a GPU, else cpu), all, cpu, cpu:N, cuda:N or a list
   entries:
     - name: wav2lip
       kind: wav2lip
       weights: ""           # "" = the untrained hash-init generator (clearly labelled)
-      device: cpu
       precision: float32
       preload: true
       keep_alive: forever   # forever | 0 | a duration such as 30m
     - name: retinaface
       kind: retinaface
       weights: retinaface_mobilenet0.25.pth
-      device: cpu
       precision: float32
       preload: true
       keep_alive: forever
@@ -162,10 +161,55 @@ residency::ModelKind parse_kind(const Reader& r, const YAML::Node& node, const s
   r.fail(node, key, "expected wav2lip, s3fd, retinaface or gfpgan, got \"" + text + "\"");
 }
 
+// One device as written: auto, all, cpu, cpu:N, cuda or cuda:N (canonical: "cuda" is cuda:0 and
+// "cpu:0" is cpu). Whether this machine has it is validate_config's check.
+std::string parse_device(const Reader& r, const YAML::Node& node, const std::string& key) {
+  std::string text = r.scalar(node, key);
+  std::transform(text.begin(), text.end(), text.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  if (text == "auto" || text == "all" || text == "cpu") return text;
+  if (text == "cuda") return "cuda:0";
+  for (const std::string prefix : {"cpu:", "cuda:"}) {
+    if (text.rfind(prefix, 0) != 0 || text.size() == prefix.size() || text.size() > prefix.size() + 3 ||
+        !std::all_of(text.begin() + static_cast<long>(prefix.size()), text.end(), [](unsigned char c) { return std::isdigit(c); }))
+      continue;
+    const int index = std::stoi(text.substr(prefix.size()));
+    if (index > 127) break;
+    return prefix == "cpu:" && index == 0 ? "cpu" : prefix + std::to_string(index);
+  }
+  r.fail(node, key, "expected auto, all, cpu, cpu:N, cuda or cuda:N, got \"" + r.scalar(node, key) + "\"");
+}
+
+// scheduler.max_concurrent_jobs: 1..64, or auto (0; the scheduler picks per device type).
+int max_concurrent_jobs(const Reader& r, const YAML::Node& node, const std::string& key) {
+  if (node.IsScalar() && node.Scalar() == "auto") return 0;
+  if (node.IsScalar() && !node.Scalar().empty() && !std::isdigit(static_cast<unsigned char>(node.Scalar()[0])))
+    r.fail(node, key, "expected auto or a number of jobs 1..64, got \"" + node.Scalar() + "\"");
+  return static_cast<int>(r.integer(node, key, 1, 64));
+}
+
+// `device:` / `devices:` (and models.device): one device, auto, all, or a list of devices, each
+// one replica of the model ("cpu:1" is a second CPU replica with its own copy of the weights).
+std::vector<std::string> parse_devices(const Reader& r, const YAML::Node& node, const std::string& key) {
+  if (!node.IsSequence()) return {parse_device(r, node, key)};
+  if (node.size() == 0) r.fail(node, key, "expected at least one device");
+  std::vector<std::string> devices;
+  for (std::size_t i = 0; i < node.size(); ++i) {
+    const auto item_key = key + "[" + std::to_string(i) + "]";
+    auto device = parse_device(r, node[i], item_key);
+    if (device == "auto" || device == "all") r.fail(node[i], item_key, device + " stands alone, not in a list");
+    if (std::find(devices.begin(), devices.end(), device) != devices.end())
+      r.fail(node[i], item_key, "device " + device + " is listed twice (one replica per device)");
+    devices.push_back(std::move(device));
+  }
+  return devices;
+}
+
+// spec.devices stays empty when the entry names none: models.device fills it after the merge.
 residency::ModelSpec parse_model_entry(const Reader& r, const YAML::Node& node, const std::string& path) {
   residency::ModelSpec spec;
-  bool has_name = false, has_kind = false;
-  r.for_each_key(node, path, {"name", "kind", "weights", "device", "precision", "preload", "keep_alive"},
+  spec.devices.clear();
+  bool has_name = false, has_kind = false, has_device = false;
+  r.for_each_key(node, path, {"name", "kind", "weights", "device", "devices", "precision", "preload", "keep_alive"},
                  [&](const std::string& key, const YAML::Node& value) {
                    const auto leaf = key.substr(key.rfind('.') + 1);
                    if (leaf == "name") {
@@ -177,13 +221,10 @@ residency::ModelSpec parse_model_entry(const Reader& r, const YAML::Node& node, 
                      has_kind = true;
                    } else if (leaf == "weights") {
                      spec.weights = r.scalar(value, key);
-                   } else if (leaf == "device") {
-                     spec.device = r.scalar(value, key);
-                     const bool ok = spec.device == "cpu" || spec.device == "cuda" ||
-                                     (spec.device.rfind("cuda:", 0) == 0 && spec.device.size() > 5 &&
-                                      std::all_of(spec.device.begin() + 5, spec.device.end(),
-                                                  [](unsigned char c) { return std::isdigit(c); }));
-                     if (!ok) r.fail(value, key, "expected cpu, cuda or cuda:N, got \"" + spec.device + "\"");
+                   } else if (leaf == "device" || leaf == "devices") {
+                     if (has_device) r.fail(value, key, "give device or devices, not both");
+                     has_device = true;
+                     spec.devices = parse_devices(r, value, key);
                    } else if (leaf == "precision") {
                      spec.precision = r.scalar(value, key);
                      static const std::set<std::string> known{"float32", "fp32", "float16", "fp16", "bfloat16", "bf16"};
@@ -216,12 +257,13 @@ struct ModelsSection {
   NameRef default_generator, default_detector, default_restorer;
   NameRef default_enhance;
   YAML::Node entries_node;
+  std::vector<std::string> default_devices{"auto"};  // models.device
 };
 
 void apply_models(const Reader& r, const YAML::Node& node, DaemonConfig& config, ModelsSection& refs) {
   r.for_each_key(node, "models",
                  {"directory", "default_generator", "default_detector", "default_restorer", "default_enhance",
-                  "heartbeat_interval", "memory_budget", "batch_wait", "max_batch", "entries"},
+                  "heartbeat_interval", "memory_budget", "batch_wait", "max_batch", "device", "entries"},
                  [&](const std::string& key, const YAML::Node& value) {
                    if (key == "models.directory") {
                      config.models_directory = r.scalar(value, key);
@@ -253,6 +295,8 @@ void apply_models(const Reader& r, const YAML::Node& node, DaemonConfig& config,
                      } catch (const std::exception&) {
                        r.fail(value, key, "expected a whole number of rows, 1 or more, got \"" + text + "\"");
                      }
+                   } else if (key == "models.device") {
+                     refs.default_devices = parse_devices(r, value, key);
                    } else if (key == "models.entries") {
                      if (!value.IsSequence() || value.size() == 0) r.fail(value, key, "expected a non-empty list of models");
                      std::vector<residency::ModelSpec> models;
@@ -310,7 +354,7 @@ void apply(const Reader& r, const YAML::Node& root, DaemonConfig& config, Models
                      r.for_each_key(value, key, {"max_concurrent_jobs", "shutdown_timeout"},
                                     [&](const std::string& k, const YAML::Node& v) {
                                       if (k == "scheduler.max_concurrent_jobs")
-                                        config.scheduler.max_concurrent_jobs = static_cast<int>(r.integer(v, k, 1, 64));
+                                        config.scheduler.max_concurrent_jobs = max_concurrent_jobs(r, v, k);
                                       else
                                         config.scheduler.shutdown_timeout = r.duration(v, k);
                                     });
@@ -463,6 +507,8 @@ DaemonConfig parse_config(const std::string& text, const std::string& source) {
       models.default_enhance.reader->fail(models.default_enhance.node, models.default_enhance.key,
                                           "true with several gfpgan models needs models.default_restorer");
   }
+  for (auto& spec : config.residency.models)
+    if (spec.devices.empty()) spec.devices = models.default_devices;
   return config;
 }
 

@@ -22,7 +22,7 @@ struct SocketConfig {
 };
 
 struct SchedulerConfig {
-  int max_concurrent_jobs = 1;                         // per device
+  int max_concurrent_jobs = 0;  // per device; 0 = auto (jobs::concurrent_jobs_on: 1 on CPU, 4 on a GPU)
   std::chrono::milliseconds shutdown_timeout{30'000};  // running work gets this long on SIGTERM
 };
 

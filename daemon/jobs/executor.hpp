@@ -48,12 +48,15 @@ class JobRun {
 class JobExecutor {
  public:
   virtual ~JobExecutor() = default;
-  // The devices jobs run on (one set of scheduler slots each).
+  // The devices jobs run on (one set of scheduler slots each): every replica of a generator.
   virtual std::vector<std::string> devices() const = 0;
-  // The device `job` will run on (its generator's).
-  virtual std::string device_for(const Job& job) const = 0;
-  // Prepares a run (acquiring models, maybe loading them). Throws heygem::Error naming the cause.
-  virtual std::unique_ptr<JobRun> start(const Job& job, const Spool& spool, const RunControl& control) = 0;
+  // The devices `job` may run on: those with a replica of every model it needs (its generator's
+  // replicas when no device has all of them), in configured order.
+  virtual std::vector<std::string> devices_for(const Job& job) const = 0;
+  // Prepares a run on `device` (acquiring that replica's models, maybe loading them). Throws
+  // heygem::Error naming the cause.
+  virtual std::unique_ptr<JobRun> start(const Job& job, const Spool& spool, const RunControl& control,
+                                        const std::string& device) = 0;
 };
 
 }  // namespace heygem::jobs

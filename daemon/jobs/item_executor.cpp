@@ -66,24 +66,30 @@ struct AvatarCaching {
 
 class LipSyncJobRun : public JobRun {
  public:
+  // `devices`: the generator's replica first, then the detector's when it is elsewhere;
+  // `restorer_device`: the face restorer's when the job restores faces ("" otherwise).
   LipSyncJobRun(residency::ModelRegistry& registry, const Job& job, const Spool& spool, RunControl control,
-                const std::vector<std::string>& devices, AvatarCaching caching, bool default_enhance, int items_at_once)
+                const std::vector<std::string>& devices, const std::string& restorer_device, AvatarCaching caching,
+                bool default_enhance, int items_at_once)
       : job_(job), spool_(spool), control_(std::move(control)), options_(pipeline::item_options_for(options_of(job))),
         avatar_cache_(std::move(caching.cache)) {
     options_.items_at_once = items_at_once;
     // Busy before the models are acquired: a lazy model's load and warm-up are part of the job, and
-    // no heartbeat may run beside them or beside the first batches.
-    for (const auto& device : devices) busy_.push_back(std::make_unique<BusyDevice>(registry, device));
+    // no heartbeat may run beside them or beside the first batches. Each device once.
+    std::vector<std::string> busy = devices;
+    if (!restorer_device.empty() && std::find(busy.begin(), busy.end(), restorer_device) == busy.end())
+      busy.push_back(restorer_device);
+    for (const auto& device : busy) busy_.push_back(std::make_unique<BusyDevice>(registry, device));
     // The registry names the model it loads: the configured one, also for a default.
     const auto on_loading = [this](const std::string& model) {
       const system::ScopedLogFields fields({job_.id, model, "loading"});
       control_.loading_model(model);
     };
-    generator_ = registry.acquire_generator(options_.generator, on_loading);
+    generator_ = registry.acquire_generator(options_.generator, devices.front(), on_loading);
     if (!generator_ || !generator_->generator())
       throw Error(ErrorCode::internal, "the registry returned no generator for \"" + options_.generator + "\"");
     if (!options_.box) {
-      detector_ = registry.acquire_detector(options_.detector, on_loading);
+      detector_ = registry.acquire_detector(options_.detector, devices.back(), on_loading);
       if (!detector_ || !detector_->detector())
         throw Error(ErrorCode::internal, "the registry returned no detector for \"" + options_.detector + "\"");
     }
@@ -206,24 +212,25 @@ const residency::ModelSpec* ItemExecutor::restorer_spec() const {
 }
 
 std::vector<std::string> ItemExecutor::devices() const {
-  std::lock_guard lock(mutex_);
   std::vector<std::string> out;
+  std::lock_guard lock(mutex_);
   for (const auto& spec : config_.models)
-    if (is_generator(spec) && std::find(out.begin(), out.end(), spec.device) == out.end()) out.push_back(spec.device);
+    if (is_generator(spec))
+      for (const auto& device : registry_.replicas(spec.name, true))
+        if (std::find(out.begin(), out.end(), device) == out.end()) out.push_back(device);
   if (out.empty()) out.push_back("cpu");
   return out;
 }
 
-std::string ItemExecutor::generator_device(const protocol::SubmitOptions& options) const {
-  const auto named = options.generator.value_or("");
-  const auto* spec = find(named.empty() ? config_.default_generator : named);
-  return spec ? spec->device : "cpu";
-}
-
-std::string ItemExecutor::device_for(const Job& job) const {
+std::vector<std::string> ItemExecutor::devices_for(const Job& job) const {
   const auto options = placement_options_of(job);
-  std::lock_guard lock(mutex_);
-  return generator_device(options);
+  const auto generators = registry_.replicas(options.generator.value_or(""), true);
+  if (options.box) return generators;
+  const auto detectors = registry_.replicas(options.detector.value_or(""), false);
+  std::vector<std::string> both;
+  for (const auto& device : generators)
+    if (std::find(detectors.begin(), detectors.end(), device) != detectors.end()) both.push_back(device);
+  return both.empty() ? generators : both;
 }
 
 void ItemExecutor::validate(const protocol::SubmitOptions& options) const {
@@ -260,32 +267,40 @@ void ItemExecutor::set_items_at_once(int items) {
   items_at_once_ = std::max(1, items);
 }
 
-std::unique_ptr<JobRun> ItemExecutor::start(const Job& job, const Spool& spool, const RunControl& control) {
+std::unique_ptr<JobRun> ItemExecutor::start(const Job& job, const Spool& spool, const RunControl& control,
+                                            const std::string& device) {
   AvatarCaching caching;
-  std::vector<std::string> devices;  // the generator's, then the detector's when it differs
   const auto options = placement_options_of(job);
+  // The scheduler's devices are those of the start; after a reload that moved the generator
+  // elsewhere, the job runs on the generator's first replica rather than fail on a missing one.
+  const auto generators = registry_.replicas(options.generator.value_or(""), true);
+  const bool generator_here = std::find(generators.begin(), generators.end(), device) != generators.end();
+  std::vector<std::string> devices{generator_here || generators.empty() ? device : generators.front()};
   int items_at_once = 1;
   bool default_enhance = false;
+  std::string restorer;
   {
     std::lock_guard lock(mutex_);
     caching.cache = avatar_cache_;
     items_at_once = items_at_once_;
     default_enhance = config_.default_enhance;
-    const auto add_device = [&](const std::string& device) {
-      if (std::find(devices.begin(), devices.end(), device) == devices.end()) devices.push_back(device);
-    };
     const auto named = options.detector.value_or("");
-    devices.push_back(generator_device(options));
-    if (const auto* spec = find(named.empty() ? config_.default_detector : named)) {
-      caching.detector_weights = spec->weights;
-      if (!options.box) add_device(spec->device);
-    }
-    // The restorer's device is busy too when the job restores faces.
+    if (const auto* spec = find(named.empty() ? config_.default_detector : named)) caching.detector_weights = spec->weights;
     if (enhance_wanted(pipeline::item_options_for(options), default_enhance))
-      if (const auto* spec = restorer_spec()) add_device(spec->device);
+      if (const auto* spec = restorer_spec()) restorer = spec->name;
   }
-  return std::make_unique<LipSyncJobRun>(registry_, job, spool, control, devices, std::move(caching), default_enhance,
-                                         items_at_once);
+  if (!options.box) {
+    // The detector's replica on this device, else its first one.
+    const auto detectors = registry_.replicas(options.detector.value_or(""), false);
+    if (!detectors.empty() && std::find(detectors.begin(), detectors.end(), devices.front()) == detectors.end())
+      devices.push_back(detectors.front());
+  }
+  // The restorer runs on its first replica (ModelRegistry::acquire_restorer).
+  std::string restorer_device;
+  if (!restorer.empty())
+    if (const auto replicas = registry_.replicas(restorer, false); !replicas.empty()) restorer_device = replicas.front();
+  return std::make_unique<LipSyncJobRun>(registry_, job, spool, control, devices, restorer_device, std::move(caching),
+                                         default_enhance, items_at_once);
 }
 
 }  // namespace heygem::jobs

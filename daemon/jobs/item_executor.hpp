@@ -22,8 +22,9 @@ class ItemExecutor : public JobExecutor {
   ItemExecutor(residency::ModelRegistry& registry, residency::ResidencyConfig config);
 
   std::vector<std::string> devices() const override;
-  std::string device_for(const Job& job) const override;
-  std::unique_ptr<JobRun> start(const Job& job, const Spool& spool, const RunControl& control) override;
+  std::vector<std::string> devices_for(const Job& job) const override;
+  std::unique_ptr<JobRun> start(const Job& job, const Spool& spool, const RunControl& control,
+                                const std::string& device) override;
 
   // After a successful reload: names and devices of new jobs follow the new config.
   void update_config(residency::ResidencyConfig config);
@@ -40,8 +41,6 @@ class ItemExecutor : public JobExecutor {
   const residency::ModelSpec* find(const std::string& name) const;  // under mutex_
   // The gfpgan model --enhance uses: models.default_restorer, else the only gfpgan entry. Under mutex_.
   const residency::ModelSpec* restorer_spec() const;
-  // The device of the generator `options` name (or the default's); "cpu" if none. Under mutex_.
-  std::string generator_device(const protocol::SubmitOptions& options) const;
 
   residency::ModelRegistry& registry_;
   mutable std::mutex mutex_;

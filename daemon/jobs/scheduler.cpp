@@ -20,33 +20,40 @@
 
 namespace heygem::jobs {
 
-// A job's log: every line goes to the daemon's log with the job id and to the job's own file.
+// A job's log: every line goes to the daemon's log with the job id and to the job's own file,
+// which is opened at the first line (lines are written outside the scheduler's lock).
 class Scheduler::JobLog {
  public:
-  JobLog(const std::string& id, const std::filesystem::path& file) : id_(id) {
-    try {
-      auto sink = std::make_shared<spdlog::sinks::basic_file_sink_mt>(file.string(), false);
-      file_ = std::make_shared<spdlog::logger>("job " + id, std::move(sink));
-      file_->set_pattern("%Y-%m-%d %H:%M:%S.%e %l %v");
-      file_->flush_on(spdlog::level::trace);
-    } catch (const spdlog::spdlog_ex& e) {
-      spdlog::error("job {}: cannot open its log {}: {}", id, file.string(), e.what());
-    }
-  }
+  JobLog(std::string id, std::filesystem::path file) : id_(std::move(id)), path_(std::move(file)) {}
   void write(spdlog::level::level_enum level, const std::string& line) {
     const system::ScopedLogFields fields({id_, "", ""});  // JOB_ID= in the journal
     spdlog::log(level, "job {}: {}", id_, line);
+    if (!opened_) open();
     if (file_) file_->log(level, "{}", line);
   }
 
  private:
+  void open() {
+    opened_ = true;
+    try {
+      auto sink = std::make_shared<spdlog::sinks::basic_file_sink_mt>(path_.string(), false);
+      file_ = std::make_shared<spdlog::logger>("job " + id_, std::move(sink));
+      file_->set_pattern("%Y-%m-%d %H:%M:%S.%e %l %v");
+      file_->flush_on(spdlog::level::trace);
+    } catch (const spdlog::spdlog_ex& e) {
+      spdlog::error("job {}: cannot open its log {}: {}", id_, path_.string(), e.what());
+    }
+  }
+
   std::string id_;
+  std::filesystem::path path_;
+  bool opened_ = false;  // only the drain writes lines, one drain at a time
   std::shared_ptr<spdlog::logger> file_;
 };
 
 struct Scheduler::Entry {
   Job job;
-  std::string device;
+  std::vector<std::string> devices;  // where it may run (executor's devices_for)
   std::vector<UniqueFd> outputs;  // per item; invalid where the result stays in the spool
   std::atomic<bool> cancel_requested{false};
   bool requeue_on_cancel = false;  // cancelled by shutdown: back to the queue, not "cancelled"
@@ -60,12 +67,24 @@ struct Scheduler::Entry {
   // attached submit watches right after its job started) is told, as the earlier ones were.
   std::string loading_model;
   std::size_t current_item = 0;
-  std::unique_ptr<JobLog> log;
+  std::shared_ptr<JobLog> log;  // shared with the lines still waiting for the drain
+};
 
-  JobLog& logger(const Spool& spool) {
-    if (!log) log = std::make_unique<JobLog>(job.id, spool.log_path(job.id));
-    return *log;
+// The scheduler's lock over the board; once it is let go, the work the changes queued is done.
+class Scheduler::BoardLock {
+ public:
+  explicit BoardLock(Scheduler& scheduler) : scheduler_(scheduler), lock_(scheduler.mutex_) {}
+  ~BoardLock() {
+    if (lock_.owns_lock()) lock_.unlock();
+    scheduler_.drain();
   }
+  BoardLock(const BoardLock&) = delete;
+  BoardLock& operator=(const BoardLock&) = delete;
+  std::unique_lock<std::mutex>& lock() { return lock_; }
+
+ private:
+  Scheduler& scheduler_;
+  std::unique_lock<std::mutex> lock_;
 };
 
 namespace {
@@ -159,9 +178,15 @@ void reset_items(Job& job) {
 
 }  // namespace
 
+int concurrent_jobs_on(const std::string& device, int max_concurrent_jobs) {
+  if (max_concurrent_jobs != kMaxConcurrentJobsAuto) return max_concurrent_jobs;
+  return device.rfind("cuda", 0) == 0 ? kGpuDefaultConcurrentJobs : kCpuDefaultConcurrentJobs;
+}
+
 Scheduler::Scheduler(const std::filesystem::path& state_dir, SchedulerSettings settings, JobExecutor& executor)
     : state_dir_(state_dir), settings_(settings), executor_(executor), store_(state_dir), spool_(state_dir) {
-  if (settings_.max_concurrent_jobs < 1) throw Error(ErrorCode::invalid_argument, "max_concurrent_jobs must be >= 1");
+  if (settings_.max_concurrent_jobs < 1 && settings_.max_concurrent_jobs != kMaxConcurrentJobsAuto)
+    throw Error(ErrorCode::invalid_argument, "max_concurrent_jobs must be >= 1 or auto");
 }
 
 Scheduler::~Scheduler() { shutdown(std::chrono::milliseconds(0)); }
@@ -191,7 +216,7 @@ RecoveryReport Scheduler::start() {
   std::set<std::string> kept_in_spool;  // quarantined jobs whose folder could not move
   for (const auto& record : loaded.quarantined)
     if (const auto id = keep_with_quarantined_record(record)) kept_in_spool.insert(*id);
-  std::lock_guard lock(mutex_);
+  BoardLock board(*this);  // no client and no worker yet: the recovery's file work may stay under it
   for (auto& job : loaded.jobs) {
     auto entry = std::make_unique<Entry>();
     next_sequence_ = std::max(next_sequence_, job.sequence + 1);
@@ -217,12 +242,12 @@ RecoveryReport Scheduler::start() {
     } else {
       ++report.finished;
     }
-    entry->device = executor_.device_for(job);
+    entry->devices = executor_.devices_for(job);
     entry->outputs.resize(job.items.size());
     entry->job = std::move(job);
     if (interrupted) {
       spool_.reset_outputs(entry->job.id, entry->job.items.size());
-      entry->logger(spool_).write(spdlog::level::warn, "interrupted while running; requeued from scratch");
+      log_line(*entry, spdlog::level::warn, "interrupted while running; requeued from scratch");
     }
     const auto id = entry->job.id;
     entries_.emplace(id, std::move(entry));
@@ -236,9 +261,11 @@ RecoveryReport Scheduler::start() {
   devices_ = executor_.devices();
   dispatching_ = true;
   last_beat_ = std::chrono::steady_clock::now();
-  for (const auto& device : devices_)
-    for (int slot = 0; slot < settings_.max_concurrent_jobs; ++slot)
-      workers_.emplace_back([this, device] { worker_loop(device); });
+  for (const auto& device : devices_) {
+    const int slots = concurrent_jobs_on(device, settings_.max_concurrent_jobs);
+    spdlog::info("scheduler: {} runs up to {} job(s) at once", device, slots);
+    for (int slot = 0; slot < slots; ++slot) workers_.emplace_back([this, device] { worker_loop(device); });
+  }
   return report;
 }
 
@@ -262,13 +289,14 @@ void Scheduler::shutdown(std::chrono::milliseconds timeout) {
       if (entry->job.state != JobState::running) continue;
       entry->requeue_on_cancel = true;
       entry->cancel_requested = true;
-      entry->logger(spool_).write(spdlog::level::warn, "shutting down: stopping the run, the job will be requeued");
+      log_line(*entry, spdlog::level::warn, "shutting down: stopping the run, the job will be requeued");
     }
   }
   changed_.wait(lock, [&] { return running_ == 0; });
   stopping_ = true;
   changed_.notify_all();
   lock.unlock();
+  drain();
   for (auto& worker : workers_)
     if (worker.joinable()) worker.join();
   workers_.clear();
@@ -317,39 +345,60 @@ Job Scheduler::submit(SubmitRequest request) {
     throw;
   }
   auto entry = std::make_unique<Entry>();
-  entry->device = executor_.device_for(job);
+  entry->devices = executor_.devices_for(job);
   entry->outputs = std::move(request.outputs);
-  std::lock_guard lock(mutex_);
-  if (!dispatching_) {
-    spool_.remove_job(job.id);
-    throw Error(ErrorCode::resource, "the scheduler is not accepting jobs (shutting down)");
+  {
+    std::unique_lock lock(mutex_);
+    const bool accepting = dispatching_;
+    // Submitted = entered the queue: stamped with the sequence, after the inputs were copied (under
+    // load that copy takes seconds, and a clock read before it would disagree with the FIFO order).
+    if (accepting) {
+      job.submitted_at_ms = now_unix_ms();
+      job.sequence = next_sequence_++;
+    }
+    lock.unlock();
+    if (!accepting) {
+      spool_.remove_job(job.id);
+      throw Error(ErrorCode::resource, "the scheduler is not accepting jobs (shutting down)");
+    }
   }
-  try {
-    refuse_when_queue_full(job.owner);
-  } catch (...) {
-    spool_.remove_job(job.id);
-    throw;
-  }
-  // Submitted = entered the queue: stamped with the sequence, after the inputs were copied (under
-  // load that copy takes seconds, and a clock read before it would disagree with the FIFO order).
-  job.submitted_at_ms = now_unix_ms();
-  job.sequence = next_sequence_++;
-  entry->job = job;
+  // The record is durable before the job is visible (its save fsyncs: not under the lock).
   try {
     store_.save(job);
   } catch (...) {
     spool_.remove_job(job.id);
     throw;
   }
-  std::string names;
-  for (const auto& item : job.items) names += (names.empty() ? "" : ", ") + item.video_name;
-  entry->logger(spool_).write(spdlog::level::info, "submitted by uid " + std::to_string(job.owner) + ": audio " +
-                                                       job.audio_name + ", " + std::to_string(job.items.size()) +
-                                                       " video(s): " + names + ", options " + job.options.dump());
-  entry->log.reset();  // reopened when it runs: a queued job holds no fd for its log
-  queue_.emplace(job.sequence, job.id);
-  entries_.emplace(job.id, std::move(entry));
-  changed_.notify_all();
+  entry->job = job;
+  std::exception_ptr refused;
+  {
+    BoardLock board(*this);
+    try {
+      refuse_when_queue_full(job.owner);  // again: other submits may have filled it meanwhile
+    } catch (const Error&) {
+      refused = std::current_exception();
+    }
+    if (!refused) {
+      std::string names;
+      for (const auto& item : job.items) names += (names.empty() ? "" : ", ") + item.video_name;
+      log_line(*entry, spdlog::level::info, "submitted by uid " + std::to_string(job.owner) + ": audio " +
+                                                job.audio_name + ", " + std::to_string(job.items.size()) +
+                                                " video(s): " + names + ", options " + job.options.dump());
+      entry->log.reset();  // reopened when it runs: a queued job holds no fd for its log
+      queue_.emplace(job.sequence, job.id);
+      entries_.emplace(job.id, std::move(entry));
+      changed_.notify_all();
+    }
+  }
+  if (refused) {
+    try {
+      store_.remove(job.id);
+    } catch (const Error& e) {
+      spdlog::error("job {}: cannot remove the record of a refused submit: {}", job.id, e.what());
+    }
+    spool_.remove_job(job.id);
+    std::rethrow_exception(refused);
+  }
   return job;
 }
 
@@ -465,19 +514,19 @@ protocol::JobStatus Scheduler::shown_summary(const Entry& entry) const {
 }
 
 protocol::JobStatus Scheduler::cancel(const std::string& id, uid_t uid) {
-  std::lock_guard lock(mutex_);
+  BoardLock board(*this);
   auto& entry = visible_entry(id, uid);
   switch (entry.job.state) {
     case JobState::queued:
       queue_.erase(entry.job.sequence);
       entry.cancel_requested = true;
-      entry.logger(spool_).write(spdlog::level::info, "cancelled while queued (by uid " + std::to_string(uid) + ")");
+      log_line(entry, spdlog::level::info, "cancelled while queued (by uid " + std::to_string(uid) + ")");
       finish_entry(entry, true, false);
       broadcast_positions();
       break;
     case JobState::running:
       entry.cancel_requested = true;
-      entry.logger(spool_).write(spdlog::level::info, "cancel requested while running (by uid " + std::to_string(uid) + ")");
+      log_line(entry, spdlog::level::info, "cancel requested while running (by uid " + std::to_string(uid) + ")");
       break;
     default:
       throw Error(ErrorCode::invalid_argument, "job " + id + " has already finished (" + to_string(entry.job.state) + ")");
@@ -486,22 +535,26 @@ protocol::JobStatus Scheduler::cancel(const std::string& id, uid_t uid) {
 }
 
 bool Scheduler::watch(const std::string& id, uid_t uid, std::weak_ptr<EventSink> sink, WatchMode mode) {
-  std::lock_guard lock(mutex_);
+  BoardLock board(*this);  // what is known now reaches the sink before this returns, in order
   auto& entry = visible_entry(id, uid);
-  const auto target = sink.lock();
-  if (!target) return false;
+  if (sink.expired()) return false;
+  const auto tell = [&](protocol::Response message) {
+    defer([sink, message = std::move(message)] {
+      if (const auto target = sink.lock()) target->deliver(message);
+    });
+  };
   const bool finished = is_finished(entry.job.state);
   if (mode == WatchMode::stream) {
-    target->deliver(summary(entry));
-    if (const auto p = position(entry)) target->deliver(protocol::JobEvent{id, protocol::QueuedEvent{static_cast<int>(*p)}});
+    tell(summary(entry));
+    if (const auto p = position(entry)) tell(protocol::JobEvent{id, protocol::QueuedEvent{static_cast<int>(*p)}});
     if (!entry.loading_model.empty() && !finished)
-      target->deliver(protocol::JobEvent{id, protocol::LoadingModelEvent{entry.loading_model}});
+      tell(protocol::JobEvent{id, protocol::LoadingModelEvent{entry.loading_model}});
     else if (held_for_ && entry.job.state == JobState::queued)
-      target->deliver(protocol::JobEvent{id, protocol::LoadingModelEvent{*held_for_}});
-    if (entry.last_running && !finished) target->deliver(protocol::JobEvent{id, *entry.last_running});
+      tell(protocol::JobEvent{id, protocol::LoadingModelEvent{*held_for_}});
+    if (entry.last_running && !finished) tell(protocol::JobEvent{id, *entry.last_running});
   }
   if (finished) {
-    target->deliver(protocol::JobEvent{id, terminal_event(entry)});
+    tell(protocol::JobEvent{id, terminal_event(entry)});
     return false;
   }
   entry.watchers.push_back({std::move(sink), mode});
@@ -509,7 +562,7 @@ bool Scheduler::watch(const std::string& id, uid_t uid, std::weak_ptr<EventSink>
 }
 
 UniqueFd Scheduler::open_output(const std::string& id, uid_t uid, std::size_t item) const {
-  std::lock_guard lock(mutex_);
+  std::unique_lock lock(mutex_);
   const auto& entry = visible_entry(id, uid);
   if (item >= entry.job.items.size())
     throw Error(ErrorCode::invalid_argument, "job " + id + " has " + std::to_string(entry.job.items.size()) +
@@ -523,7 +576,10 @@ UniqueFd Scheduler::open_output(const std::string& id, uid_t uid, std::size_t it
                                           to_string(result.state) + ")");
   }
   const auto path = spool_.output_path(id, item);
+  lock.unlock();
   UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd.valid() && errno == ENOENT)  // retention removed the job meanwhile
+    throw Error(ErrorCode::not_found, "no job " + id);
   if (!fd.valid()) {
     spdlog::error("job {}: cannot open {}: {}", id, path.string(), std::strerror(errno));
     throw Error(ErrorCode::internal, "cannot open the spooled result of item " + std::to_string(item) + " of job " + id);
@@ -563,7 +619,10 @@ void Scheduler::emit(Entry& entry, protocol::EventBody body) {
                                 [&](const Entry::Watcher& w) {
                                   const auto sink = w.sink.lock();
                                   if (!sink) return true;
-                                  if (terminal || w.mode == WatchMode::stream) sink->deliver(message);
+                                  if (terminal || w.mode == WatchMode::stream)
+                                    defer([sink = w.sink, message] {
+                                      if (const auto target = sink.lock()) target->deliver(message);
+                                    });
                                   return false;
                                 }),
                  watchers.end());
@@ -575,14 +634,45 @@ void Scheduler::broadcast_positions() {
 }
 
 void Scheduler::persist(const Entry& entry) {
+  defer([this, job = entry.job] { save_record(job); });
+}
+
+void Scheduler::save_record(const Job& job) {
+  std::optional<std::string> problem;
   try {
-    store_.save(entry.job);
-    if (storage_problem_) spdlog::info("the state folder takes records again");
-    storage_problem_.reset();
+    store_.save(job);
   } catch (const Error& e) {
     // The job goes on in memory; the next save may succeed (disk full is often temporary).
-    spdlog::error("job {}: cannot persist its record: {}", entry.job.id, e.what());
-    storage_problem_ = e.what();
+    spdlog::error("job {}: cannot persist its record: {}", job.id, e.what());
+    problem = e.what();
+  }
+  std::lock_guard lock(mutex_);
+  if (!problem && storage_problem_) spdlog::info("the state folder takes records again");
+  storage_problem_ = problem;
+}
+
+void Scheduler::log_line(Entry& entry, spdlog::level::level_enum level, std::string line) {
+  if (!entry.log) entry.log = std::make_shared<JobLog>(entry.job.id, spool_.log_path(entry.job.id));
+  defer([log = entry.log, level, line = std::move(line)] { log->write(level, line); });
+}
+
+void Scheduler::defer(std::function<void()> work) { deferred_.push_back(std::move(work)); }
+
+void Scheduler::drain() noexcept {
+  const std::lock_guard draining(drain_mutex_);
+  std::vector<std::function<void()>> work;
+  {
+    const std::lock_guard lock(mutex_);
+    work.swap(deferred_);
+  }
+  for (auto& step : work) {
+    try {
+      step();
+    } catch (const std::exception& e) {
+      spdlog::error("scheduler: {}", e.what());
+    } catch (...) {
+      spdlog::error("scheduler: unknown error outside the lock");
+    }
   }
 }
 
@@ -595,9 +685,20 @@ std::optional<std::string> Scheduler::storage_problem() const {
 Scheduler::Entry* Scheduler::next_for(const std::string& device) {
   for (const auto& [sequence, id] : queue_) {
     auto& entry = *entries_.at(id);
-    const bool served = std::find(devices_.begin(), devices_.end(), entry.device) != devices_.end();
-    // FIFO per device; a job whose device has no slots (config changed) runs on the first free one.
-    if (entry.device == device || !served) return &entry;
+    std::vector<std::string> candidates;
+    for (const auto& served : entry.devices)
+      if (std::find(devices_.begin(), devices_.end(), served) != devices_.end()) candidates.push_back(served);
+    if (candidates.empty()) candidates = devices_;  // its devices have no slots (config changed): any
+    if (std::find(candidates.begin(), candidates.end(), device) == candidates.end()) continue;
+    // The least-loaded device takes it: this one leaves it to a candidate with fewer jobs running
+    // and a free slot (woken by the same notify); a later job may still fit here (FIFO per device).
+    const auto load = running_on_[device];
+    const bool lighter_elsewhere = std::any_of(candidates.begin(), candidates.end(), [&](const std::string& other) {
+      const auto other_load = running_on_[other];
+      return other_load < load &&
+             other_load < static_cast<std::size_t>(concurrent_jobs_on(other, settings_.max_concurrent_jobs));
+    });
+    if (!lighter_elsewhere) return &entry;
   }
   return nullptr;
 }
@@ -620,17 +721,21 @@ void Scheduler::worker_loop(std::string device) {
     entry->job.attempts += 1;
     entry->cancel_requested = false;
     ++running_;
+    ++running_on_[device];
     persist(*entry);
-    entry->logger(spool_).write(spdlog::level::info, "started on " + device + " (attempt " +
+    log_line(*entry, spdlog::level::info, "started on " + device + " (attempt " +
                                                          std::to_string(entry->job.attempts) + ")");
     broadcast_positions();
     lock.unlock();
-    run_entry(*entry);
+    drain();
+    run_entry(*entry, device);
     lock.lock();
+    --running_on_[device];
+    changed_.notify_all();  // a job left for a lighter device may fit here now
   }
 }
 
-void Scheduler::run_entry(Entry& entry) {
+void Scheduler::run_entry(Entry& entry, const std::string& device) {
   Job snapshot;
   {
     std::lock_guard lock(mutex_);
@@ -639,29 +744,29 @@ void Scheduler::run_entry(Entry& entry) {
   RunControl control;
   control.cancelled = [&entry] { return entry.cancel_requested.load(); };
   control.loading_model = [this, &entry](const std::string& model) {
-    std::lock_guard lock(mutex_);
-    entry.logger(spool_).write(spdlog::level::info, "loading model " + model);
+    BoardLock board(*this);
+    log_line(entry, spdlog::level::info, "loading model " + model);
     entry.loading_model = model;
     emit(entry, protocol::LoadingModelEvent{model});
   };
   control.progress = [this, &entry](const ItemProgressEvent& progress) {
-    std::lock_guard lock(mutex_);
+    BoardLock board(*this);
     protocol::RunningEvent running{static_cast<int>(entry.current_item), static_cast<int>(entry.job.items.size()),
                                    progress.stage, progress.frames_done, progress.frames_total, progress.fps,
                                    progress.eta_seconds};
     if (!entry.last_running || entry.last_running->stage != progress.stage)
-      entry.logger(spool_).write(spdlog::level::debug,
+      log_line(entry, spdlog::level::debug,
                                  "item " + std::to_string(entry.current_item + 1) + ": stage " + progress.stage);
     entry.last_running = running;
     emit(entry, std::move(running));
   };
   control.log = [this, &entry](const std::string& line) {
-    std::lock_guard lock(mutex_);
-    entry.logger(spool_).write(spdlog::level::info, line);
+    BoardLock board(*this);
+    log_line(entry, spdlog::level::info, line);
   };
   bool cancelled = false;
   try {
-    auto run = executor_.start(snapshot, spool_, control);
+    auto run = executor_.start(snapshot, spool_, control, device);
     {
       std::lock_guard lock(mutex_);
       entry.loading_model.clear();  // every model the run needs is resident now
@@ -681,7 +786,7 @@ void Scheduler::run_entry(Entry& entry) {
     }
   } catch (const std::exception& e) {
     // Nothing could run (no model, ...): every item not yet done fails with the cause.
-    std::lock_guard lock(mutex_);
+    BoardLock board(*this);
     entry.loading_model.clear();
     if (entry.cancel_requested) {
       cancelled = true;
@@ -692,11 +797,25 @@ void Scheduler::run_entry(Entry& entry) {
           item.state = ItemState::failed;
           item.error = e.what();
         }
-      entry.logger(spool_).write(spdlog::level::err, std::string("failed: ") + e.what());
+      log_line(entry, spdlog::level::err, std::string("failed: ") + e.what());
     }
   }
-  std::lock_guard lock(mutex_);
-  finish_entry(entry, cancelled, cancelled && entry.requeue_on_cancel);
+  // The end of a run is on disk before anyone can see it (a client that saw "done" and then saw
+  // heygemd crash finds it done after the restart): the concluded record is saved first.
+  std::optional<Job> concluded;
+  bool requeue = false;
+  {
+    BoardLock board(*this);
+    requeue = cancelled && entry.requeue_on_cancel;
+    if (!requeue) {
+      concluded = entry.job;
+      conclude(*concluded, cancelled);
+      defer([this, saved = *concluded] { save_record(saved); });
+    }
+  }
+  BoardLock board(*this);
+  if (concluded) entry.job = std::move(*concluded);  // nothing else changes a job whose run ended
+  finish_entry(entry, cancelled, requeue);
   --running_;
   changed_.notify_all();
 }
@@ -706,10 +825,10 @@ ItemOutcome Scheduler::run_item(Entry& entry, JobRun& run, std::size_t item) {
   const auto total = entry.job.items.size();
   const auto output = spool_.output_path(id, item);
   {
-    std::lock_guard lock(mutex_);
+    BoardLock board(*this);
     entry.job.items[item].state = ItemState::running;
     entry.current_item = item;
-    entry.logger(spool_).write(spdlog::level::info, "item " + std::to_string(item + 1) + "/" +
+    log_line(entry, spdlog::level::info, "item " + std::to_string(item + 1) + "/" +
                                                         std::to_string(total) + ": " +
                                                         entry.job.items[item].video_name);
     protocol::RunningEvent running{static_cast<int>(item), static_cast<int>(total), "starting", 0, 0, 0, 0};
@@ -720,7 +839,7 @@ ItemOutcome Scheduler::run_item(Entry& entry, JobRun& run, std::size_t item) {
   try {
     outcome = run.run_item(item, output);
   } catch (const Error& e) {
-    std::lock_guard lock(mutex_);
+    BoardLock board(*this);
     auto& result = entry.job.items[item];
     if (e.code() == ErrorCode::cancelled) {
       result.state = ItemState::cancelled;
@@ -729,7 +848,7 @@ ItemOutcome Scheduler::run_item(Entry& entry, JobRun& run, std::size_t item) {
     fail_item(entry, item, e.what());
     return outcome;
   }
-  std::unique_lock lock(mutex_);
+  BoardLock board(*this);
   auto& result = entry.job.items[item];
   result.frames = outcome.frames;
   result.frames_without_face = outcome.frames_without_face;
@@ -742,7 +861,7 @@ ItemOutcome Scheduler::run_item(Entry& entry, JobRun& run, std::size_t item) {
   std::error_code ec;
   result.output_bytes = std::filesystem::file_size(output, ec);
   try {
-    deliver_output(entry, item, lock);
+    deliver_output(entry, item, board.lock());
   } catch (const Error& e) {
     // The submitter asked for this file and did not get it: the item fails with the cause (a full
     // disk, say), although the render itself is kept for fetch.
@@ -750,7 +869,7 @@ ItemOutcome Scheduler::run_item(Entry& entry, JobRun& run, std::size_t item) {
     return outcome;
   }
   result.state = ItemState::done;
-  entry.logger(spool_).write(spdlog::level::info,
+  log_line(entry, spdlog::level::info,
                              "item " + std::to_string(item + 1) + " done: " + std::to_string(result.frames) +
                                  " frames in " + std::to_string(result.wall_seconds) + " s (" +
                                  std::to_string(result.fps) + " fps), " + std::to_string(result.frames_without_face) +
@@ -803,8 +922,19 @@ void Scheduler::fail_item(Entry& entry, std::size_t item, const std::string& cau
   result.state = ItemState::failed;
   result.error = cause;
   if (entry.job.error.empty()) entry.job.error = "item " + std::to_string(item + 1) + ": " + cause;
-  entry.logger(spool_).write(spdlog::level::err, "item " + std::to_string(item + 1) + " failed: " + cause);
+  log_line(entry, spdlog::level::err, "item " + std::to_string(item + 1) + " failed: " + cause);
   persist(entry);
+}
+
+void Scheduler::conclude(Job& job, bool cancelled) {
+  job.finished_at_ms = now_unix_ms();
+  for (auto& item : job.items)
+    if (item.state == ItemState::pending || item.state == ItemState::running)
+      item.state = cancelled ? ItemState::cancelled : ItemState::failed;
+  const bool any_failed =
+      std::any_of(job.items.begin(), job.items.end(), [](const ItemResult& i) { return i.state == ItemState::failed; });
+  job.state = cancelled ? JobState::cancelled : any_failed ? JobState::failed : JobState::done;
+  if (job.state == JobState::failed && job.error.empty()) job.error = "failed";
 }
 
 void Scheduler::finish_entry(Entry& entry, bool cancelled, bool requeue) {
@@ -814,50 +944,65 @@ void Scheduler::finish_entry(Entry& entry, bool cancelled, bool requeue) {
     job.state = JobState::queued;
     job.started_at_ms = 0;
     reset_items(job);
-    spool_.reset_outputs(job.id, job.items.size());
+    defer([this, id = job.id, items = job.items.size()] { spool_.reset_outputs(id, items); });
     queue_.emplace(job.sequence, job.id);
     persist(entry);
-    entry.logger(spool_).write(spdlog::level::info, "requeued");
+    log_line(entry, spdlog::level::info, "requeued");
     return;
   }
-  job.finished_at_ms = now_unix_ms();
-  for (auto& item : job.items)
-    if (item.state == ItemState::pending || item.state == ItemState::running)
-      item.state = cancelled ? ItemState::cancelled : ItemState::failed;
-  const bool any_failed =
-      std::any_of(job.items.begin(), job.items.end(), [](const ItemResult& i) { return i.state == ItemState::failed; });
-  job.state = cancelled ? JobState::cancelled : any_failed ? JobState::failed : JobState::done;
-  if (job.state == JobState::failed && job.error.empty()) job.error = "failed";
+  if (!is_finished(job.state)) {
+    conclude(job, cancelled);
+    persist(entry);
+  }
   entry.outputs.clear();  // closes the client's output fds
-  persist(entry);
-  std::error_code ec;
-  std::filesystem::remove_all(spool_.scratch_dir(job.id), ec);
-  entry.logger(spool_).write(job.state == JobState::done ? spdlog::level::info : spdlog::level::warn,
+  defer([scratch = spool_.scratch_dir(job.id)] {
+    std::error_code ec;
+    std::filesystem::remove_all(scratch, ec);
+  });
+  log_line(entry, job.state == JobState::done ? spdlog::level::info : spdlog::level::warn,
                              to_string(job.state) + (job.error.empty() ? "" : ": " + job.error));
   emit(entry, terminal_event(entry));
   entry.watchers.clear();
   entry.log.reset();
 }
 
-void Scheduler::remove_finished(const std::string& id) {
-  store_.remove(id);
+bool Scheduler::take_finished(const std::string& id) {
+  const auto it = entries_.find(id);
+  if (it == entries_.end() || !is_finished(it->second->job.state)) return false;
+  entries_.erase(it);
+  return true;
+}
+
+void Scheduler::remove_files(const std::string& id) {
+  try {
+    store_.remove(id);
+  } catch (const Error& e) {
+    spdlog::error("retention: job {}: {}", id, e.what());
+  }
   spool_.remove_job(id);
-  entries_.erase(id);
 }
 
 CleanupReport Scheduler::cleanup() {
-  std::lock_guard lock(mutex_);
   CleanupReport report;
   const auto now = now_unix_ms();
   std::vector<std::pair<std::int64_t, std::string>> finished;  // (finished_at, id), oldest first
-  for (const auto& [id, entry] : entries_)
-    if (is_finished(entry->job.state)) finished.emplace_back(entry->job.finished_at_ms, id);
+  {
+    std::lock_guard lock(mutex_);
+    for (const auto& [id, entry] : entries_)
+      if (is_finished(entry->job.state)) finished.emplace_back(entry->job.finished_at_ms, id);
+  }
   std::sort(finished.begin(), finished.end());
+  // Off the board under the lock, then the files outside it (a finished job changes no more).
+  const auto take = [this](const std::string& id) {
+    std::lock_guard lock(mutex_);
+    return take_finished(id);
+  };
   std::vector<std::string> kept;
   for (const auto& [finished_at, id] : finished) {
     if (now - finished_at > settings_.retention_max_age.count()) {
+      if (!take(id)) continue;
       spdlog::info("retention: removing job {} (finished {} s ago)", id, (now - finished_at) / 1000);
-      remove_finished(id);
+      remove_files(id);
       ++report.removed_jobs;
     } else {
       kept.push_back(id);
@@ -868,9 +1013,10 @@ CleanupReport Scheduler::cleanup() {
   for (const auto& id : kept) {
     if (total <= settings_.retention_max_bytes) break;
     const auto bytes = spool_.job_bytes(id);
+    if (!take(id)) continue;
     spdlog::info("retention: removing job {} ({} bytes; the spool holds {} > {} bytes)", id, bytes, total,
                  settings_.retention_max_bytes);
-    remove_finished(id);
+    remove_files(id);
     total -= std::min(total, bytes);
     ++report.removed_jobs;
   }

@@ -2,11 +2,18 @@
 // The scheduler: the shared, guarded state between the socket loop and the worker threads (pueue
 // style). FIFO per device with `max_concurrent_jobs` slots each; jobs are one audio x N videos,
 // run item by item. Watchers get the current state first, then every event until the end.
+//
+// The lock guards an in-memory job board only. What a change must write (the job's record, its
+// log lines, its watchers' messages) is queued under the lock and done after it, in the order the
+// changes were made, by whichever thread made them ("the drain"); output delivery and spool file
+// removal run outside the lock too. So a slow disk or a client's stuck output never holds up
+// another client's status, list or watch, nor the watchdog's beat.
 #include <sys/types.h>
 
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -16,6 +23,7 @@
 #include <vector>
 
 #include <nlohmann/json.hpp>
+#include <spdlog/common.h>
 
 #include "common/protocol.hpp"
 #include "daemon/jobs/executor.hpp"
@@ -27,8 +35,8 @@
 namespace heygem::jobs {
 
 // Receives a job's snapshot and events (protocol::JobStatus, protocol::JobEvent). deliver() is
-// called with the scheduler's lock held, in event order: it must not block and must not call back
-// into the scheduler (post the message to a queue).
+// called outside the scheduler's lock, one message at a time, in event order: it must not block
+// (post the message to a queue), since the record saves and other watchers' messages wait for it.
 class EventSink {
  public:
   virtual ~EventSink() = default;
@@ -54,8 +62,17 @@ struct SubmitRequest {
   nlohmann::json options = nlohmann::json::object();  // already validated item options
 };
 
+// scheduler.max_concurrent_jobs: auto picks per device: one job on a CPU replica (a job already
+// keeps every intra-op thread busy), four on a GPU (the HunyuanVideo-Foley service's cap per card;
+// to be measured on the H100: bench/results).
+inline constexpr int kMaxConcurrentJobsAuto = 0;
+inline constexpr int kCpuDefaultConcurrentJobs = 1;
+inline constexpr int kGpuDefaultConcurrentJobs = 4;
+// The job slots of one device ("cpu", "cpu:1", "cuda:0") for a max_concurrent_jobs setting.
+int concurrent_jobs_on(const std::string& device, int max_concurrent_jobs);
+
 struct SchedulerSettings {
-  int max_concurrent_jobs = 1;  // per device
+  int max_concurrent_jobs = 1;  // per device; kMaxConcurrentJobsAuto = by device type
   std::uint64_t max_input_bytes = 4ULL << 30;
   std::chrono::milliseconds retention_max_age{7LL * 24 * 3600 * 1000};
   std::uint64_t retention_max_bytes = 20ULL << 30;
@@ -128,14 +145,22 @@ class Scheduler {
 
   void worker_loop(std::string device);
   Entry* next_for(const std::string& device);
-  void run_entry(Entry& entry);
+  void run_entry(Entry& entry, const std::string& device);
   void finish_entry(Entry& entry, bool cancelled, bool requeue);
+  static void conclude(Job& job, bool cancelled);  // the terminal state of a run that ended
   ItemOutcome run_item(Entry& entry, JobRun& run, std::size_t item);
   // Writes the item's result into the submitter's output fd (or keeps it for fetch when there is
   // none); throws when the fd cannot take it, with the result kept in the spool.
   void deliver_output(Entry& entry, std::size_t item, std::unique_lock<std::mutex>& lock);  // `lock` held
   void fail_item(Entry& entry, std::size_t item, const std::string& cause);  // mutex_ held
-  void persist(const Entry& entry);
+  class BoardLock;
+  // mutex_ held: queue `work` for the drain (after the lock).
+  void defer(std::function<void()> work);
+  // mutex_ NOT held: does the queued work in order; one drain at a time keeps that order.
+  void drain() noexcept;
+  void log_line(Entry& entry, spdlog::level::level_enum level, std::string line);  // mutex_ held
+  void persist(const Entry& entry);  // mutex_ held: the record save is deferred
+  void save_record(const Job& job);  // the drain: saves and notes whether the state folder took it
   void emit(Entry& entry, protocol::EventBody body);
   void broadcast_positions();
   protocol::JobStatus summary(const Entry& entry) const;
@@ -147,7 +172,8 @@ class Scheduler {
   std::optional<std::size_t> position(const Entry& entry) const;
   const Entry& visible_entry(const std::string& id, uid_t uid) const;
   Entry& visible_entry(const std::string& id, uid_t uid);
-  void remove_finished(const std::string& id);
+  bool take_finished(const std::string& id);  // mutex_ held: off the board if still there, finished
+  void remove_files(const std::string& id);   // its record and spool folder (not under mutex_)
 
   std::filesystem::path state_dir_;
   SchedulerSettings settings_;
@@ -157,6 +183,8 @@ class Scheduler {
 
   mutable std::mutex mutex_;
   std::condition_variable changed_;
+  std::vector<std::function<void()>> deferred_;  // mutex_; done by drain()
+  std::mutex drain_mutex_;                       // one drain at a time
   std::map<std::string, std::unique_ptr<Entry>> entries_;
   std::map<std::uint64_t, std::string> queue_;  // sequence -> id of queued jobs
   std::uint64_t next_sequence_ = 1;
@@ -167,6 +195,7 @@ class Scheduler {
   bool stopping_ = false;
   std::chrono::steady_clock::time_point last_beat_;
   std::vector<std::string> devices_;
+  std::map<std::string, std::size_t> running_on_;  // jobs running per device
   std::vector<std::thread> workers_;
 };
 

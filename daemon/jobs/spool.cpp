@@ -39,6 +39,22 @@ void write_all_at(int fd, const char* data, std::size_t size, off_t offset, cons
   }
 }
 
+// A pipe or socket: no offset, no truncation; written in order.
+void write_all_in_order(int fd, const char* data, std::size_t size, const std::string& what) {
+  while (size > 0) {
+    const ssize_t n = ::write(fd, data, size);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) throw Error(ErrorCode::resource, "cannot write " + what + ": " + errno_text());
+    data += n;
+    size -= static_cast<std::size_t>(n);
+  }
+}
+
+bool is_stream(int fd) {
+  struct stat info {};
+  return ::fstat(fd, &info) == 0 && (S_ISFIFO(info.st_mode) || S_ISSOCK(info.st_mode));
+}
+
 }  // namespace
 
 Spool::Spool(const std::filesystem::path& state_dir) : root_(state_dir / "spool") { create_private_directories(root_); }
@@ -130,7 +146,8 @@ std::uint64_t deliver_file(const std::filesystem::path& source, int target_fd, c
 }
 
 std::uint64_t copy_contents(int source_fd, int target_fd, const std::string& what) {
-  if (::ftruncate(target_fd, 0) != 0)
+  const bool stream = is_stream(target_fd);
+  if (!stream && ::ftruncate(target_fd, 0) != 0)
     throw Error(ErrorCode::resource, "cannot truncate " + what + ": " + errno_text());
   std::vector<char> buffer(kCopyChunk);
   std::uint64_t total = 0;
@@ -139,10 +156,13 @@ std::uint64_t copy_contents(int source_fd, int target_fd, const std::string& wha
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) throw Error(ErrorCode::resource, "cannot read the result for " + what + ": " + errno_text());
     if (n == 0) break;
-    write_all_at(target_fd, buffer.data(), static_cast<std::size_t>(n), static_cast<off_t>(total), what);
+    if (stream)
+      write_all_in_order(target_fd, buffer.data(), static_cast<std::size_t>(n), what);
+    else
+      write_all_at(target_fd, buffer.data(), static_cast<std::size_t>(n), static_cast<off_t>(total), what);
     total += static_cast<std::uint64_t>(n);
   }
-  if (::fsync(target_fd) != 0 && errno != EINVAL && errno != EROFS)
+  if (!stream && ::fsync(target_fd) != 0 && errno != EINVAL && errno != EROFS)
     throw Error(ErrorCode::resource, "cannot fsync " + what + ": " + errno_text());
   return total;
 }

@@ -43,7 +43,7 @@ class Spool {
 };
 
 // Replaces the content of `target_fd` (truncate, then write from offset 0) with the file at
-// `source`. Throws heygem::Error(resource) naming `what` and the cause. Returns the bytes written.
+// `source`; a pipe or socket gets the bytes in order. Throws heygem::Error(resource) naming `what` and the cause. Returns the bytes written.
 std::uint64_t deliver_file(const std::filesystem::path& source, int target_fd, const std::string& what);
 // The same from an open file (read from offset 0).
 std::uint64_t copy_contents(int source_fd, int target_fd, const std::string& what);

@@ -20,28 +20,36 @@ std::string lower(std::string_view text) {
 
 [[noreturn]] void refuse(const std::string& what) { throw Error(ErrorCode::invalid_argument, what); }
 
-// "N" of "cuda:N": digits only, no sign, no trailing text.
-c10::DeviceIndex cuda_index(std::string_view digits, std::string_view original) {
+// "N" of "cuda:N" / "cpu:N": digits only, no sign, no trailing text.
+int device_index(std::string_view digits, std::string_view original) {
   int index = -1;
   const auto [end, error] = std::from_chars(digits.data(), digits.data() + digits.size(), index);
   if (digits.empty() || error != std::errc() || end != digits.data() + digits.size() || index < 0 || index > 127)
-    refuse("device \"" + std::string(original) + "\": expected cpu, cuda or cuda:N with N a device number");
-  return static_cast<c10::DeviceIndex>(index);
+    refuse("device \"" + std::string(original) + "\": expected cpu, cpu:N, cuda or cuda:N with N a device number");
+  return index;
 }
 
-c10::Device parse_device(std::string_view text) {
+struct ParsedDevice {
+  c10::Device device;
+  int replica = 0;  // N of cpu:N (torch has one CPU device; replicas are ours)
+};
+
+ParsedDevice parse_device_text(std::string_view text) {
   const std::string name = lower(text);
-  if (name == "cpu") return c10::Device(c10::kCPU);
-  constexpr std::string_view cuda = "cuda";
-  if (name.rfind(cuda, 0) != 0)
-    refuse("device \"" + std::string(text) + "\": expected cpu, cuda or cuda:N");
-  c10::DeviceIndex index = 0;
-  if (name.size() > cuda.size()) {
-    if (name[cuda.size()] != ':') refuse("device \"" + std::string(text) + "\": expected cpu, cuda or cuda:N");
-    index = cuda_index(std::string_view(name).substr(cuda.size() + 1), text);
+  for (const std::string_view type : {std::string_view("cpu"), std::string_view("cuda")}) {
+    if (name.rfind(type, 0) != 0) continue;
+    int index = 0;
+    if (name.size() > type.size()) {
+      if (name[type.size()] != ':') break;
+      index = device_index(std::string_view(name).substr(type.size() + 1), text);
+    }
+    if (type == "cpu") return {c10::Device(c10::kCPU), index};
+    return {c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(index)), 0};
   }
-  return c10::Device(c10::kCUDA, index);
+  refuse("device \"" + std::string(text) + "\": expected cpu, cpu:N, cuda or cuda:N");
 }
+
+c10::Device parse_device(std::string_view text) { return parse_device_text(text).device; }
 
 c10::ScalarType parse_precision(std::string_view text) {
   const std::string name = lower(text);
@@ -66,7 +74,7 @@ void check_placement(const Placement& placement) {
     const std::size_t count = torch::cuda::device_count();
     if (count == 0 && !at::hasCUDA())
       refuse("device " + device_text(device) + " requested, but this heygemd is a CPU-only build (its libtorch has "
-             "no CUDA): build the GPU one with scripts/setup.sh --gpu (docs/gpu.md), or use device: cpu");
+             "no CUDA): build the GPU one with scripts/setup.sh --gpu (docs/gpu.md), or use device: cpu or auto");
     if (count == 0)
       refuse("device " + device_text(device) + " requested, but no CUDA device is visible (driver, "
              "CUDA_VISIBLE_DEVICES?)");
@@ -88,6 +96,12 @@ Placement parse_placement(std::string_view device, std::string_view precision) {
   Placement placement{parse_device(device), parse_precision(precision)};
   check_placement(placement);
   return placement;
+}
+
+std::string replica_text(std::string_view device) {
+  const auto parsed = parse_device_text(device);
+  if (parsed.device.is_cpu()) return parsed.replica == 0 ? "cpu" : "cpu:" + std::to_string(parsed.replica);
+  return device_text(parsed.device);
 }
 
 std::string device_text(const c10::Device& device) {

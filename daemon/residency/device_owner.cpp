@@ -62,12 +62,15 @@ std::optional<FileStamp> stamp_of(const std::filesystem::path& weights) {
 }
 
 bool same_spec(const ModelSpec& a, const ModelSpec& b) {
-  return a.name == b.name && a.kind == b.kind && a.weights == b.weights && a.device == b.device &&
+  // The devices are the registry's: one slot is one replica, whatever the others are.
+  return a.name == b.name && a.kind == b.kind && a.weights == b.weights &&
          a.precision == b.precision && a.preload == b.preload && a.keep_alive == b.keep_alive;
 }
 
 DeviceOwner::DeviceOwner(std::string device, OwnerSettings settings)
-    : device_(std::move(device)), settings_(std::move(settings)),
+    : device_(std::move(device)),
+      torch_device_(models::parse_placement(device_, "float32").device),
+      settings_(std::move(settings)),
       forwards_(std::make_unique<ForwardQueue>(device_, settings_.batching)) {}
 
 DeviceOwner::~DeviceOwner() { stop(); }
@@ -223,7 +226,7 @@ void DeviceOwner::load_task(const std::string& name, const ModelSpec& spec, cons
 
 std::shared_ptr<LoadedModel> DeviceOwner::build(const ModelSpec& spec) {
   const auto started = steady::now();
-  HostWeights host = read_host_weights(spec);
+  HostWeights host = read_host_weights(spec, device_);
   const std::uint64_t bytes = host.device_bytes;
   {
     Lock lock(mutex_);
@@ -317,7 +320,7 @@ void DeviceOwner::make_room(const ModelSpec& spec, std::uint64_t bytes, Lock& lo
   }
   if (evicted) {
     lock.unlock();
-    release_cached_memory(c10::Device(device_));
+    release_cached_memory(torch_device_);
     lock.lock();
   }
 }
@@ -409,7 +412,7 @@ std::size_t DeviceOwner::unload(const std::string& name) {
       }
     }
   }
-  if (count > 0) release_cached_memory(c10::Device(device_));
+  if (count > 0) release_cached_memory(torch_device_);
   return count;
 }
 
@@ -449,7 +452,7 @@ void DeviceOwner::discard(std::shared_ptr<LoadedModel> staged) {
     std::erase(staged_, staged);
   }
   staged.reset();
-  release_cached_memory(c10::Device(device_));
+  release_cached_memory(torch_device_);
 }
 
 void DeviceOwner::remove(const std::string& name) {
@@ -516,7 +519,7 @@ void DeviceOwner::drop_released_retired(Lock& lock) {
   if (released.empty()) return;
   lock.unlock();
   released.clear();  // frees the weights outside the lock
-  release_cached_memory(c10::Device(device_));
+  release_cached_memory(torch_device_);
   lock.lock();
 }
 
@@ -533,7 +536,7 @@ void DeviceOwner::expire_idle(Lock& lock) {
   }
   if (!freed) return;
   lock.unlock();
-  release_cached_memory(c10::Device(device_));
+  release_cached_memory(torch_device_);
   lock.lock();
 }
 

@@ -1,5 +1,5 @@
 #pragma once
-// The owner of one device's models (llama.cpp-server style): a single thread that loads, warms,
+// The owner of one device's models (one replica of each model placed there) (llama.cpp-server style): a single thread that loads, warms,
 // heart-beats, expires and unloads them, fed through a task queue. Callers only take leases;
 // state is guarded by one mutex and the heavy work (loads, inference) runs outside it.
 #include <chrono>
@@ -15,6 +15,8 @@
 #include <string>
 #include <thread>
 #include <vector>
+
+#include <c10/core/Device.h>
 
 #include "daemon/residency/model_registry.hpp"
 
@@ -129,7 +131,8 @@ class DeviceOwner : public std::enable_shared_from_this<DeviceOwner> {
   std::chrono::steady_clock::time_point next_wakeup() const;
   ModelStatus status_of(const Slot& slot) const;
 
-  const std::string device_;
+  const std::string device_;       // the replica's: "cpu", "cpu:1", "cuda:0"
+  const c10::Device torch_device_;  // torch's (every CPU replica shares its one CPU device)
   OwnerSettings settings_;
   mutable std::mutex mutex_;
   std::condition_variable wake_;      // the owner thread: tasks, releases, deadlines, stop

@@ -1,6 +1,8 @@
 #include "daemon/residency/model_registry.hpp"
 
+#include <ATen/Context.h>
 #include <spdlog/spdlog.h>
+#include <torch/cuda.h>
 
 #include <algorithm>
 #include <map>
@@ -14,14 +16,29 @@
 namespace heygem::residency {
 namespace {
 
-// "cuda" and "cuda:0" are one device: owners are keyed by the canonical text.
-std::string canonical_device(const ModelSpec& spec) {
-  try {
-    return models::device_text(models::parse_placement(spec.device, spec.precision).device);
-  } catch (const Error& error) {
-    throw Error(error.code(), "model " + spec.name + ": " + error.what());
+std::vector<std::string> resolve(const ModelSpec& spec) {
+  std::vector<std::string> devices;
+  const auto add = [&](const std::string& device) {
+    const auto canonical = models::replica_text(device);
+    if (std::find(devices.begin(), devices.end(), canonical) == devices.end()) devices.push_back(canonical);
+  };
+  for (const auto& written : spec.devices) {
+    if (written == "auto") {
+      add(auto_device().device);
+    } else if (written == "all") {
+      const auto count = at::hasCUDA() ? torch::cuda::device_count() : 0;
+      for (std::size_t i = 0; i < count; ++i) add("cuda:" + std::to_string(i));
+      if (count == 0) add("cpu");
+    } else {
+      add(written);
+    }
   }
+  if (devices.empty()) throw Error(ErrorCode::invalid_argument, "no device");
+  for (const auto& device : devices) models::parse_placement(device, spec.precision);  // this build and machine can
+  return devices;
 }
+
+std::string origin_prefix(const ModelSpec& spec);
 
 const ModelSpec* find_spec(const ResidencyConfig& config, const std::string& name) {
   const auto it = std::find_if(config.models.begin(), config.models.end(), [&](const ModelSpec& spec) { return spec.name == name; });
@@ -50,6 +67,26 @@ std::string default_restorer(const ResidencyConfig& config) {
   return only;
 }
 
+}  // namespace
+
+AutoDevice auto_device() {
+  if (!at::hasCUDA())
+    return {"cpu", "this heygemd is a CPU-only build (its libtorch has no CUDA; scripts/setup.sh --gpu builds the GPU one)"};
+  const auto count = torch::cuda::device_count();
+  if (count == 0) return {"cpu", "this GPU build sees no CUDA device (driver, CUDA_VISIBLE_DEVICES?)"};
+  return {"cuda:0", std::to_string(count) + " CUDA device(s) visible; devices: all uses every one"};
+}
+
+std::vector<std::string> replica_devices(const ModelSpec& spec) {
+  try {
+    return resolve(spec);
+  } catch (const Error& error) {
+    throw Error(ErrorCode::invalid_argument, origin_prefix(spec) + "model " + spec.name + ": " + error.what());
+  }
+}
+
+namespace {
+
 // "heygemd.yaml: line 12: models.entries[0]: " for errors about an entry (nothing when unknown).
 std::string origin_prefix(const ModelSpec& spec) { return spec.origin.empty() ? "" : spec.origin + ": "; }
 
@@ -70,11 +107,7 @@ void validate(const ResidencyConfig& config) {
     if (spec.kind != ModelKind::wav2lip && spec.weights.empty())
       throw Error(ErrorCode::invalid_argument, origin_prefix(spec) + "model " + spec.name + ": kind " +
                                                    to_string(spec.kind) + " needs a weights file");
-    try {
-      canonical_device(spec);
-    } catch (const Error& error) {
-      throw Error(ErrorCode::invalid_argument, origin_prefix(spec) + error.what());
-    }
+    replica_devices(spec);
   }
   check_default(config, config.default_generator, ModelRole::generator);
   check_default(config, config.default_detector, ModelRole::detector);
@@ -101,6 +134,7 @@ class Registry final : public ModelRegistry {
   explicit Registry(const ResidencyConfig& config) : config_(config) {
     validate(config_);
     for (const auto& spec : config_.models) place(spec);
+    log_auto_choice(config_);
   }
   ~Registry() override { stop(); }
 
@@ -110,10 +144,12 @@ class Registry final : public ModelRegistry {
     {
       const std::lock_guard lock(mutex_);
       for (const auto& spec : config_.models)
-        if (spec.preload) loads.emplace_back(spec.name, owners_.at(device_of_.at(spec.name))->request_load(spec.name));
+        if (spec.preload)
+          for (const auto& device : devices_of_.at(spec.name))
+            loads.emplace_back(spec.name, owners_.at(device)->request_load(spec.name));
     }
     for (auto& [name, load] : loads) load.get();  // throws the load's own error, which names the model
-    spdlog::info("residency: {} preload model(s) warm in {:.2f} s", loads.size(),
+    spdlog::info("residency: {} preload replica(s) warm in {:.2f} s", loads.size(),
                  std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
   }
 
@@ -126,21 +162,38 @@ class Registry final : public ModelRegistry {
     for (auto& [device, owner] : owners) owner->stop();
   }
 
-  std::shared_ptr<ModelLease> acquire_generator(const std::string& name, const LoadingCallback& on_loading) override {
-    return acquire(name, ModelRole::generator, on_loading);
+  std::shared_ptr<ModelLease> acquire_generator(const std::string& name, const std::string& device,
+                                                const LoadingCallback& on_loading) override {
+    return acquire(name, ModelRole::generator, device, on_loading);
   }
-  std::shared_ptr<ModelLease> acquire_detector(const std::string& name, const LoadingCallback& on_loading) override {
-    return acquire(name, ModelRole::detector, on_loading);
+  std::shared_ptr<ModelLease> acquire_detector(const std::string& name, const std::string& device,
+                                               const LoadingCallback& on_loading) override {
+    return acquire(name, ModelRole::detector, device, on_loading);
   }
+  // The restorer runs on its first replica.
   std::shared_ptr<ModelLease> acquire_restorer(const std::string& name, const LoadingCallback& on_loading) override {
-    return acquire(name, ModelRole::restorer, on_loading);
+    return acquire(name, ModelRole::restorer, "", on_loading);
   }
 
-  void load(const std::string& name) override { owner_of(name)->request_load(name).get(); }
+  std::vector<std::string> replicas(const std::string& requested, bool generator) const override {
+    const std::lock_guard lock(mutex_);
+    const auto& name = requested.empty() ? (generator ? config_.default_generator : config_.default_detector) : requested;
+    const auto it = devices_of_.find(name);
+    return it == devices_of_.end() ? std::vector<std::string>{} : it->second;
+  }
+
+  void load(const std::string& name) override {
+    std::vector<std::shared_future<void>> loads;
+    for (auto& owner : owners_of(name)) loads.push_back(owner->request_load(name));
+    for (auto& load : loads) load.get();
+  }
 
   std::size_t unload(const std::string& name) override {
-    if (!name.empty()) return owner_of(name)->unload(name);
     std::size_t count = 0;
+    if (!name.empty()) {
+      for (auto& owner : owners_of(name)) count += owner->unload(name);
+      return count;
+    }
     for (auto& [device, owner] : owners()) count += owner->unload("");
     return count;
   }
@@ -150,7 +203,8 @@ class Registry final : public ModelRegistry {
     validate(config);
     std::vector<Change> changes;
     try {
-      for (const auto& spec : config.models) changes.push_back(plan(spec));
+      for (const auto& spec : config.models)
+        for (const auto& device : replica_devices(spec)) changes.push_back(plan(spec, device));
     } catch (const std::exception& error) {
       for (auto& change : changes)
         if (change.staged) change.owner->discard(std::move(change.staged));
@@ -162,13 +216,14 @@ class Registry final : public ModelRegistry {
   }
 
   std::vector<ModelStatus> status() const override {
-    std::map<std::string, ModelStatus> by_name;
+    std::map<std::pair<std::string, std::string>, ModelStatus> by_replica;  // (name, device)
     for (auto& [device, owner] : owners())
-      for (auto& row : owner->status()) by_name[row.name] = std::move(row);
+      for (auto& row : owner->status()) by_replica[{row.name, row.device}] = std::move(row);
     std::vector<ModelStatus> rows;
     const std::lock_guard lock(mutex_);
     for (const auto& spec : config_.models)
-      if (auto it = by_name.find(spec.name); it != by_name.end()) rows.push_back(std::move(it->second));
+      for (const auto& device : devices_of_.at(spec.name))
+        if (auto it = by_replica.find({spec.name, device}); it != by_replica.end()) rows.push_back(std::move(it->second));
     return rows;
   }
 
@@ -180,7 +235,7 @@ class Registry final : public ModelRegistry {
   void set_device_busy(const std::string& device, bool busy) override {
     std::string canonical;
     try {
-      canonical = models::device_text(models::parse_placement(device, "float32").device);
+      canonical = models::replica_text(device);
     } catch (const Error&) {
       return;  // a device with no models cannot be heart-beaten anyway
     }
@@ -189,22 +244,34 @@ class Registry final : public ModelRegistry {
   }
 
  private:
+  // One replica of a reload.
   struct Change {
     ModelSpec spec;
-    std::shared_ptr<DeviceOwner> owner;      // where the model lives after the reload
-    std::shared_ptr<DeviceOwner> old_owner;  // where it lives now (nullptr: new model)
-    std::shared_ptr<LoadedModel> staged;     // replacement loaded beside the old instance
+    std::shared_ptr<DeviceOwner> owner;  // the replica's device
+    bool existed = false;                // the model had a replica there before
+    std::shared_ptr<LoadedModel> staged;  // replacement loaded beside the old instance
     bool changed = false;
   };
+
+  // One line for the whole config: which device auto / all came to, and why.
+  static void log_auto_choice(const ResidencyConfig& config) {
+    std::string users;
+    for (const auto& spec : config.models)
+      if (std::find(spec.devices.begin(), spec.devices.end(), "auto") != spec.devices.end() ||
+          std::find(spec.devices.begin(), spec.devices.end(), "all") != spec.devices.end())
+        users += (users.empty() ? "" : ", ") + spec.name;
+    if (users.empty()) return;
+    const auto choice = auto_device();
+    spdlog::info("models: device auto is {} ({}); used by {}", choice.device, choice.reason, users);
+  }
 
   std::map<std::string, std::shared_ptr<DeviceOwner>> owners() const {
     const std::lock_guard lock(mutex_);
     return owners_;
   }
 
-  // Under mutex_ (or in the constructor): the owner of the spec's device, created on first use.
-  std::shared_ptr<DeviceOwner> owner_for(const ModelSpec& spec) {
-    const auto device = canonical_device(spec);
+  // Under mutex_ (or in the constructor): the owner of a device, created on first use.
+  std::shared_ptr<DeviceOwner> owner_for(const std::string& device) {
     auto& owner = owners_[device];
     if (!owner) {
       owner = std::make_shared<DeviceOwner>(device, settings_of(config_));
@@ -214,19 +281,22 @@ class Registry final : public ModelRegistry {
   }
 
   void place(const ModelSpec& spec) {
-    auto owner = owner_for(spec);
-    owner->add(spec);
-    device_of_[spec.name] = owner->device();
+    const auto devices = replica_devices(spec);
+    for (const auto& device : devices) owner_for(device)->add(spec);
+    devices_of_[spec.name] = devices;
   }
 
-  std::shared_ptr<DeviceOwner> owner_of(const std::string& name) const {
+  std::vector<std::shared_ptr<DeviceOwner>> owners_of(const std::string& name) const {
     const std::lock_guard lock(mutex_);
-    const auto it = device_of_.find(name);
-    if (it == device_of_.end()) throw Error(ErrorCode::not_found, "no model named '" + name + "' is configured");
-    return owners_.at(it->second);
+    const auto it = devices_of_.find(name);
+    if (it == devices_of_.end()) throw Error(ErrorCode::not_found, "no model named '" + name + "' is configured");
+    std::vector<std::shared_ptr<DeviceOwner>> found;
+    for (const auto& device : it->second) found.push_back(owners_.at(device));
+    return found;
   }
 
-  std::shared_ptr<ModelLease> acquire(const std::string& requested, ModelRole wanted, const LoadingCallback& on_loading) {
+  std::shared_ptr<ModelLease> acquire(const std::string& requested, ModelRole wanted, const std::string& device,
+                                      const LoadingCallback& on_loading) {
     std::shared_ptr<DeviceOwner> owner;
     std::string name;
     {
@@ -250,26 +320,34 @@ class Registry final : public ModelRegistry {
       if (!spec) throw Error(ErrorCode::not_found, "no " + role + " named '" + name + "' is configured");
       if (role_of(spec->kind) != wanted)
         throw Error(ErrorCode::invalid_argument, "model '" + name + "' is a " + to_string(spec->kind) + ", not a " + role);
-      owner = owners_.at(device_of_.at(name));
+      const auto& devices = devices_of_.at(name);
+      std::string replica = devices.front();
+      if (!device.empty()) {
+        replica = models::replica_text(device);
+        if (std::find(devices.begin(), devices.end(), replica) == devices.end())
+          throw Error(ErrorCode::not_found, "model '" + name + "' has no replica on " + replica);
+      }
+      owner = owners_.at(replica);
     }
     return owner->acquire(name, on_loading);
   }
 
-  // Phase 1 of a reload for one model: load what changed beside the old instance (may throw).
-  Change plan(const ModelSpec& spec) {
-    Change change{spec, nullptr, nullptr, nullptr, false};
+  // Phase 1 of a reload for one replica: load what changed beside the old instance (may throw).
+  Change plan(const ModelSpec& spec, const std::string& device) {
+    Change change{spec, nullptr, false, nullptr, false};
     std::optional<ModelSpec> old;
     {
       const std::lock_guard lock(mutex_);
-      change.owner = owner_for(spec);
+      change.owner = owner_for(device);
       if (const ModelSpec* current = find_spec(config_, spec.name)) {
         old = *current;
-        change.old_owner = owners_.at(device_of_.at(spec.name));
+        const auto& devices = devices_of_.at(spec.name);
+        change.existed = std::find(devices.begin(), devices.end(), device) != devices.end();
       }
     }
-    change.changed = !old || !same_spec(*old, spec) || change.old_owner->weights_changed(spec.name);
+    change.changed = !change.existed || !same_spec(*old, spec) || change.owner->weights_changed(spec.name);
     if (!change.changed) return change;
-    const bool needed_resident = spec.preload || (change.old_owner && change.old_owner->resident(spec.name));
+    const bool needed_resident = spec.preload || (change.existed && change.owner->resident(spec.name));
     if (needed_resident)
       change.staged = change.owner->stage(spec);
     else
@@ -281,28 +359,34 @@ class Registry final : public ModelRegistry {
   void apply(const ResidencyConfig& config, std::vector<Change>& changes) {
     const std::lock_guard lock(mutex_);
     std::size_t changed = 0, removed = 0;
+    std::map<std::string, std::vector<std::string>> devices_of;
+    for (const auto& change : changes) devices_of[change.spec.name].push_back(change.owner->device());
     for (const auto& old : config_.models) {
-      if (find_spec(config, old.name)) continue;
-      owners_.at(device_of_.at(old.name))->remove(old.name);
-      device_of_.erase(old.name);
-      ++removed;
+      const auto& now = devices_of[old.name];
+      for (const auto& device : devices_of_.at(old.name))
+        if (std::find(now.begin(), now.end(), device) == now.end()) {
+          owners_.at(device)->remove(old.name);
+          ++removed;
+        }
     }
     for (auto& change : changes) {
       if (!change.changed) continue;
-      if (change.old_owner && change.old_owner != change.owner) change.old_owner->remove(change.spec.name);
       change.owner->install(change.spec, std::move(change.staged));
-      device_of_[change.spec.name] = change.owner->device();
       ++changed;
     }
+    for (auto it = devices_of.begin(); it != devices_of.end();)
+      it = it->second.empty() ? devices_of.erase(it) : std::next(it);
+    devices_of_ = std::move(devices_of);
     config_ = config;
     for (auto& [device, owner] : owners_) owner->update_settings(settings_of(config_));
-    spdlog::info("reload: {} model(s) added or changed, {} removed, {} unchanged", changed, removed,
-                 config.models.size() - changed);
+    log_auto_choice(config_);
+    spdlog::info("reload: {} replica(s) added or changed, {} removed, {} unchanged", changed, removed,
+                 changes.size() - changed);
   }
 
-  mutable std::mutex mutex_;  // config_, device_of_, owners_
+  mutable std::mutex mutex_;  // config_, devices_of_, owners_
   ResidencyConfig config_;
-  std::map<std::string, std::string> device_of_;
+  std::map<std::string, std::vector<std::string>> devices_of_;  // model -> its replicas' devices
   std::map<std::string, std::shared_ptr<DeviceOwner>> owners_;
   std::mutex reload_mutex_;  // one reload at a time
 };

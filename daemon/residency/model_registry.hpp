@@ -34,7 +34,10 @@ struct ModelSpec {
   ModelKind kind = ModelKind::wav2lip;
   std::filesystem::path weights;      // empty for kind wav2lip = the hash-init "untrained" generator;
                                       // kind gfpgan needs GFPGANv1.4.pth (params_ema is loaded)
-  std::string device = "cpu";         // "cpu", "cuda", "cuda:1"
+  // Where its replicas run, as written (models.device when the entry names none): {"auto"} = cuda:0
+  // when this build and machine have a GPU, else cpu; {"all"} = every CUDA device, else cpu; or
+  // devices "cpu", "cpu:N", "cuda:N", one resident replica each (replica_devices resolves them).
+  std::vector<std::string> devices{"auto"};
   std::string precision = "float32";
   bool preload = true;
   std::optional<std::chrono::milliseconds> keep_alive;  // nullopt = forever; 0 = unload when idle
@@ -73,7 +76,7 @@ struct ResidencyConfig {
   BatchingSettings batching;
 };
 
-// What `heygemctl models` shows (one row per configured model).
+// What `heygemctl models` shows (one row per replica of each configured model).
 struct ModelStatus {
   // state: unloaded | loading | warm (resident, idle) | busy (leased) | unhealthy
   std::string name, kind, device, precision, state;
@@ -120,17 +123,27 @@ class ModelRegistry {
   // it if needed (concurrent acquirers share one load). `on_loading` is called once if a load is
   // needed, so the job can show a "loading model" stage. Throws heygem::Error(not_found /
   // resource / invalid_input) with a message that says why.
-  virtual std::shared_ptr<ModelLease> acquire_generator(const std::string& name,
+  // `device` picks the replica ("" = the model's first).
+  virtual std::shared_ptr<ModelLease> acquire_generator(const std::string& name, const std::string& device,
                                                         const LoadingCallback& on_loading) = 0;
-  virtual std::shared_ptr<ModelLease> acquire_detector(const std::string& name,
+  virtual std::shared_ptr<ModelLease> acquire_detector(const std::string& name, const std::string& device,
                                                        const LoadingCallback& on_loading) = 0;
   // The face restorer for --enhance. Throws heygem::Error(invalid_argument) naming the weights file
   // to bring when no gfpgan model is configured.
   virtual std::shared_ptr<ModelLease> acquire_restorer(const std::string& name, const LoadingCallback& on_loading) = 0;
+  std::shared_ptr<ModelLease> acquire_generator(const std::string& name, const LoadingCallback& on_loading) {
+    return acquire_generator(name, "", on_loading);
+  }
+  std::shared_ptr<ModelLease> acquire_detector(const std::string& name, const LoadingCallback& on_loading) {
+    return acquire_detector(name, "", on_loading);
+  }
+  // The devices the named model (empty = the default generator / detector) has replicas on, in
+  // configured order; empty when there is no such model.
+  virtual std::vector<std::string> replicas(const std::string& name, bool generator) const = 0;
   // Hot reload: validate and load changed models beside the old ones, then swap atomically.
   // On any error nothing changes and the error is thrown (heygem::Error naming the cause).
   virtual void reload(const ResidencyConfig& config) = 0;
-  // `heygemctl models load NAME`: loads and warms the model now (blocking). Throws like acquire.
+  // `heygemctl models load NAME`: loads and warms every replica of the model now (blocking). Throws like acquire.
   virtual void load(const std::string& name) = 0;
   // `heygemctl models unload NAME|--all` (empty name = every model): unloads idle instances now and
   // returns how many. Throws heygem::Error(not_found) for an unknown name and Error(resource) when
@@ -141,6 +154,17 @@ class ModelRegistry {
   // Tells the registry a job runs on `device` now (heartbeats are skipped while busy).
   virtual void set_device_busy(const std::string& device, bool busy) = 0;
 };
+
+// The devices an entry's replicas run on, canonical ("cpu", "cpu:1", "cuda:0"), each once. Throws
+// heygem::Error(invalid_argument) naming the entry for a device this build or machine cannot run
+// (a CPU-only build says so and how to build the GPU one).
+std::vector<std::string> replica_devices(const ModelSpec& spec);
+// What "auto" means on this build and machine, and why: "cpu (this heygemd is a CPU-only build ...)".
+struct AutoDevice {
+  std::string device;  // "cuda:0" or "cpu"
+  std::string reason;
+};
+AutoDevice auto_device();
 
 // The one validation of the models section, shared by --check-config, start and reload: unique
 // names, defaults naming a generator / a detector, a weights file for each detector, devices and

@@ -85,10 +85,10 @@ std::string_view restorer_missing_message() {
 
 models::HashInitSpec untrained_generator_spec() { return models::HashInitSpec{1, {{"output_block.1.weight", -9}}}; }
 
-HostWeights read_host_weights(const ModelSpec& spec) {
+HostWeights read_host_weights(const ModelSpec& spec, const std::string& device) {
   HostWeights host;
   try {
-    host.placement = models::parse_placement(spec.device, spec.precision);
+    host.placement = models::parse_placement(device, spec.precision);
   } catch (const Error& error) {
     throw Error(error.code(), "model " + spec.name + ": " + error.what());
   }

@@ -28,8 +28,9 @@ struct HostWeights {
   bool untrained = false;
 };
 
-// Parses the placement and reads the weights file. Throws heygem::Error naming the model and cause.
-HostWeights read_host_weights(const ModelSpec& spec);
+// Parses the placement on `device` (one replica's) and reads the weights file. Throws heygem::Error
+// naming the model and cause.
+HostWeights read_host_weights(const ModelSpec& spec, const std::string& device);
 
 // The seed and gain of the clearly-labelled untrained generator (shared/fixtures/README.md).
 models::HashInitSpec untrained_generator_spec();

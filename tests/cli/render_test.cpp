@@ -203,6 +203,17 @@ TEST(Tables, ModelsLikeOllamaPs) {
   const std::string table = model_table(ModelsResponse{{untrained}});
   EXPECT_NE(table.find("wav2lip (UNTRAINED)"), std::string::npos) << table;
   EXPECT_NE(table.find("WARNING: wav2lip runs untrained hash-init weights"), std::string::npos) << table;
+
+  // Two replicas: a row each with its device, one warning for the model.
+  ModelRow second_replica = untrained;
+  second_replica.device = "cpu:1";
+  const std::string replicated = model_table(ModelsResponse{{untrained, second_replica}});
+  const auto replicated_lines = lines_of(replicated);
+  ASSERT_GE(replicated_lines.size(), 3u) << replicated;
+  EXPECT_NE(replicated_lines[2].find("cpu:1"), std::string::npos) << replicated;
+  const auto warning = replicated.find("WARNING: wav2lip");
+  ASSERT_NE(warning, std::string::npos) << replicated;
+  EXPECT_EQ(replicated.find("WARNING: wav2lip", warning + 1), std::string::npos) << "warned per replica:\n" << replicated;
 }
 
 }  // namespace

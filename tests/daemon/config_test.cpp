@@ -6,6 +6,7 @@
 #include <fstream>
 
 #include "common/errors.hpp"
+#include "daemon/jobs/scheduler.hpp"
 #include "tests/support/temp_dir.hpp"
 
 namespace heygem::config {
@@ -24,7 +25,7 @@ std::string error_of(const std::string& yaml) {
 
 TEST(Config, EmbeddedDefaultsParseAndDescribeTheModels) {
   const auto config = default_config();
-  EXPECT_EQ(config.scheduler.max_concurrent_jobs, 1);
+  EXPECT_EQ(config.scheduler.max_concurrent_jobs, 0);  // auto
   EXPECT_EQ(config.socket.mode, 0660u);
   ASSERT_EQ(config.residency.models.size(), 2u);
   EXPECT_EQ(config.residency.default_generator, "wav2lip");
@@ -102,12 +103,55 @@ TEST(Config, BadValuesNameKeyAndLine) {
       {"models:\n  max_batch: 0\n", "models.max_batch", 2},
       {"models:\n  max_batch: 8x\n", "models.max_batch", 2},
       {"models:\n  batch_wait: soon\n", "models.batch_wait", 2},
+      {"models:\n  device: gpu\n", "models.device", 2},
+      {"models:\n  entries:\n    - name: a\n      kind: wav2lip\n      devices: [cpu, auto]\n", "models.entries[0].devices[1]", 5},
+      {"models:\n  entries:\n    - name: a\n      kind: wav2lip\n      devices: [cpu:1, cpu:1]\n", "models.entries[0].devices[1]", 5},
+      {"models:\n  entries:\n    - name: a\n      kind: wav2lip\n      device: cpu\n      devices: all\n", "models.entries[0].devices", 6},
   };
   for (const auto& c : cases) {
     const auto message = error_of(c.yaml);
     EXPECT_NE(message.find("line " + std::to_string(c.line) + ":"), std::string::npos) << message;
     EXPECT_NE(message.find("key " + c.key + ":"), std::string::npos) << message;
   }
+}
+
+// Issue 15 item 2: every entry defaults to models.device (auto unless set); an entry's own device
+// or devices wins. Lists give one replica per device ("cpu:0" is "cpu", "cuda" is "cuda:0").
+TEST(Config, ModelsDeviceIsTheDefaultOfEveryEntryAndEntriesOverrideIt) {
+  const auto defaults = parse_config("", "test.yaml");
+  for (const auto& spec : defaults.residency.models) EXPECT_EQ(spec.devices, std::vector<std::string>{"auto"}) << spec.name;
+
+  const auto global = parse_config("models:\n  device: [cpu:0, cpu:1]\n", "test.yaml");
+  for (const auto& spec : global.residency.models)
+    EXPECT_EQ(spec.devices, (std::vector<std::string>{"cpu", "cpu:1"})) << spec.name;
+
+  const auto mixed = parse_config(
+      "models:\n  device: cuda\n  entries:\n"
+      "    - {name: wav2lip, kind: wav2lip}\n"
+      "    - {name: retinaface, kind: retinaface, weights: r.pth, device: CPU}\n"
+      "    - {name: everywhere, kind: s3fd, weights: s.pth, devices: all}\n",
+      "test.yaml");
+  ASSERT_EQ(mixed.residency.models.size(), 3u);
+  EXPECT_EQ(mixed.residency.models[0].devices, std::vector<std::string>{"cuda:0"});
+  EXPECT_EQ(mixed.residency.models[1].devices, std::vector<std::string>{"cpu"});
+  EXPECT_EQ(mixed.residency.models[2].devices, std::vector<std::string>{"all"});
+}
+
+TEST(Config, MaxConcurrentJobsAutoIsOneOnACpuReplicaAndFourOnAGpu) {
+  const auto automatic = parse_config("scheduler:\n  max_concurrent_jobs: auto\n", "test.yaml");
+  EXPECT_EQ(automatic.scheduler.max_concurrent_jobs, jobs::kMaxConcurrentJobsAuto);
+  const int setting = automatic.scheduler.max_concurrent_jobs;
+  EXPECT_EQ(jobs::concurrent_jobs_on("cpu", setting), 1);
+  EXPECT_EQ(jobs::concurrent_jobs_on("cpu:1", setting), 1);
+  EXPECT_EQ(jobs::concurrent_jobs_on("cuda:0", setting), 4);
+  EXPECT_EQ(jobs::concurrent_jobs_on("cuda:3", setting), jobs::kGpuDefaultConcurrentJobs);
+  // A number applies to every device.
+  const auto fixed = parse_config("scheduler:\n  max_concurrent_jobs: 3\n", "test.yaml");
+  EXPECT_EQ(jobs::concurrent_jobs_on("cpu:1", fixed.scheduler.max_concurrent_jobs), 3);
+  EXPECT_EQ(jobs::concurrent_jobs_on("cuda:0", fixed.scheduler.max_concurrent_jobs), 3);
+  const auto message = error_of("scheduler:\n  max_concurrent_jobs: automatic\n");
+  EXPECT_NE(message.find("line 2"), std::string::npos) << message;
+  EXPECT_NE(message.find("auto"), std::string::npos) << message;
 }
 
 TEST(Config, DefaultNamesMustExistAfterEntriesChange) {

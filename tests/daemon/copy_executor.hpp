@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <condition_variable>
 #include <fstream>
+#include <map>
 #include <mutex>
 
 #include "common/errors.hpp"
@@ -22,13 +23,21 @@ using namespace std::chrono_literals;
 class GatedCopyExecutor : public JobExecutor {
  public:
   std::vector<std::string> devices() const override { return {"cpu", "gpu"}; }
-  // The generator named in the options picks the device, as the real executor's config does.
-  std::string device_for(const Job& job) const override {
-    return job.options.value("generator", "") == "gpu_generator" ? "gpu" : "cpu";
+  // The generator named in the options picks the devices, as the real executor's config does:
+  // "replicated" has a replica on both.
+  std::vector<std::string> devices_for(const Job& job) const override {
+    const auto generator = job.options.value("generator", "");
+    if (generator == "replicated") return {"cpu", "gpu"};
+    return {generator == "gpu_generator" ? "gpu" : "cpu"};
   }
 
-  std::unique_ptr<JobRun> start(const Job& job, const Spool& spool, const RunControl& control) override {
+  std::unique_ptr<JobRun> start(const Job& job, const Spool& spool, const RunControl& control,
+                                const std::string& device) override {
     if (job.options.value("generator", "") == "nothing") throw Error(ErrorCode::not_found, "no model named nothing");
+    {
+      std::lock_guard lock(mutex_);
+      placed_[job.id] = device;
+    }
     control.loading_model("copy");
     return std::make_unique<Run>(*this, job, spool, control);
   }
@@ -50,6 +59,11 @@ class GatedCopyExecutor : public JobExecutor {
   int max_parallel() {
     std::lock_guard lock(mutex_);
     return max_parallel_;
+  }
+  // The device each job's run was started on.
+  std::map<std::string, std::string> placed() {
+    std::lock_guard lock(mutex_);
+    return placed_;
   }
 
  private:
@@ -89,6 +103,7 @@ class GatedCopyExecutor : public JobExecutor {
   std::condition_variable changed_;
   int permits_ = 0, running_ = 0, max_parallel_ = 0;
   std::vector<std::string> started_;
+  std::map<std::string, std::string> placed_;
 };
 
 class EventLog : public EventSink {

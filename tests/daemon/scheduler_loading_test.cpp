@@ -25,9 +25,9 @@ using daemon_test::EventLog;
 class LoadingExecutor : public JobExecutor {
  public:
   std::vector<std::string> devices() const override { return {"cpu"}; }
-  std::string device_for(const Job&) const override { return "cpu"; }
+  std::vector<std::string> devices_for(const Job&) const override { return {"cpu"}; }
 
-  std::unique_ptr<JobRun> start(const Job&, const Spool&, const RunControl& control) override {
+  std::unique_ptr<JobRun> start(const Job&, const Spool&, const RunControl& control, const std::string&) override {
     control.loading_model("slow_model");
     wait_until("loading", loaded_);
     return std::make_unique<GatedRun>(*this, control);
@@ -122,6 +122,7 @@ TEST_F(SchedulerLoadingTest, AWatcherAttachingDuringTheLoadIsToldOnceAndNobodyAf
   executor_.finish_load();
   executor_.finish_item();
   EXPECT_EQ(wait_finished(scheduler, id), "done");
+  during->wait_for("done");  // watchers hear it just after the board shows it (fan-out is outside the lock)
   const auto names = during->names();
   EXPECT_EQ(std::count(names.begin(), names.end(), "loading_model"), 1);
   EXPECT_EQ(names.front(), "job");

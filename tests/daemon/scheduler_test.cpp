@@ -4,10 +4,16 @@
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <poll.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <condition_variable>
 #include <fstream>
+#include <functional>
 #include <mutex>
+#include <thread>
 
 #include "common/errors.hpp"
 #include "tests/daemon/copy_executor.hpp"
@@ -19,6 +25,59 @@ namespace {
 using namespace std::chrono_literals;
 using daemon_test::EventLog;
 using daemon_test::GatedCopyExecutor;
+
+// Reads a pipe or FIFO to its end on a thread: when read_now() is called, or after `rescue_after`
+// so that a test which finds the scheduler stuck fails instead of hanging.
+class LateReader {
+ public:
+  LateReader(std::function<int()> open_fd, std::chrono::milliseconds rescue_after)
+      : thread_([this, open_fd = std::move(open_fd), rescue_after] {
+          {
+            std::unique_lock lock(mutex_);
+            now_.wait_for(lock, rescue_after, [&] { return go_; });
+          }
+          const int fd = open_fd();
+          if (fd < 0) return;
+          char buffer[65536];
+          for (ssize_t n; (n = ::read(fd, buffer, sizeof buffer)) > 0;) content_.append(buffer, static_cast<std::size_t>(n));
+          ::close(fd);
+        }) {}
+  ~LateReader() { content(); }
+  void read_now() {
+    std::lock_guard lock(mutex_);
+    go_ = true;
+    now_.notify_all();
+  }
+  const std::string& content() {
+    read_now();
+    if (thread_.joinable()) thread_.join();
+    return content_;
+  }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable now_;
+  bool go_ = false;
+  std::string content_;
+  std::thread thread_;  // last: starts after the members it uses
+};
+
+// The slowest of `rounds` answers of status and list (all of uid 1000's jobs), in milliseconds.
+double slowest_answer_ms(const Scheduler& scheduler, const std::string& id, int rounds) {
+  double slowest = 0;
+  for (int i = 0; i < rounds; ++i) {
+    for (int which = 0; which < 2; ++which) {
+      const auto started = std::chrono::steady_clock::now();
+      if (which == 0)
+        (void)scheduler.status(id, 1000);
+      else
+        (void)scheduler.list(1000, true);
+      slowest = std::max(slowest, std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count());
+    }
+    std::this_thread::sleep_for(10ms);
+  }
+  return slowest;
+}
 
 class SchedulerTest : public ::testing::Test {
  protected:
@@ -90,6 +149,40 @@ TEST_F(SchedulerTest, SlotsArePerDevice) {
   executor_.release(2);
   EXPECT_EQ(wait_finished(scheduler, cpu), "done");
   EXPECT_EQ(wait_finished(scheduler, gpu), "done");
+}
+
+// Issue 15 item 3: a job whose model has a replica on both devices runs on the least-loaded one;
+// two such jobs with one slot per device run at once, one on each.
+TEST_F(SchedulerTest, ReplicatedJobsRunAtOnceOneOnEachDevice) {
+  Scheduler scheduler(state_, {.max_concurrent_jobs = 1}, executor_);
+  scheduler.start();
+  const auto a = scheduler.submit(request(1000, 1, {{"generator", "replicated"}})).id;
+  const auto b = scheduler.submit(request(1000, 1, {{"generator", "replicated"}})).id;
+  executor_.wait_started(2);
+  EXPECT_EQ(scheduler.counts().running, 2u);
+  const auto placed = executor_.placed();
+  EXPECT_NE(placed.at(a), placed.at(b));
+  executor_.release(2);
+  EXPECT_EQ(wait_finished(scheduler, a), "done");
+  EXPECT_EQ(wait_finished(scheduler, b), "done");
+  EXPECT_EQ(executor_.max_parallel(), 2);
+}
+
+TEST_F(SchedulerTest, AJobGoesToTheLeastLoadedDeviceThatHasItsModels) {
+  Scheduler scheduler(state_, {.max_concurrent_jobs = 2}, executor_);
+  scheduler.start();
+  const auto cpu_only = scheduler.submit(request(1000, 1)).id;
+  executor_.wait_started(1);
+  // cpu has a free slot but one job; gpu has none running: gpu takes it.
+  const auto replicated = scheduler.submit(request(1000, 1, {{"generator", "replicated"}})).id;
+  executor_.wait_started(2);
+  EXPECT_EQ(executor_.placed().at(cpu_only), "cpu");
+  EXPECT_EQ(executor_.placed().at(replicated), "gpu");
+  // Now both run one job: the next replicated job may go to either, and runs at once.
+  const auto third = scheduler.submit(request(1000, 1, {{"generator", "replicated"}})).id;
+  executor_.wait_started(3);
+  executor_.release(3);
+  for (const auto& id : {cpu_only, replicated, third}) EXPECT_EQ(wait_finished(scheduler, id), "done");
 }
 
 TEST_F(SchedulerTest, BatchGivesOneResultPerItemAndKeepsFailuresPerItem) {
@@ -177,6 +270,99 @@ TEST_F(SchedulerTest, CancelQueuedAndRunning) {
   EXPECT_EQ(wait_finished(scheduler, running), "cancelled");
   EXPECT_THROW(scheduler.cancel(running, 1000), Error);
   EXPECT_EQ(executor_.started().size(), 1u);
+}
+
+// Issue 15 item 5: a delivery stuck on a client's output (a pipe nobody reads) holds up no other
+// client: status and list answer within 100 ms, and a job on the other device runs to its end.
+TEST_F(SchedulerTest, AnOutputPipeNobodyReadsStallsNoOtherClient) {
+  Scheduler scheduler(state_, {}, executor_);
+  scheduler.start();
+  int ends[2];
+  ASSERT_EQ(::pipe2(ends, O_CLOEXEC), 0);
+  const UniqueFd read_end(ends[0]);
+  const int capacity = ::fcntl(ends[0], F_GETPIPE_SZ);
+  ASSERT_GT(capacity, 0);
+  const std::string result(static_cast<std::size_t>(capacity) * 4, 'r');  // more than the pipe holds
+  SubmitRequest stuck;
+  stuck.owner = 1000;
+  stuck.audio = {"a.wav", file_with("a.wav", "audio")};
+  stuck.videos.push_back({"big.mp4", file_with("big.mp4", result)});
+  stuck.outputs.emplace_back(ends[1]);
+  stuck.output_names.emplace_back("a pipe");
+  const auto id = scheduler.submit(std::move(stuck)).id;
+  auto log = std::make_shared<EventLog>();
+  scheduler.watch(id, 1000, log);
+  LateReader reader([&] { return ::dup(read_end.get()); }, 10s);
+  executor_.release(1);
+  // The delivery has filled the pipe: its writer is blocked now.
+  int queued = 0;
+  for (int i = 0; i < 2000 && queued < capacity; ++i) {
+    std::this_thread::sleep_for(5ms);
+    ASSERT_EQ(::ioctl(read_end.get(), FIONREAD, &queued), 0);
+  }
+  ASSERT_EQ(queued, capacity) << "the delivery never filled the pipe";
+
+  EXPECT_LT(slowest_answer_ms(scheduler, id, 20), 100.0);
+  const auto other = scheduler.submit(request(1000, 1, {{"generator", "gpu_generator"}})).id;
+  executor_.release(1);
+  EXPECT_EQ(wait_finished(scheduler, other), "done");
+  EXPECT_EQ(protocol::to_string(scheduler.status(id, 1000).state), "running");  // still stuck meanwhile
+
+  reader.read_now();
+  EXPECT_EQ(reader.content().size(), result.size());
+  EXPECT_EQ(wait_finished(scheduler, id), "done");
+  EXPECT_TRUE(scheduler.status(id, 1000).items[0].delivered);
+  log->wait_for("done");
+}
+
+// A record save stuck in the state folder (a FIFO where the save's temp file goes: its open
+// blocks until someone reads) holds up neither status nor list; the job's watchers hear of it in
+// order, once the save is through.
+TEST_F(SchedulerTest, ARecordSaveThatBlocksStallsNoOtherClient) {
+  Scheduler scheduler(state_, {}, executor_);
+  scheduler.start();
+  const auto id = scheduler.submit(request(1000, 1)).id;
+  auto log = std::make_shared<EventLog>();
+  scheduler.watch(id, 1000, log);
+  executor_.wait_started(1);
+  const auto temp = state_ / "jobs" / (id + ".json.tmp");
+  ASSERT_EQ(::mkfifo(temp.c_str(), 0600), 0);
+  LateReader reader(
+      [&] {
+        // Moved aside before the blocked save goes on, so that the next save makes a plain file.
+        const auto aside = temp.string() + ".held";
+        std::filesystem::rename(temp, aside);
+        return ::open(aside.c_str(), O_RDONLY | O_CLOEXEC);
+      },
+      10s);
+  executor_.release(1);
+  log->wait_for("item_done");  // announced before the item's record save, which now blocks
+  bool item_done = false;
+  double slowest_poll_ms = 0;
+  for (int i = 0; i < 2000 && !item_done; ++i) {
+    const auto asked = std::chrono::steady_clock::now();
+    item_done = scheduler.status(id, 1000).items[0].state == protocol::ItemState::done;
+    slowest_poll_ms = std::max(slowest_poll_ms, std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - asked).count());
+    if (!item_done) std::this_thread::sleep_for(5ms);
+  }
+  ASSERT_TRUE(item_done);
+  EXPECT_LT(slowest_poll_ms, 100.0);
+
+  EXPECT_LT(slowest_answer_ms(scheduler, id, 20), 100.0);
+  // The save was stuck all along: the job could not finish behind it.
+  EXPECT_EQ(protocol::to_string(scheduler.status(id, 1000).state), "running");
+  const auto heard = log->names();
+  EXPECT_EQ(std::count(heard.begin(), heard.end(), "done"), 0);
+
+  EXPECT_NE(reader.content().find(id), std::string::npos);  // the record it was writing
+  EXPECT_EQ(wait_finished(scheduler, id), "done");
+  log->wait_for("done");
+  // The terminal record reached the disk (the failed save in between is forgotten).
+  for (int i = 0; i < 2000 && scheduler.storage_problem(); ++i) std::this_thread::sleep_for(5ms);
+  EXPECT_FALSE(scheduler.storage_problem());
+  std::ifstream record(state_ / "jobs" / (id + ".json"));
+  const auto saved = nlohmann::json::parse(record);
+  EXPECT_EQ(saved["state"], "done");
 }
 
 TEST_F(SchedulerTest, OtherUidsCannotSeeOrTouchAJob) {

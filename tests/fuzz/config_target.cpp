@@ -11,7 +11,7 @@ void config_input(Bytes input) {
   try {
     const config::DaemonConfig parsed = config::parse_config(text, "fuzz.yaml");
     // What the loader accepted must describe a daemon that can run.
-    if (parsed.scheduler.max_concurrent_jobs < 1) throw PropertyViolation("accepted max_concurrent_jobs < 1");
+    if (parsed.scheduler.max_concurrent_jobs < 0) throw PropertyViolation("accepted max_concurrent_jobs < 0 (0 is auto)");
     if (parsed.residency.models.empty()) throw PropertyViolation("accepted a config without models");
   } catch (const Error&) {
     // A clean rejection naming the key: what bad input should get.

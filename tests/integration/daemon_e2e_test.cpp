@@ -6,7 +6,9 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <fstream>
+#include <map>
 #include <random>
 #include <regex>
 #include <thread>
@@ -366,6 +368,113 @@ TEST_F(DaemonE2E, ASecondDaemonOnTheSameSocketRefusesToStart) {
   EXPECT_NE(second.exit_code, 0);
   EXPECT_NE(second.err.find("another heygemd is running"), std::string::npos) << second.err;
   EXPECT_EQ(ctl({"ping"}).exit_code, 0);
+}
+
+// The models' rows of `heygemctl --json models` as (name, device) -> state.
+std::map<std::pair<std::string, std::string>, std::string> replica_states(const nlohmann::json& models) {
+  std::map<std::pair<std::string, std::string>, std::string> states;
+  for (const auto& row : models["rows"]) states[{row["name"], row["device"]}] = row["state"];
+  return states;
+}
+
+TEST_F(DaemonE2E, TwoCpuReplicasAreWarmShownAndRunTwoJobsAtOnce) {
+  write_config("  device: [cpu:0, cpu:1]\n");
+  start_daemon();
+  // Both replicas of both default models are warm before the first job (preload per replica).
+  nlohmann::json models;
+  for (int i = 0; i < 600; ++i) {
+    models = nlohmann::json::parse(ctl({"--json", "models"}).out);
+    const auto states = replica_states(models);
+    if (std::all_of(states.begin(), states.end(), [](const auto& s) { return s.second == "warm"; })) break;
+    std::this_thread::sleep_for(100ms);
+  }
+  const auto states = replica_states(models);
+  const std::map<std::pair<std::string, std::string>, std::string> expected{
+      {{"wav2lip", "cpu"}, "warm"}, {{"wav2lip", "cpu:1"}, "warm"},
+      {{"retinaface", "cpu"}, "warm"}, {{"retinaface", "cpu:1"}, "warm"}};
+  EXPECT_EQ(states, expected) << models.dump(2);
+  const auto table = ctl({"models"});
+  ASSERT_EQ(table.exit_code, 0) << table.err;
+  EXPECT_NE(table.out.find("cpu:1"), std::string::npos) << table.out;
+  // auto is one job at a time per CPU replica; two replicas run two jobs at once.
+  EXPECT_NE(daemon_log().find("scheduler: cpu runs up to 1 job(s) at once"), std::string::npos) << daemon_log();
+  EXPECT_NE(daemon_log().find("scheduler: cpu:1 runs up to 1 job(s) at once"), std::string::npos) << daemon_log();
+
+  const auto first = submit_detached({inputs_.video, inputs_.other_video});
+  const auto second = submit_detached({inputs_.video, inputs_.other_video});
+  ASSERT_EQ(ctl({"wait", first}).exit_code, 0) << daemon_log();
+  ASSERT_EQ(ctl({"wait", second}).exit_code, 0) << daemon_log();
+  const auto a = status(first), b = status(second);
+  // The runs overlapped: each started before the other finished (one device would serialise them).
+  EXPECT_LT(a["started_at_ms"].get<std::int64_t>(), b["finished_at_ms"].get<std::int64_t>());
+  EXPECT_LT(b["started_at_ms"].get<std::int64_t>(), a["finished_at_ms"].get<std::int64_t>());
+  const auto log = daemon_log();
+  EXPECT_NE(log.find("started on cpu (attempt"), std::string::npos) << log;
+  EXPECT_NE(log.find("started on cpu:1 (attempt"), std::string::npos) << log;
+
+  // Unload and load act on every replica of the model.
+  ASSERT_EQ(ctl({"models", "unload", "retinaface"}).exit_code, 0);
+  auto after = replica_states(nlohmann::json::parse(ctl({"--json", "models"}).out));
+  EXPECT_EQ((after[{"retinaface", "cpu"}]), "unloaded");
+  EXPECT_EQ((after[{"retinaface", "cpu:1"}]), "unloaded");
+  EXPECT_EQ((after[{"wav2lip", "cpu:1"}]), "warm");
+  ASSERT_EQ(ctl({"models", "load", "retinaface"}).exit_code, 0);
+  after = replica_states(nlohmann::json::parse(ctl({"--json", "models"}).out));
+  EXPECT_EQ((after[{"retinaface", "cpu"}]), "warm");
+  EXPECT_EQ((after[{"retinaface", "cpu:1"}]), "warm");
+}
+
+TEST_F(DaemonE2E, KeepAliveExpiresEachReplicaOnItsOwn) {
+  write_config("  device: [cpu:0, cpu:1]\n"
+               "  entries:\n"
+               "    - name: wav2lip\n      kind: wav2lip\n      keep_alive: 1s\n"
+               "    - name: retinaface\n      kind: retinaface\n      weights: retinaface_mobilenet0.25.pth\n"
+               "      preload: false\n");
+  start_daemon();
+  // Both generator replicas were preloaded and expire after 1 s idle, each on its own device.
+  std::map<std::pair<std::string, std::string>, std::string> states;
+  for (int i = 0; i < 600; ++i) {
+    states = replica_states(nlohmann::json::parse(ctl({"--json", "models"}).out));
+    if (states[{"wav2lip", "cpu"}] == "unloaded" && states[{"wav2lip", "cpu:1"}] == "unloaded") break;
+    std::this_thread::sleep_for(100ms);
+  }
+  EXPECT_EQ((states[{"wav2lip", "cpu"}]), "unloaded") << daemon_log();
+  EXPECT_EQ((states[{"wav2lip", "cpu:1"}]), "unloaded") << daemon_log();
+  // Not preloaded: both of its replicas are listed, neither loaded.
+  EXPECT_EQ((states[{"retinaface", "cpu"}]), "unloaded");
+  EXPECT_EQ((states[{"retinaface", "cpu:1"}]), "unloaded");
+  EXPECT_EQ(states.size(), 4u);
+}
+
+TEST_F(DaemonE2E, AReloadThatMovesTheModelsToAnotherDeviceStillRunsJobs) {
+  write_config("  device: cpu\n");
+  start_daemon();
+  write_config("  device: cpu:1\n");
+  auto reload = ctl({"reload"});
+  for (int i = 0; i < 600 && reload.exit_code == 8; ++i) {  // refused while the start's preload runs
+    std::this_thread::sleep_for(100ms);
+    reload = ctl({"reload"});
+  }
+  ASSERT_EQ(reload.exit_code, 0) << reload.out << reload.err << daemon_log();
+  const auto models = nlohmann::json::parse(ctl({"--json", "models"}).out);
+  ASSERT_EQ(models["rows"].size(), 2u) << models.dump(2);
+  for (const auto& row : models["rows"]) EXPECT_EQ(row["device"], "cpu:1") << row.dump();
+  // The job slots are the start's (cpu); the job runs on the models' new replicas.
+  const auto job = submit_detached({inputs_.video});
+  EXPECT_EQ(ctl({"wait", job}).exit_code, 0) << daemon_log();
+  EXPECT_EQ(status(job)["state"], "done") << daemon_log();
+}
+
+TEST_F(DaemonE2E, DeviceAutoLogsOneLineSayingWhichAndWhy) {
+  start_daemon();
+  const auto log = daemon_log();
+  const std::string line = "models: device auto is cpu (this heygemd is a CPU-only build";
+  const auto at = log.find(line);
+  ASSERT_NE(at, std::string::npos) << log;
+  EXPECT_EQ(log.find(line, at + 1), std::string::npos) << "logged twice:\n" << log;
+  EXPECT_NE(log.find("used by wav2lip, retinaface", at), std::string::npos) << log;
+  const auto models = nlohmann::json::parse(ctl({"--json", "models"}).out);
+  for (const auto& row : models["rows"]) EXPECT_EQ(row["device"], "cpu") << row.dump();
 }
 
 }  // namespace

@@ -369,6 +369,94 @@ TEST_F(Residency, NanProducingModelIsMarkedUnhealthyAndRecovers) {
   EXPECT_EQ(row(*registry, "nan").state, "busy");
 }
 
+TEST_F(Residency, TwoCpuReplicasEachHoldTheirOwnWarmCopy) {
+  auto generator = untrained_generator_spec("wav2lip");
+  auto detector = detector_spec("retinaface", retinaface_weights(), true);
+  generator.devices = detector.devices = {"cpu:0", "cpu:1"};
+  auto registry = make_model_registry(config_of({generator, detector}));
+  EXPECT_EQ(registry->replicas("wav2lip", true), (std::vector<std::string>{"cpu", "cpu:1"}));
+  EXPECT_EQ(registry->replicas("", false), (std::vector<std::string>{"cpu", "cpu:1"}));
+  EXPECT_TRUE(registry->replicas("nothing", true).empty());
+  registry->start();
+
+  std::vector<std::pair<std::string, std::string>> rows;
+  for (const auto& status : registry->status()) {
+    rows.emplace_back(status.name, status.device);
+    EXPECT_EQ(status.state, "warm") << status.name << " on " << status.device;
+  }
+  const std::vector<std::pair<std::string, std::string>> expected{
+      {"wav2lip", "cpu"}, {"wav2lip", "cpu:1"}, {"retinaface", "cpu"}, {"retinaface", "cpu:1"}};
+  EXPECT_EQ(rows, expected);
+
+  // Each replica is its own model object; leasing one leaves the other idle.
+  auto on_first = registry->acquire_generator("wav2lip", "cpu", {});
+  auto on_second = registry->acquire_generator("wav2lip", "cpu:1", {});
+  ASSERT_TRUE(on_first->generator() && on_second->generator());
+  EXPECT_NE(on_first->generator(), on_second->generator());
+  EXPECT_THROW(registry->acquire_generator("wav2lip", "cpu:2", {}), Error);  // no replica there
+  on_first.reset();
+  on_second.reset();
+  // Unload and load act on every replica of the model.
+  EXPECT_EQ(registry->unload("wav2lip"), 2u);
+  for (const auto& status : registry->status())
+    EXPECT_EQ(status.state, status.name == "wav2lip" ? "unloaded" : "warm") << status.name << " on " << status.device;
+  registry->load("wav2lip");
+  for (const auto& status : registry->status()) EXPECT_EQ(status.state, "warm") << status.name << " on " << status.device;
+}
+
+TEST_F(Residency, ReloadAddsAndRemovesReplicasAndKeepsTheUnchangedOneServing) {
+  auto generator = untrained_generator_spec("wav2lip");
+  generator.devices = {"cpu"};
+  auto registry = make_model_registry(config_of({generator}));
+  registry->start();
+  auto kept = registry->acquire_generator("wav2lip", "cpu", {});
+  const auto* kept_generator = kept->generator();
+  kept.reset();
+
+  auto two = generator;
+  two.devices = {"cpu", "cpu:1"};
+  registry->reload(config_of({two}));
+  EXPECT_EQ(registry->replicas("wav2lip", true), (std::vector<std::string>{"cpu", "cpu:1"}));
+  std::vector<std::string> devices;
+  for (const auto& status : registry->status()) {
+    devices.push_back(status.device);
+    EXPECT_EQ(status.state, "warm") << status.device;  // the new replica is preloaded by the reload
+  }
+  EXPECT_EQ(devices, (std::vector<std::string>{"cpu", "cpu:1"}));
+  EXPECT_EQ(registry->acquire_generator("wav2lip", "cpu", {})->generator(), kept_generator)
+      << "the unchanged replica was reloaded";
+
+  auto other = generator;
+  other.devices = {"cpu:1"};
+  registry->reload(config_of({other}));
+  EXPECT_EQ(registry->replicas("wav2lip", true), std::vector<std::string>{"cpu:1"});
+  ASSERT_EQ(registry->status().size(), 1u);
+  EXPECT_EQ(registry->status()[0].device, "cpu:1");
+  EXPECT_THROW(registry->acquire_generator("wav2lip", "cpu", {}), Error);
+}
+
+TEST_F(Residency, ACudaDeviceOnACpuOnlyBuildNamesTheGpuBuildAndTheLine) {
+  if (at::hasCUDA()) GTEST_SKIP() << "this build has CUDA";
+  auto generator = untrained_generator_spec("wav2lip");
+  generator.devices = {"cpu", "cuda:1"};
+  generator.origin = "heygemd.yaml: line 7: models.entries[0]";
+  auto config = config_of({generator});
+  try {
+    validate_config(config);
+    FAIL() << "a CPU-only build accepted cuda:1";
+  } catch (const Error& error) {
+    const std::string message = error.what();
+    EXPECT_NE(message.find("heygemd.yaml: line 7"), std::string::npos) << message;
+    EXPECT_NE(message.find("scripts/setup.sh --gpu"), std::string::npos) << message;
+  }
+  generator.devices = {"all"};
+  EXPECT_EQ(replica_devices(generator), std::vector<std::string>{"cpu"});
+  generator.devices = {"auto"};
+  EXPECT_EQ(replica_devices(generator), std::vector<std::string>{"cpu"});
+  EXPECT_EQ(auto_device().device, "cpu");
+  EXPECT_NE(auto_device().reason.find("CPU-only build"), std::string::npos) << auto_device().reason;
+}
+
 TEST_F(Residency, BadNamesKindsAndUnloadRequestsAreRefusedWithReasons) {
   auto config = config_of({detector_spec("retinaface", retinaface_weights(), true)});
   auto registry = make_model_registry(config);
