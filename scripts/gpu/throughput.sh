@@ -74,12 +74,13 @@ crf=$(sed -n '/struct EncodeOptions/,/};/s/^ *int crf = \([0-9]*\);.*/\1/p' daem
 preset=$(sed -n '/struct EncodeOptions/,/};/s/^ *std::string preset = "\([a-z]*\)";.*/\1/p' daemon/pipeline/item_options.hpp)
 
 floor() {  # N: N re-encodes at once, wall seconds
-  local n=$1 i start
+  local n=$1 i start pids=()
   start=$(now)
   for ((i = 0; i < n; i++)); do
     ffmpeg -hide_banner -loglevel error -y -i "$clip" -c:v libx264 -preset "$preset" -crf "$crf" -c:a aac "$work/floor$i.mp4" &
+    pids+=($!)
   done
-  wait
+  wait "${pids[@]}"  # not the GPU sampler
   elapsed "$start" "$(now)"
 }
 
@@ -130,9 +131,8 @@ concurrent() {  # MODE N -> wall seconds; outputs in $work/out-MODE-i.mp4
     pids+=($!)
   done
   for i in "${pids[@]}"; do wait "$i" || failed=$((failed + 1)); done
-  CONCURRENT_END=$(now)
   ((failed == 0)) || { echo "$failed of $n jobs failed: $(cat "$work"/err-"$mode"-* | head -5)" >&2; }
-  elapsed "$start" "$CONCURRENT_END"
+  elapsed "$start" "$(now)"
 }
 
 for set in $gpu_sets; do
@@ -154,7 +154,8 @@ for set in $gpu_sets; do
     record "alone_${mode}_s[gpus=$set]" "$(elapsed "$t0" "$t1")" "one job alone; $(gpu_window "$t0" "$t1")"
     t0=$(now)
     wall=$(concurrent "$mode" "$n")
-    record "concurrent_${mode}_${n}_s[gpus=$set]" "$wall" "$(gpu_window "$t0" "$CONCURRENT_END")"
+    t1=$(now)
+    record "concurrent_${mode}_${n}_s[gpus=$set]" "$wall" "$(gpu_window "$t0" "$t1")"
     record "concurrent_${mode}_over_floor[gpus=$set]" "$(awk -v a="$wall" -v b="$floor_n" 'BEGIN { printf "%.3f", a / b }')" \
       "goal <= 1.05 (issue 15)"
     record "jobs_per_hour_${mode}[gpus=$set]" "$(awk -v a="$wall" -v n="$n" 'BEGIN { printf "%.0f", n * 3600 / a }')"
