@@ -86,7 +86,7 @@ floor() {  # N: N re-encodes at once, wall seconds
 
 start_daemon() {  # VISIBLE_GPUS
   local visible=$1 slots_line=""
-  [[ -n ${SLOTS:-} ]] && slots_line="jobs: {max_concurrent_jobs: $SLOTS}"
+  [[ -n ${SLOTS:-} ]] && slots_line="scheduler: {max_concurrent_jobs: $SLOTS}"
   cat >"$work/heygemd.yaml" <<EOF
 socket: {path: "$work/heygemd.sock"}
 state_dir: "$work/state"
