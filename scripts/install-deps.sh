@@ -8,6 +8,7 @@ packages=(
   libyaml-cpp-dev libspdlog-dev libsystemd-dev systemd libboost-dev nlohmann-json3-dev libcli11-dev
   libgtest-dev groff-base mandoc clang
   libfuse3-dev fuse3
+  libhiredis-dev redis-server
 )
 missing=()
 for p in "${packages[@]}"; do
