@@ -200,7 +200,7 @@ nlohmann::json ClusterClient::summary() {
   nlohmann::json out{{"type", "cluster"}, {"stream", n.stream}, {"group", n.group}, {"dead_letter_stream", n.dead_letter}};
   out["entries"] = command({"XLEN", n.stream}).as_integer();
   out["dead_letters"] = command({"XLEN", n.dead_letter}).as_integer();
-  out["lag"] = 0;
+  out["lag"] = out["entries"];  // no group yet: every entry waits
   out["pending"] = 0;
   try {
     for (const auto& group : command({"XINFO", "GROUPS", n.stream}).elements) {
