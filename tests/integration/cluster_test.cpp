@@ -145,8 +145,10 @@ class Cluster : public ::testing::Test {
   }
 
   // Until every named worker beats as "serving" (its models are loaded and it reads the stream).
+  // Three boxes warming their generator on two busy cores take minutes.
   void wait_serving(const std::set<std::string>& names) {
-    for (int i = 0; i < 1200; ++i) {
+    const auto until = std::chrono::steady_clock::now() + 900s;
+    while (std::chrono::steady_clock::now() < until) {
       const auto result = ctl({"--json", "workers"});
       if (result.exit_code == 0) {
         std::set<std::string> serving;
@@ -155,7 +157,7 @@ class Cluster : public ::testing::Test {
         if (std::includes(serving.begin(), serving.end(), names.begin(), names.end())) return;
       }
       for (const auto& name : names) ASSERT_TRUE(workers_.at(name)->running()) << logs();
-      std::this_thread::sleep_for(100ms);
+      std::this_thread::sleep_for(250ms);
     }
     FAIL() << "workers not serving\n" << logs();
   }
