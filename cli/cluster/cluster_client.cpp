@@ -216,7 +216,7 @@ nlohmann::json ClusterClient::summary() {
   const auto workers_list = workers();
   out["workers"] = workers_list;
   std::size_t serving = 0;
-  for (const auto& worker : workers_list) serving += worker.value("state", "") == "serving";
+  for (const auto& worker : workers_list) serving += worker.value("state", std::string()) == "serving";
   out["workers_serving"] = serving;
   return out;
 }

@@ -171,9 +171,9 @@ std::string workers_table(const nlohmann::json& workers) {
     std::string running;
     for (const auto& id : worker["running"]) running += (running.empty() ? "" : ",") + id.get<std::string>();
     const auto seen = worker.value("seen_ms", static_cast<long long>(-1));
-    rows.push_back({worker.value("consumer", "?"), worker.value("state", "?") + (seen > 0 ? " (" + age(now - seen) + " ago)" : ""),
+    rows.push_back({worker.value("consumer", std::string("?")), worker.value("state", std::string("?")) + (seen > 0 ? " (" + age(now - seen) + " ago)" : ""),
                     running.empty() ? "-" : running, std::to_string(worker.value("pending", 0LL)),
-                    age(worker.value("idle_ms", -1LL)), std::to_string(worker.value("slots", 0)), worker.value("host", "-")});
+                    age(worker.value("idle_ms", -1LL)), std::to_string(worker.value("slots", 0)), worker.value("host", std::string("-"))});
   }
   return render::format_table(rows);
 }

@@ -153,7 +153,7 @@ class Cluster : public ::testing::Test {
       if (result.exit_code == 0) {
         std::set<std::string> serving;
         for (const auto& worker : nlohmann::json::parse(result.out)["workers"])
-          if (worker.value("state", "") == "serving") serving.insert(worker["consumer"].get<std::string>());
+          if (worker.value("state", std::string()) == "serving") serving.insert(worker["consumer"].get<std::string>());
         if (std::includes(serving.begin(), serving.end(), names.begin(), names.end())) return;
       }
       for (const auto& name : names) ASSERT_TRUE(workers_.at(name)->running()) << logs();
