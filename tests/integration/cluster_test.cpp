@@ -152,7 +152,8 @@ class Cluster : public ::testing::Test {
       const auto result = ctl({"--json", "workers"});
       if (result.exit_code == 0) {
         std::set<std::string> serving;
-        for (const auto& worker : nlohmann::json::parse(result.out)["workers"])
+        const auto listed = nlohmann::json::parse(result.out);
+        for (const auto& worker : listed["workers"])
           if (worker.value("state", std::string()) == "serving") serving.insert(worker["consumer"].get<std::string>());
         if (std::includes(serving.begin(), serving.end(), names.begin(), names.end())) return;
       }
