@@ -8,6 +8,9 @@ find_package(yaml-cpp REQUIRED)
 find_package(Boost REQUIRED)
 find_package(CLI11 QUIET)
 
+# Cluster mode (issue 18): Redis Streams through hiredis (Debian libhiredis-dev).
+pkg_check_modules(HIREDIS REQUIRED IMPORTED_TARGET hiredis)
+
 pkg_check_modules(FFMPEG REQUIRED IMPORTED_TARGET
   libavformat libavcodec libavutil libswscale libswresample)
 

@@ -3,15 +3,15 @@
 # `source completion/heygemctl.bash` works from the source tree too.
 # tests/docs checks that it offers every command, option and choice of `heygemctl --help`.
 
-_heygemctl_commands="submit status list watch wait cancel fetch logs models ping version reload"
-_heygemctl_global_options="-h --help --version --socket --json -q --quiet --timeout"
+_heygemctl_commands="submit status list watch wait cancel fetch logs models ping version reload workers"
+_heygemctl_global_options="-h --help --version --socket --cluster --json -q --quiet --timeout"
 
 # The options of one command (besides the global ones, which may follow it too).
 _heygemctl_command_options() {
   case $1 in
     submit)
       echo "-a --audio -o --output -d --detach -f --force --blend --strict --loop --fps --box" \
-           "--nosmooth --generator --detector --crf --lossless --preset --no-avatar-cache --no-silence-gate --enhance --no-enhance" ;;
+           "--nosmooth --generator --detector --crf --lossless --preset --no-avatar-cache --no-silence-gate --enhance --no-enhance --inline" ;;
     list) echo "-a --all" ;;
     fetch) echo "-o --output -f --force" ;;
   esac
@@ -51,7 +51,7 @@ _heygemctl_option_value() {
     --preset)
       _heygemctl_reply_words "ultrafast superfast veryfast faster fast medium slow slower veryslow" "$cur" ;;
     --generator | --detector) _heygemctl_reply_words "$(_heygemctl_query models)" "$cur" ;;
-    --fps | --box | --crf | --timeout) COMPREPLY=() ;;  # numbers: nothing to offer
+    --fps | --box | --crf | --timeout | --cluster) COMPREPLY=() ;;  # numbers, URLs: nothing to offer
     *) return 1 ;;
   esac
   return 0
@@ -68,7 +68,7 @@ _heygemctl() {
     word=${COMP_WORDS[i]}
     case $word in
       --socket) _heygemctl_socket=${COMP_WORDS[i + 1]}; ((i++)) ;;
-      --timeout) ((i++)) ;;
+      --timeout | --cluster) ((i++)) ;;
       --socket=*) _heygemctl_socket=${word#--socket=} ;;
       -a) [[ $command == submit ]] && ((i++)) ;;
       --audio | -o | --output | --blend | --loop | --fps | --box | --generator | --detector | --crf | --preset)

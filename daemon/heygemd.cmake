@@ -7,7 +7,7 @@ add_library(heygemd_config STATIC ${HEYGEMD_DIR}/config/config.cpp)
 heygem_target_defaults(heygemd_config)
 # Only the residency header's plain structs are used (no torch code); its includes need torch's.
 target_include_directories(heygemd_config SYSTEM PUBLIC ${TORCH_INCLUDE_DIRS})
-target_link_libraries(heygemd_config PUBLIC heygem_common PRIVATE ${HEYGEM_YAML_TARGET})
+target_link_libraries(heygemd_config PUBLIC heygem_common PRIVATE heygem_cluster_wire ${HEYGEM_YAML_TARGET})
 
 add_library(heygemd_jobs STATIC
   ${HEYGEMD_DIR}/jobs/job.cpp ${HEYGEMD_DIR}/jobs/store.cpp ${HEYGEMD_DIR}/jobs/spool.cpp
@@ -27,7 +27,7 @@ target_link_libraries(heygemd_executor PUBLIC heygemd_jobs heygem_pipeline heyge
 
 add_library(heygemd_app STATIC ${HEYGEMD_DIR}/app/daemon.cpp ${HEYGEMD_DIR}/app/build_info.cpp)
 heygem_target_defaults(heygemd_app)
-target_link_libraries(heygemd_app PUBLIC heygemd_config heygemd_server heygemd_executor heygem_system
+target_link_libraries(heygemd_app PUBLIC heygemd_config heygemd_server heygemd_executor heygemd_cluster heygem_system
                       PRIVATE ${HEYGEM_YAML_TARGET})
 
 add_executable(heygemd ${HEYGEMD_DIR}/app/main.cpp)

@@ -23,7 +23,11 @@ constexpr const char* kEnvironment =
     "ENVIRONMENT:\n"
     "  HEYGEM_SOCKET    the daemon's socket when --socket is not given\n"
     "  XDG_RUNTIME_DIR  a user's default socket is $XDG_RUNTIME_DIR/heygem/heygemd.sock; without it, and for\n"
-    "                   root, /run/heygem/heygemd.sock (the system service, also tried when no user daemon runs)\n";
+    "                   root, /run/heygem/heygemd.sock (the system service, also tried when no user daemon runs)\n"
+    "  HEYGEM_CLUSTER   a cluster's Redis (redis://HOST[:PORT]) when neither --cluster nor --socket is given\n"
+    "  HEYGEM_REDIS_PASSWORD_FILE  a file holding the cluster's Redis password (the user goes in the URL)\n"
+    "  HEYGEM_CLUSTER_STREAM, HEYGEM_CLUSTER_GROUP, HEYGEM_CLUSTER_DEAD_LETTER  the cluster's names when not\n"
+    "                   heygem:jobs, heygem, heygem:dead (as the workers' cluster: section)\n";
 
 constexpr const char* kSubmitFooter =
     "OUTPUT: with one video, -o names the output file or a folder; with several, a folder. A path ending in\n"
@@ -32,6 +36,8 @@ constexpr const char* kSubmitFooter =
     "one of the inputs is always refused. An output appears only complete: a job that fails or is\n"
     "cancelled, or a daemon or heygemctl that dies, leaves nothing at the path (with --force, the old file).\n"
     "With --detach the results stay in the daemon's spool for `heygemctl fetch` (-o is refused).\n"
+    "With --cluster the paths name files on the storage every worker mounts (under its cluster.media_roots);\n"
+    "a worker writes each output there, complete or not at all, and -o also works with --detach.\n"
     "Without --detach, submit waits for the job and exits 0 (done), 1 (failed) or 4 (cancelled).";
 
 // Options bound as plain values while parsing, turned into protocol options afterwards.
@@ -71,6 +77,9 @@ struct Parser {
     app.footer(std::string(kEnvironment) + "\n" + exit_codes_help());
     app.get_formatter()->column_width(34);
     app.add_option("--socket", invocation.global.socket, "the daemon's Unix socket (default: see ENVIRONMENT)");
+    app.add_option("--cluster", invocation.global.cluster,
+                   "work on the Redis Streams cluster at URL (redis://[USER@]HOST[:PORT] or unix:/PATH) instead of "
+                   "a local heygemd: submit, watch, wait, list, cancel, fetch, status, workers (docs/cluster.md)");
     app.add_flag("--json", invocation.global.json, "machine output: NDJSON messages of the protocol on stdout");
     app.add_flag("-q,--quiet", invocation.global.quiet, "print nothing but errors (on stderr)");
     app.add_option("--timeout", invocation.global.timeout_s,
@@ -107,6 +116,7 @@ struct Parser {
     command(Command::ping, "ping", "check that the daemon answers");
     command(Command::version, "version", "print the versions of heygemctl, heygemd and the protocol");
     command(Command::reload, "reload", "make the daemon re-read its configuration and reload changed models");
+    command(Command::workers, "workers", "with --cluster: the cluster's workers, their state and running jobs");
   }
 
   void add_submit() {
@@ -117,6 +127,9 @@ struct Parser {
     sub->add_option("-o,--output", s.output, "output file (one video) or folder (see OUTPUT)");
     sub->add_flag("-d,--detach", s.detach, "return after submitting and print the job id (results: fetch)");
     sub->add_flag("-f,--force", s.force, "replace existing output files (once the new one is complete)");
+    sub->add_flag("--inline", s.inline_inputs,
+                  "with --cluster: carry the inputs inside Redis (at most 16 MiB each) instead of naming their paths "
+                  "on the shared storage");
     sub->add_option("--blend", raw.blend, "paste the mouth with a soft mask or the reference's hard box (feather)")
         ->check(CLI::IsMember({"feather", "hard"}));
     sub->add_flag("--strict", raw.strict, "fail at the first frame without a face instead of passing it through");
@@ -195,7 +208,7 @@ struct Parser {
 std::optional<std::string> unknown_command(const Parser& parser, int argc, const char* const* argv) {
   for (int i = 1; i < argc; ++i) {
     const std::string_view word = argv[i];
-    if (word == "--socket" || word == "--timeout") {
+    if (word == "--socket" || word == "--timeout" || word == "--cluster") {
       ++i;  // its value
       continue;
     }

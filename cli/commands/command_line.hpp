@@ -9,10 +9,11 @@
 
 namespace heygem::cli {
 
-enum class Command { submit, status, list, watch, wait, cancel, fetch, logs, models, ping, version, reload };
+enum class Command { submit, status, list, watch, wait, cancel, fetch, logs, models, ping, version, reload, workers };
 
 struct GlobalOptions {
   std::string socket;  // --socket, "" = HEYGEM_SOCKET or the default
+  std::string cluster;  // --cluster redis://HOST[:PORT] (or $HEYGEM_CLUSTER): a Redis Streams cluster, not a daemon
   bool json = false;
   bool quiet = false;
   double timeout_s = 0;  // --timeout: give up when heygemd does not answer a request in this long (0 = never)
@@ -24,6 +25,7 @@ struct SubmitArgs {
   std::string output;  // -o FILE|DIR, "" = none
   bool detach = false;
   bool force = false;
+  bool inline_inputs = false;  // --inline (cluster): the inputs travel inside Redis, not as paths
   protocol::SubmitOptions options;
 };
 

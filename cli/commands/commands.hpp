@@ -51,6 +51,8 @@ int run_models(const Invocation& invocation, Io& io);
 int run_ping(const Invocation& invocation, Io& io);
 int run_version(const Invocation& invocation, Io& io);
 int run_reload(const Invocation& invocation, Io& io);
+// Every command against a Redis Streams cluster (--cluster, $HEYGEM_CLUSTER): cli/cluster.
+int execute_cluster(const Invocation& invocation, Io& io);
 
 // Shared by the commands.
 Client connect_client(const Invocation& invocation, const Io& io);

@@ -1,5 +1,6 @@
 #include "cli/commands/commands.hpp"
 
+#include <cstdlib>
 #include <ostream>
 
 #include "cli/lib/cli_error.hpp"
@@ -12,7 +13,10 @@ int run(int argc, const char* const* argv, Io& io) {
   const ParseResult parsed = parse_command_line(argc, argv, io.out, io.err);
   if (const int* code = std::get_if<int>(&parsed)) return *code;
   try {
-    return execute(std::get<Invocation>(parsed), io);
+    auto invocation = std::get<Invocation>(parsed);
+    if (invocation.global.cluster.empty() && invocation.global.socket.empty())
+      if (const char* cluster = std::getenv("HEYGEM_CLUSTER"); cluster && *cluster) invocation.global.cluster = cluster;
+    return execute(invocation, io);
   } catch (const CliError& error) {
     io.err << "heygemctl: " << render::printable(error.what()) << '\n';
     return to_int(error.exit_code());
@@ -26,7 +30,9 @@ int run(int argc, const char* const* argv, Io& io) {
 }
 
 int execute(const Invocation& invocation, Io& io) {
+  if (!invocation.global.cluster.empty()) return execute_cluster(invocation, io);
   switch (invocation.command) {
+    case Command::workers: throw CliError(ExitCode::usage, "workers: only with --cluster URL (or $HEYGEM_CLUSTER)");
     case Command::submit: return run_submit(invocation, io);
     case Command::status: return run_status(invocation, io);
     case Command::list: return run_list(invocation, io);

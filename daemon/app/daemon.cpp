@@ -22,6 +22,7 @@
 #include "common/errors.hpp"
 #include "common/socket_path.hpp"
 #include "common/version.hpp"
+#include "daemon/cluster/cluster_worker.hpp"
 #include "daemon/jobs/item_executor.hpp"
 #include "daemon/jobs/scheduler.hpp"
 #include "daemon/jobs/store.hpp"
@@ -189,7 +190,7 @@ class Daemon : public server::DaemonServices {
       for (const auto& note : fresh.notes) spdlog::info("config: {}", note);
       const auto message = "reloaded " + (options_.config_file ? options_.config_file->string() : std::string("the embedded defaults")) +
                            ": " + std::to_string(fresh.residency.models.size()) + " model(s) configured" +
-                           " (socket, state_dir, scheduler, retention and avatar_cache changes need a restart)";
+                           " (socket, state_dir, scheduler, retention, avatar_cache and cluster changes need a restart)";
       spdlog::info("{}", message);
       notifier_.ready(status_line());
       return message;
@@ -245,6 +246,7 @@ class Daemon : public server::DaemonServices {
   std::unique_ptr<residency::ModelRegistry> registry_;
   std::unique_ptr<jobs::ItemExecutor> executor_;
   std::unique_ptr<jobs::Scheduler> scheduler_;
+  std::unique_ptr<cluster::ClusterWorker> cluster_;  // set in cluster mode
   std::unique_ptr<server::Dispatcher> dispatcher_;
   std::unique_ptr<server::Server> server_;
   std::optional<boost::asio::signal_set> reload_signal_;  // SIGHUP, from the first moment of run()
@@ -358,7 +360,9 @@ void Daemon::begin_shutdown(const char* why) {
   if (signals_) signals_->cancel();
   if (reload_signal_) reload_signal_->cancel();
   boost::asio::post(background_, [this] {
+    if (cluster_) cluster_->hand_back();  // at once: another worker reruns them
     scheduler_->shutdown(config_.scheduler.shutdown_timeout);
+    if (cluster_) cluster_->stop();
     boost::asio::post(io_, [this] {
       server_->stop_all();
       io_.stop();
@@ -397,11 +401,22 @@ int Daemon::run() {
   std::string preloads;  // "wav2lip,retinaface": a queued job's progress says it waits for them
   for (const auto& spec : config_.residency.models)
     if (spec.preload) preloads += (preloads.empty() ? "" : ",") + spec.name;
+  // In cluster mode nothing may start before the local copies of cluster jobs from before a crash
+  // are cancelled (their entries are taken again from the stream).
+  const bool hold_for_cluster = preloads.empty() && config_.cluster.enabled();
   if (!preloads.empty()) scheduler_->hold(preloads);
+  else if (hold_for_cluster) scheduler_->hold("cluster recovery");
   const auto recovered = scheduler_->start();
   spdlog::info("job store {}: {} queued ({} interrupted and requeued), {} finished, {} quarantined, {} orphan spool folder(s) removed",
                config_.state_dir.string(), recovered.queued, recovered.requeued, recovered.finished,
                recovered.quarantined, recovered.orphans_removed);
+  if (config_.cluster.enabled()) {
+    cluster_ = std::make_unique<cluster::ClusterWorker>(
+        config_.cluster, *scheduler_, [this](const protocol::SubmitOptions& options) { return validate_options(options); },
+        config_.state_dir);
+    cluster_->recover_local_jobs();
+    if (hold_for_cluster) scheduler_->release();
+  }
 
   // The socket answers from here on: ping says "loading models (k/n)", submit queues.
   dispatcher_ = std::make_unique<server::Dispatcher>(*scheduler_, *this, server::DispatchLimits{config_.limits.max_items});
@@ -427,6 +442,7 @@ int Daemon::run() {
   background_.join();
   dispatcher_.reset();  // waits for replies in flight
   server_.reset();
+  cluster_.reset();
   scheduler_.reset();
   registry_->stop();
   spdlog::info("heygemd stopped");
@@ -461,6 +477,7 @@ void Daemon::on_models_loaded(std::exception_ptr failure, double seconds) {
   spdlog::info("models ready in {:.2f} s", seconds);
   ready_ = true;
   scheduler_->release();
+  if (cluster_) cluster_->start();
   notifier_.ready(status_line());
   spdlog::info("heygemd {} ready: {}", heygem_version(), status_line());
   if (reload_when_ready_) {

@@ -14,6 +14,7 @@
 #include <set>
 #include <sstream>
 
+#include "common/cluster/redis_connection.hpp"
 #include "common/errors.hpp"
 #include "common/socket_path.hpp"
 
@@ -48,6 +49,20 @@ limits:
 avatar_cache:
   directory: ""             # "" = $CACHE_DIRECTORY/avatar-cache (systemd), else <state_dir>/avatar-cache
   max_bytes: 64M            # face boxes of videos seen before; least recently used go first; 0 = off
+cluster:                    # Redis Streams cluster mode (docs/cluster.md); off while address is ""
+  address: ""               # redis://HOST[:PORT] or unix:/PATH
+  user: ""                  # Redis ACL user; "" = the default user
+  password_file: ""         # a file whose first line is the password (never the password here)
+  stream: "heygem:jobs"     # jobs stream; per-job keys are <stream>:job:<id>
+  group: heygem             # consumer group of the workers
+  dead_letter_stream: "heygem:dead"
+  consumer: ""              # this worker's name in the group; "" = the host name
+  claim_idle: 60s           # a worker silent this long loses its jobs to another (XAUTOCLAIM)
+  max_attempts: 3           # runs per job, then the dead-letter stream with the last error
+  media_roots: []           # folders every box mounts; inputs and outputs must lie under one
+  max_inline_bytes: 16M     # bound of an input carried inline in Redis
+  events_maxlen: 1000       # entries kept per job's events stream
+  retention: 7d             # finished jobs' keys expire after this
 logging:
   level: info               # trace, debug, info, warn, error, critical, off
 models:
@@ -313,6 +328,72 @@ void apply_models(const Reader& r, const YAML::Node& node, DaemonConfig& config,
                  });
 }
 
+// A Redis key or group name: printable, no spaces (it goes into commands and logs as it is).
+std::string redis_name(const Reader& r, const YAML::Node& node, const std::string& key) {
+  const auto text = r.scalar(node, key);
+  if (text.empty() || text.size() > 200 ||
+      !std::all_of(text.begin(), text.end(), [](unsigned char c) { return c > 32 && c < 127; }))
+    r.fail(node, key, "expected 1..200 printable characters without spaces, got \"" + text + "\"");
+  return text;
+}
+
+void apply_cluster(const Reader& r, const YAML::Node& node, cluster::ClusterConfig& cluster) {
+  if (node.IsMap() && node["password"])
+    r.fail(node["password"], "cluster.password", "the password never goes into the YAML: name a file holding it in cluster.password_file");
+  r.for_each_key(node, "cluster",
+                 {"address", "user", "password_file", "stream", "group", "dead_letter_stream", "consumer", "claim_idle",
+                  "max_attempts", "media_roots", "max_inline_bytes", "events_maxlen", "retention"},
+                 [&](const std::string& key, const YAML::Node& value) {
+                   if (key == "cluster.address") {
+                     cluster.address = r.scalar(value, key);
+                     if (!cluster.address.empty()) {
+                       try {
+                         (void)cluster::parse_redis_address(cluster.address);
+                       } catch (const Error& e) {
+                         r.fail(value, key, e.what());
+                       }
+                     }
+                   } else if (key == "cluster.user") {
+                     cluster.user = r.scalar(value, key);
+                   } else if (key == "cluster.password_file") {
+                     cluster.password_file = r.scalar(value, key);
+                   } else if (key == "cluster.stream") {
+                     cluster.stream = redis_name(r, value, key);
+                   } else if (key == "cluster.group") {
+                     cluster.group = redis_name(r, value, key);
+                   } else if (key == "cluster.dead_letter_stream") {
+                     cluster.dead_letter_stream = redis_name(r, value, key);
+                   } else if (key == "cluster.consumer") {
+                     cluster.consumer = r.scalar(value, key);
+                     if (!cluster.consumer.empty()) cluster.consumer = redis_name(r, value, key);
+                   } else if (key == "cluster.claim_idle") {
+                     cluster.claim_idle = r.duration(value, key);
+                     if (cluster.claim_idle < std::chrono::milliseconds(500)) r.fail(value, key, "must be at least 500ms");
+                   } else if (key == "cluster.max_attempts") {
+                     cluster.max_attempts = static_cast<int>(r.integer(value, key, 1, 100));
+                   } else if (key == "cluster.media_roots") {
+                     if (!value.IsSequence()) r.fail(value, key, "expected a list of absolute folders");
+                     cluster.media_roots.clear();
+                     for (std::size_t i = 0; i < value.size(); ++i) {
+                       const auto item = key + "[" + std::to_string(i) + "]";
+                       const std::filesystem::path root = r.scalar(value[i], item);
+                       if (!root.is_absolute()) r.fail(value[i], item, "expected an absolute folder, got \"" + root.string() + "\"");
+                       cluster.media_roots.push_back(root.lexically_normal());
+                     }
+                   } else if (key == "cluster.max_inline_bytes") {
+                     cluster.max_inline_bytes = r.bytes(value, key);
+                     if (cluster.max_inline_bytes > (512ULL << 20)) r.fail(value, key, "at most 512M (Redis' string limit)");
+                   } else if (key == "cluster.events_maxlen") {
+                     cluster.events_maxlen = static_cast<int>(r.integer(value, key, 10, 1000000));
+                   } else if (key == "cluster.retention") {
+                     cluster.retention = r.duration(value, key);
+                     if (cluster.retention < std::chrono::seconds(1)) r.fail(value, key, "must be at least 1s");
+                   }
+                 });
+  if (cluster.enabled() && cluster.media_roots.empty() && node.IsMap())
+    r.fail(node, "cluster.media_roots", "at least one folder is needed when cluster.address is set");
+}
+
 void check_model_reference(const DaemonConfig& config, const NameRef& ref, residency::ModelRole role) {
   if (ref.value.empty()) return;  // none: jobs must name one (or, for the detector, give --box)
   const Reader& r = *ref.reader;
@@ -330,7 +411,7 @@ void check_model_reference(const DaemonConfig& config, const NameRef& ref, resid
 }
 
 void apply(const Reader& r, const YAML::Node& root, DaemonConfig& config, ModelsSection& models) {
-  r.for_each_key(root, "", {"socket", "state_dir", "scheduler", "retention", "limits", "avatar_cache", "logging", "models"},
+  r.for_each_key(root, "", {"socket", "state_dir", "scheduler", "retention", "limits", "avatar_cache", "cluster", "logging", "models"},
                  [&](const std::string& key, const YAML::Node& value) {
                    if (key == "socket") {
                      r.for_each_key(value, key, {"path", "mode", "group"}, [&](const std::string& k, const YAML::Node& v) {
@@ -412,6 +493,8 @@ void apply(const Reader& r, const YAML::Node& root, DaemonConfig& config, Models
                        else
                          config.avatar_cache.max_bytes = r.bytes(v, k);
                      });
+                   } else if (key == "cluster") {
+                     apply_cluster(r, value, config.cluster);
                    } else if (key == "logging") {
                      r.for_each_key(value, key, {"level"}, [&](const std::string& k, const YAML::Node& v) {
                        static const std::set<std::string> levels{"trace", "debug", "info", "warn", "error", "critical", "off"};

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "daemon/cluster/cluster_config.hpp"
 #include "daemon/residency/model_registry.hpp"
 
 namespace heygem::config {
@@ -63,6 +64,7 @@ struct DaemonConfig {
   RetentionConfig retention;
   LimitsConfig limits;
   AvatarCacheConfig avatar_cache;
+  cluster::ClusterConfig cluster;
   LoggingConfig logging;
   std::filesystem::path models_directory;  // relative weights paths resolve here
   residency::ResidencyConfig residency;

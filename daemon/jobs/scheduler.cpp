@@ -602,7 +602,7 @@ std::string Scheduler::read_log(const std::string& id, uid_t uid) const {
 
 Scheduler::Counts Scheduler::counts() const {
   std::lock_guard lock(mutex_);
-  return {queue_.size(), running_};
+  return {queue_.size(), running_, devices_.size() * static_cast<std::size_t>(settings_.max_concurrent_jobs)};
 }
 
 std::chrono::steady_clock::time_point Scheduler::last_beat() const {
