@@ -602,7 +602,9 @@ std::string Scheduler::read_log(const std::string& id, uid_t uid) const {
 
 Scheduler::Counts Scheduler::counts() const {
   std::lock_guard lock(mutex_);
-  return {queue_.size(), running_, devices_.size() * static_cast<std::size_t>(settings_.max_concurrent_jobs)};
+  std::size_t slots = 0;  // max_concurrent_jobs may be auto: each device's own number
+  for (const auto& device : devices_) slots += static_cast<std::size_t>(concurrent_jobs_on(device, settings_.max_concurrent_jobs));
+  return {queue_.size(), running_, slots};
 }
 
 std::chrono::steady_clock::time_point Scheduler::last_beat() const {

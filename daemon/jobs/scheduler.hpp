@@ -133,7 +133,7 @@ class Scheduler {
 
   struct Counts {
     std::size_t queued = 0, running = 0;
-    std::size_t slots = 0;  // devices x max_concurrent_jobs (0 before start)
+    std::size_t slots = 0;  // the job slots of every device (0 before start)
   };
   Counts counts() const;
   // Steady-clock time of the last worker heartbeat (workers beat while idle and between events),

@@ -168,6 +168,21 @@ TEST_F(SchedulerTest, ReplicatedJobsRunAtOnceOneOnEachDevice) {
   EXPECT_EQ(executor_.max_parallel(), 2);
 }
 
+// The slots a cluster worker fills (Counts::slots) are every device's own number, auto included.
+TEST_F(SchedulerTest, SlotsCountEveryDevicesJobsAlsoWithAuto) {
+  {
+    Scheduler scheduler(state_, {.max_concurrent_jobs = jobs::kMaxConcurrentJobsAuto}, executor_);
+    scheduler.start();
+    std::size_t expected = 0;
+    for (const auto& device : executor_.devices()) expected += jobs::concurrent_jobs_on(device, jobs::kMaxConcurrentJobsAuto);
+    EXPECT_GE(expected, 2u);
+    EXPECT_EQ(scheduler.counts().slots, expected);
+  }
+  Scheduler scheduler(state_, {.max_concurrent_jobs = 3}, executor_);
+  scheduler.start();
+  EXPECT_EQ(scheduler.counts().slots, 3 * executor_.devices().size());
+}
+
 TEST_F(SchedulerTest, AJobGoesToTheLeastLoadedDeviceThatHasItsModels) {
   Scheduler scheduler(state_, {.max_concurrent_jobs = 2}, executor_);
   scheduler.start();
