@@ -65,8 +65,9 @@ std::string cuda_hardware_device() {
 std::string build_info() {
   std::ostringstream out;
   out << "heygemd " << heygem_version() << "\n";
-  const bool cuda_build = at::hasCUDA() || !torch_cuda_runtime().empty();
-  out << "libtorch " << TORCH_VERSION << (cuda_build ? ", CUDA runtime " + torch_cuda_runtime() : ", CPU-only build")
+  const std::string cuda_runtime = torch_cuda_runtime();
+  const bool cuda_build = at::hasCUDA() || !cuda_runtime.empty();
+  out << "libtorch " << TORCH_VERSION << (cuda_build ? ", CUDA runtime " + cuda_runtime : ", CPU-only build")
       << "\n";
   const auto gpus = torch::cuda::device_count();
   if (cuda_build)

@@ -393,10 +393,8 @@ int Daemon::run() {
   settings.max_queued_jobs = static_cast<std::size_t>(config_.limits.max_queued_jobs);
   settings.max_queued_jobs_per_uid = static_cast<std::size_t>(config_.limits.max_queued_jobs_per_uid);
   // every device runs its job slots at once: the CPU threads of each item are sized for all of them
-  int items_at_once = 0;
-  for (const auto& device : executor_->devices())
-    items_at_once += jobs::concurrent_jobs_on(device, settings.max_concurrent_jobs);
-  executor_->set_items_at_once(items_at_once);
+  executor_->set_items_at_once(
+      static_cast<int>(jobs::concurrent_jobs_on(executor_->devices(), settings.max_concurrent_jobs)));
   scheduler_ = std::make_unique<jobs::Scheduler>(config_.state_dir, settings, *executor_);
   std::string preloads;  // "wav2lip,retinaface": a queued job's progress says it waits for them
   for (const auto& spec : config_.residency.models)

@@ -183,6 +183,12 @@ int concurrent_jobs_on(const std::string& device, int max_concurrent_jobs) {
   return device.rfind("cuda", 0) == 0 ? kGpuDefaultConcurrentJobs : kCpuDefaultConcurrentJobs;
 }
 
+std::size_t concurrent_jobs_on(const std::vector<std::string>& devices, int max_concurrent_jobs) {
+  std::size_t slots = 0;
+  for (const auto& device : devices) slots += static_cast<std::size_t>(concurrent_jobs_on(device, max_concurrent_jobs));
+  return slots;
+}
+
 Scheduler::Scheduler(const std::filesystem::path& state_dir, SchedulerSettings settings, JobExecutor& executor)
     : state_dir_(state_dir), settings_(settings), executor_(executor), store_(state_dir), spool_(state_dir) {
   if (settings_.max_concurrent_jobs < 1 && settings_.max_concurrent_jobs != kMaxConcurrentJobsAuto)
@@ -602,9 +608,7 @@ std::string Scheduler::read_log(const std::string& id, uid_t uid) const {
 
 Scheduler::Counts Scheduler::counts() const {
   std::lock_guard lock(mutex_);
-  std::size_t slots = 0;  // max_concurrent_jobs may be auto: each device's own number
-  for (const auto& device : devices_) slots += static_cast<std::size_t>(concurrent_jobs_on(device, settings_.max_concurrent_jobs));
-  return {queue_.size(), running_, slots};
+  return {queue_.size(), running_, concurrent_jobs_on(devices_, settings_.max_concurrent_jobs)};
 }
 
 std::chrono::steady_clock::time_point Scheduler::last_beat() const {

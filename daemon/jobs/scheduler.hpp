@@ -70,6 +70,8 @@ inline constexpr int kCpuDefaultConcurrentJobs = 1;
 inline constexpr int kGpuDefaultConcurrentJobs = 4;
 // The job slots of one device ("cpu", "cpu:1", "cuda:0") for a max_concurrent_jobs setting.
 int concurrent_jobs_on(const std::string& device, int max_concurrent_jobs);
+// The job slots of all these devices together.
+std::size_t concurrent_jobs_on(const std::vector<std::string>& devices, int max_concurrent_jobs);
 
 struct SchedulerSettings {
   int max_concurrent_jobs = 1;  // per device; kMaxConcurrentJobsAuto = by device type
