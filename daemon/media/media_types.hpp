@@ -3,6 +3,7 @@
 // pipeline and tests include this without the heavy headers.
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 namespace heygem::media {
@@ -15,8 +16,32 @@ struct Rational {
   bool operator==(const Rational&) const = default;
 };
 
+// A picture NVDEC decoded, left in GPU memory: NV12 (the luma plane, then the interleaved U/V plane
+// at half size), BT.601 limited range as H.264/HEVC/VP9 streams carry it. `hold` keeps the decoder's
+// buffer alive; let go of it promptly, the decoder reuses a bounded pool.
+struct DevicePicture {
+  int device = 0;  // the CUDA device index
+  int width = 0;
+  int height = 0;
+  const uint8_t* luma = nullptr;
+  int luma_pitch = 0;
+  const uint8_t* chroma = nullptr;
+  int chroma_pitch = 0;
+  std::shared_ptr<const void> hold;
+};
+
+// A picture in the encoder's own format: planar YUV 4:2:0, BT.601 limited range, the planes packed
+// one after the other without padding (Y: width x height, then U and V: width/2 x height/2). Width
+// and height are even: the encoder's size.
+struct Yuv420Picture {
+  int width = 0;
+  int height = 0;
+  std::vector<uint8_t> planes;
+};
+
 // One decoded picture: packed BGR24 (OpenCV's order, as the reference reads frames), rows of
-// `stride` bytes (stride >= 3 * width).
+// `stride` bytes (stride >= 3 * width). A reader asked for device pictures hands NVDEC's pictures
+// out as `device_picture` instead, with `data` empty.
 struct Frame {
   int width = 0;
   int height = 0;
@@ -26,6 +51,7 @@ struct Frame {
   // later stages may renumber it (e.g. source frame index when looping).
   int64_t index = 0;
   std::vector<uint8_t> data;
+  std::shared_ptr<const DevicePicture> device_picture;
 
   // Makes the frame a tightly packed width x height BGR24 picture (stride = 3 * width); keeps the
   // allocation when the size is unchanged, so a reused Frame does not reallocate.
@@ -33,6 +59,7 @@ struct Frame {
     width = new_width;
     height = new_height;
     stride = 3 * new_width;
+    device_picture.reset();
     data.resize(static_cast<size_t>(stride) * static_cast<size_t>(new_height));
   }
   uint8_t* row(int y) { return data.data() + static_cast<size_t>(y) * static_cast<size_t>(stride); }

@@ -10,6 +10,12 @@
 
 namespace heygem::media {
 
+// The decoder's conversion to BGR24: what cv2.VideoCapture (the reference's reader) asks swscale for,
+// so decoded frames are byte-identical to what the reference sees.
+constexpr int kReaderSwsFlags = SWS_BICUBIC;
+// The encoder's conversion from BGR24: rounding done right and full chroma input (better edges).
+constexpr int kWriterSwsFlags = SWS_BICUBIC | SWS_ACCURATE_RND | SWS_FULL_CHR_H_INP;
+
 // The slice threads a converter uses when asked for 0 ("auto"): half the machine, at most 8, so the
 // decoder, the encoder and x264 still have cores of their own.
 int automatic_conversion_threads();

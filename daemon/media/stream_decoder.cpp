@@ -24,6 +24,13 @@ bool is_attached_picture(const AVStream* stream) { return (stream->disposition &
 // creating a context (and its few hundred MiB) of its own per video.
 constexpr int kCudaUsePrimaryContext = 1 << 0;
 
+// 8-bit 4:2:0 pictures only; 10-bit ones (P010) take the download and the CPU's conversion.
+bool holds_nv12(const AVFrame* picture) {
+  if (!picture->hw_frames_ctx) return false;
+  const auto* frames = reinterpret_cast<const AVHWFramesContext*>(picture->hw_frames_ctx->data);
+  return frames->sw_format == AV_PIX_FMT_NV12;
+}
+
 }  // namespace
 
 StreamDecoder::StreamDecoder(const std::filesystem::path& file, AVMediaType type, std::optional<int> nvdec_device,
@@ -196,7 +203,9 @@ bool StreamDecoder::receive(AVFrame* frame) {
     if (received == 0) {
       if (target == frame) return true;
       av_frame_unref(frame);
-      if (target->format == AV_PIX_FMT_CUDA) {
+      if (target->format == AV_PIX_FMT_CUDA && keep_on_device_ && holds_nv12(target)) {
+        av_frame_move_ref(frame, target);
+      } else if (target->format == AV_PIX_FMT_CUDA) {
         // one download of the planes (NV12: 1.5 bytes a pixel) instead of decoding on the CPU
         check(av_hwframe_transfer_data(frame, target, 0), ErrorCode::resource, file_, "cannot download an NVDEC picture");
         check(av_frame_copy_props(frame, target), ErrorCode::resource, file_, "cannot copy a picture's timing");

@@ -38,6 +38,10 @@ class StreamDecoder {
   bool receive(AVFrame* frame);
   int64_t skipped_packets() const { return skipped_packets_; }
 
+  // With NVDEC: hand 8-bit pictures out as they are, in GPU memory (AV_PIX_FMT_CUDA frames whose
+  // planes are NV12), instead of downloading them. Other pictures are still downloaded.
+  void keep_pictures_on_device(bool keep) { keep_on_device_ = keep; }
+
   // True while pictures come from NVDEC; false when not asked for or after a fallback.
   bool hardware_decoding() const { return hardware_ && !fell_back_; }
   // Why NVDEC is not used although it was asked for ("" otherwise).
@@ -63,6 +67,7 @@ class StreamDecoder {
   BufferRefPtr hardware_device_;
   FramePtr hardware_frame_;  // the decoder's CUDA picture, before its download
   bool hardware_ = false;
+  bool keep_on_device_ = false;
   bool fell_back_ = false;
   std::string hardware_fallback_;
 };

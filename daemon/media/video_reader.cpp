@@ -21,9 +21,6 @@ namespace {
 
 constexpr Rational kDefaultStillFps{25, 1};
 
-// The same conversion cv2.VideoCapture (the reference's reader) asks swscale for, so decoded
-// frames are byte-identical to what the reference sees.
-constexpr int kSwsFlags = SWS_BICUBIC;
 constexpr size_t kRowAlign = 64;
 
 bool valid(Rational rate) { return rate.num > 0 && rate.den > 0; }
@@ -110,6 +107,7 @@ struct VideoReader::Impl {
   bool next_as_decoded(Frame& out);
   void emit(const AVFrame* picture, Frame& out);
   void convert(const AVFrame* picture, Frame& out);
+  void hand_out_device_picture(const AVFrame* picture, Frame& out);
 
  public:
   ffmpeg::StreamDecoder decoder;
@@ -118,7 +116,7 @@ struct VideoReader::Impl {
   Rational fps;
 
  private:
-  PixelConverter converter_{kSwsFlags, options.conversion_threads, decoder.file()};
+  PixelConverter converter_{kReaderSwsFlags, options.conversion_threads, decoder.file()};
   // BGR24 with av_frame_get_buffer's alignment and padding: swscale's SIMD writes whole vectors
   // past the end of a row, so it converts here and the rows are then copied (or rotated) into the
   // tightly packed Frame.
@@ -137,6 +135,7 @@ VideoReader::Impl::Impl(const std::filesystem::path& file, const VideoReaderOpti
       options(reader_options) {
   describe();
   check_limits();
+  decoder.keep_pictures_on_device(options.device_pictures && info.rotation_degrees == 0);
 }
 
 void VideoReader::Impl::describe() {
@@ -292,6 +291,10 @@ void VideoReader::Impl::convert(const AVFrame* picture, Frame& out) {
     ffmpeg::fail(ErrorCode::invalid_input, file,
                  "frame " + std::to_string(next_index_) + " has the size " + std::to_string(shown_width) + "x" +
                      std::to_string(shown_height) + ", over the limits");
+  if (picture->format == AV_PIX_FMT_CUDA) {
+    hand_out_device_picture(picture, out);
+    return;
+  }
   if (converted_->width != picture->width || converted_->height != picture->height) {
     converted_ = ffmpeg::make_frame();
     converted_->format = AV_PIX_FMT_BGR24;
@@ -309,6 +312,27 @@ void VideoReader::Impl::convert(const AVFrame* picture, Frame& out) {
   out.resize(picture->width, picture->height);
   for (int y = 0; y < picture->height; ++y)
     std::memcpy(out.row(y), converted_->data[0] + static_cast<size_t>(y) * stride, static_cast<size_t>(out.stride));
+}
+
+// A new reference to the decoder's buffer travels with the frame: a picture repeated on the
+// constant-rate timeline is shared, not copied.
+void VideoReader::Impl::hand_out_device_picture(const AVFrame* picture, Frame& out) {
+  ffmpeg::FramePtr reference(av_frame_clone(picture));
+  if (!reference) throw Error(ErrorCode::resource, "out of memory referencing a picture of " + decoder.file().string());
+  auto device = std::make_shared<DevicePicture>();
+  device->device = *options.nvdec_device;
+  device->width = picture->width;
+  device->height = picture->height;
+  device->luma = reference->data[0];
+  device->luma_pitch = reference->linesize[0];
+  device->chroma = reference->data[1];
+  device->chroma_pitch = reference->linesize[1];
+  device->hold = std::shared_ptr<const AVFrame>(reference.release(), ffmpeg::FrameDeleter{});
+  out.width = picture->width;
+  out.height = picture->height;
+  out.stride = 0;
+  out.data.clear();
+  out.device_picture = std::move(device);
 }
 
 VideoReader::VideoReader(const std::filesystem::path& file, const VideoReaderOptions& options)

@@ -26,6 +26,10 @@ struct VideoReaderOptions {
   // downloaded once and converted as the CPU path converts them. Streams NVDEC cannot take, or a
   // machine without the driver, decode on the CPU (logged once per video).
   std::optional<int> nvdec_device;
+  // With NVDEC: hand the pictures out in GPU memory (Frame::device_picture, NV12) instead of
+  // downloading and converting them; the caller converts them on the GPU. Rotated videos and
+  // pictures NVDEC does not give as 8-bit NV12 still come as BGR24 frames.
+  bool device_pictures = false;
 };
 
 struct VideoInfo {

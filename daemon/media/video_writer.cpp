@@ -17,9 +17,6 @@
 namespace heygem::media {
 namespace {
 
-// BGR -> YUV with rounding done right and full chroma input (better edges than the default).
-constexpr int kSwsFlags = SWS_BICUBIC | SWS_ACCURATE_RND | SWS_FULL_CHR_H_INP;
-
 // A file beside the target that is removed unless it was renamed into place.
 class TempFile {
  public:
@@ -61,7 +58,10 @@ bool even(int value) { return value % 2 == 0; }
 struct VideoWriter::Impl {
   Impl(const std::filesystem::path& output, const VideoWriterOptions& options);
   void write(Frame frame);
+  void write(const Yuv420Picture& picture);
   void finish();
+  int encoded_width() const { return encoder_->width; }
+  int encoded_height() const { return encoder_->height; }
 
  private:
   void validate() const;
@@ -87,7 +87,7 @@ struct VideoWriter::Impl {
   // Each converter uses one swscale thread: FFmpeg 5.1's slice-threaded scaled path (the BGR -> YUV
   // conversion with these flags) gave a frame that differed from the one-thread result in 1 of 7 runs
   // under load (65x49, yuv444p). Parallelism comes from whole frames on the pool's threads instead.
-  PixelConverter converter_{kSwsFlags, 1, output_};
+  PixelConverter converter_{kWriterSwsFlags, 1, output_};
   std::optional<FrameConversionPool> pool_;  // with conversion threads > 1
   ffmpeg::FramePtr picture_ = ffmpeg::make_frame();
   ffmpeg::PacketPtr packet_ = ffmpeg::make_packet();
@@ -103,7 +103,7 @@ VideoWriter::Impl::Impl(const std::filesystem::path& output, const VideoWriterOp
   const int conversion_threads =
       options_.conversion_threads > 0 ? options_.conversion_threads : automatic_conversion_threads();
   if (!options_.lossless && conversion_threads > 1)
-    pool_.emplace(conversion_threads, kSwsFlags,
+    pool_.emplace(conversion_threads, kWriterSwsFlags,
                   PictureFormat{encoder_->width, encoder_->height, encoder_->pix_fmt}, output_);
   if (!options_.audio_source.empty()) audio_.emplace(options_.audio_source, muxer_.get());
   write_header();
@@ -240,6 +240,32 @@ void VideoWriter::Impl::write(Frame frame) {
   pool_->submit(std::move(frame));
 }
 
+void VideoWriter::Impl::write(const Yuv420Picture& yuv) {
+  if (finished_) throw Error(ErrorCode::internal, output_.string() + ": write() after finish()");
+  if (options_.lossless)
+    throw Error(ErrorCode::invalid_argument, output_.string() + ": a lossless output takes BGR24 frames, not YUV pictures");
+  const int width = encoder_->width, height = encoder_->height;
+  const size_t luma = static_cast<size_t>(width) * height, chroma = luma / 4;
+  if (yuv.width != width || yuv.height != height || yuv.planes.size() != luma + 2 * chroma)
+    throw Error(ErrorCode::invalid_argument, output_.string() + ": picture " + std::to_string(frames_submitted_) + " is " +
+                                                 std::to_string(yuv.width) + "x" + std::to_string(yuv.height) + " with " +
+                                                 std::to_string(yuv.planes.size()) + " bytes, the encoder takes " +
+                                                 std::to_string(width) + "x" + std::to_string(height) + " 4:2:0");
+  ++frames_submitted_;
+  if (pool_)  // the frames written before it go first
+    while (pool_->pending() > 0) encode_picture(pool_->take_oldest().get());
+  ffmpeg::check(av_frame_make_writable(picture_.get()), ErrorCode::resource, output_, "cannot reuse the picture");
+  const uint8_t* plane = yuv.planes.data();
+  for (int p = 0; p < 3; ++p) {
+    const int plane_width = p == 0 ? width : width / 2, plane_height = p == 0 ? height : height / 2;
+    for (int y = 0; y < plane_height; ++y)
+      std::memcpy(picture_->data[p] + static_cast<size_t>(y) * picture_->linesize[p],
+                  plane + static_cast<size_t>(y) * plane_width, static_cast<size_t>(plane_width));
+    plane += static_cast<size_t>(plane_width) * plane_height;
+  }
+  encode_picture(picture_.get());
+}
+
 void VideoWriter::Impl::finish() {
   if (finished_) return;
   if (frames_submitted_ == 0) throw Error(ErrorCode::invalid_argument, output_.string() + ": no frames were written");
@@ -258,6 +284,9 @@ VideoWriter::VideoWriter(const std::filesystem::path& output, const VideoWriterO
     : impl_(std::make_unique<Impl>(output, options)) {}
 VideoWriter::~VideoWriter() = default;
 void VideoWriter::write(Frame frame) { impl_->write(std::move(frame)); }
+void VideoWriter::write(const Yuv420Picture& picture) { impl_->write(picture); }
+int VideoWriter::encoded_width() const { return impl_->encoded_width(); }
+int VideoWriter::encoded_height() const { return impl_->encoded_height(); }
 void VideoWriter::finish() { impl_->finish(); }
 
 }  // namespace heygem::media

@@ -3,11 +3,9 @@
 // +faststart. Writes into a temporary file beside the target and renames it into place only in
 // finish(); destroying an unfinished writer removes the temporary file.
 //
-// Pixel formats: yuv420p (BT.601 limited range, tagged so) for even sizes. H.264 4:2:0 cannot
-// represent an odd width or height (cropping works in 2-pixel steps), so odd sizes are encoded as
-// yuv444p (High 4:4:4 Predictive profile): the output keeps the source resolution exactly, at the
-// cost of players without 4:4:4 support (some hardware decoders, browsers). Lossless mode is
-// libx264rgb at qp 0 on bgr24: decoding returns exactly the frames written.
+// Pixel format: yuv420p, BT.601 limited range, tagged so. H.264 4:2:0 cannot represent an odd width
+// or height, so an odd size loses its last column or row. Lossless mode is libx264rgb at qp 0 on
+// bgr24: decoding returns exactly the frames written.
 // The BGR -> YUV conversion runs on a pool of threads, a whole frame each, while x264 encodes the
 // earlier ones (frame_conversion_pool.hpp); the pictures reach x264 in the order written.
 // The AAC track is encoded while the frames arrive (up to the video's current time), so the muxer
@@ -46,6 +44,12 @@ class VideoWriter {
   // Frames must be width x height BGR24. Taken by value: with conversion threads the frame is
   // converted after write() returns, so move it in when the caller is done with it.
   void write(Frame frame);
+  // A picture converted by the caller (the GPU path): the encoder's own size (the frame size, even)
+  // and format; not in lossless mode. Encoded in order after the frames written before it.
+  void write(const Yuv420Picture& picture);
+  // The size pictures must have: the frame size less an odd last column or row.
+  int encoded_width() const;
+  int encoded_height() const;
   // Flushes the encoder, muxes the audio, writes the trailer, renames into place.
   void finish();
 
