@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "common/errors.hpp"
 #include "daemon/models/face_align.hpp"
 #include "daemon/models/face_align_device.hpp"
 #include "daemon/models/gfpgan.hpp"
@@ -49,6 +50,7 @@ void restore_on_cpu(const models::GfpganRestorer& restorer, const std::vector<Fa
   std::vector<fa::Affine> inverses;
   at::Tensor crops = at::empty({count, fa::kFaceSize, fa::kFaceSize, 3}, at::kByte);
   for (std::size_t i = start; i < end; ++i) {
+    if (faces[i].image) throw Error(ErrorCode::internal, "restore_faces: a GPU frame given to the CPU restorer");
     frames.push_back(packed_copy(*faces[i].frame));
     const fa::SimilarityFit fit = fa::align_to_template(faces[i].landmarks);
     inverses.push_back(fa::invert_affine(fit.matrix));
@@ -75,9 +77,13 @@ void restore_on_device(const models::GfpganRestorer& restorer, const std::vector
   std::vector<at::Tensor> frames, crops;
   std::vector<fa::Affine> inverses;
   for (std::size_t i = start; i < end; ++i) {
-    media::Frame& frame = *faces[i].frame;
-    frames.push_back(at::empty({frame.height, frame.width, 3}, at::TensorOptions().dtype(at::kByte).device(device)));
-    frames.back().copy_(frame_view(frame));
+    if (faces[i].image && faces[i].image->device() == device) {
+      frames.push_back(*faces[i].image);  // shares the storage: restored in place
+    } else {
+      media::Frame& frame = *faces[i].frame;
+      frames.push_back(at::empty({frame.height, frame.width, 3}, at::TensorOptions().dtype(at::kByte).device(device)));
+      frames.back().copy_(frame_view(frame));
+    }
     const fa::SimilarityFit fit = fa::align_to_template(faces[i].landmarks);
     inverses.push_back(fa::invert_affine(fit.matrix));
     crops.push_back(fa::warp_face_on_device(frames.back(), fit.matrix));
@@ -86,7 +92,7 @@ void restore_on_device(const models::GfpganRestorer& restorer, const std::vector
   for (std::size_t i = start; i < end; ++i) {
     at::Tensor& frame = frames[i - start];
     fa::paste_face_on_device(frame, restored[static_cast<int64_t>(i - start)], inverses[i - start]);
-    frame_view(*faces[i].frame).copy_(frame);
+    if (!faces[i].image) frame_view(*faces[i].frame).copy_(frame);
   }
 }
 

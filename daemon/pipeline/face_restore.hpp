@@ -24,6 +24,9 @@ namespace heygem::pipeline {
 struct FaceToRestore {
   media::Frame* frame = nullptr;
   std::array<float, 10> landmarks{};  // left eye, right eye, nose, mouth corners: (x, y) in frame pixels
+  // On the GPU frame path: the frame as BGR uint8 [H, W, 3] on the restorer's GPU, restored in place
+  // (`frame` holds no pixels then).
+  at::Tensor* image = nullptr;
 };
 
 // The network call: preprocessed crops [N, 3, 512, 512] -> restored [N, 3, 512, 512]. The daemon's

@@ -43,7 +43,13 @@ FrameSource::FrameSource(const std::filesystem::path& video, const media::VideoR
   width_ = info_.width;
   height_ = info_.height;
   spilling_ = loop_expected(info_, output_frames_);
-  if (spilling_) open_spill();
+  if (spilling_) {
+    open_spill();
+    if (reader_options_.device_pictures) {
+      reader_options_.device_pictures = false;
+      reader_ = std::make_unique<media::VideoReader>(video, reader_options_);
+    }
+  }
 }
 
 FrameSource::~FrameSource() {
@@ -90,6 +96,7 @@ void FrameSource::read_spilled(int64_t source_index, media::Frame& frame) {
 // The estimate said no loop, yet the video ran out: decode it again, this time into the spill.
 void FrameSource::rebuild_spill() {
   open_spill();
+  reader_options_.device_pictures = false;
   media::VideoReader again(video_, reader_options_);
   media::Frame frame;
   int64_t count = 0;

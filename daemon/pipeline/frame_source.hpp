@@ -1,10 +1,12 @@
 #pragma once
 // Source frames in output order. The first pass streams from the decoder; when the audio outlasts the
 // video, later passes (ping-pong or forward loops) read the frames back from an unlinked spill file,
-// so memory stays bounded whatever the lengths.
+// so memory stays bounded whatever the lengths. The spill holds BGR frames: a reader asked for
+// device pictures (NVDEC's, on the GPU) gives them only where nothing is spilled.
 #include <cstdint>
 #include <filesystem>
 #include <memory>
+#include <string>
 
 #include "daemon/media/media_types.hpp"
 #include "daemon/media/video_reader.hpp"
@@ -33,6 +35,9 @@ class FrameSource {
   bool next(SourceFrame& out);
   // Number of source frames once the first pass ended (0 before).
   int64_t source_frames() const { return source_frames_; }
+  // While the decoder runs: whether NVDEC decodes, else why not ("" when it was not asked for).
+  bool hardware_decoding() const { return reader_ && reader_->hardware_decoding(); }
+  std::string hardware_fallback() const { return reader_ ? reader_->hardware_fallback() : std::string(); }
 
  private:
   bool next_from_decoder(SourceFrame& out);

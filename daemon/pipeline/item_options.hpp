@@ -37,6 +37,9 @@ struct ItemOptions {
   std::optional<bool> enhance;        // GFPGAN face restoration; unset = the daemon's models.default_enhance
   bool avatar_cache = true;           // reuse (and record) the video's faces in the daemon's avatar cache
   EncodeOptions encode;
+  // Models on one GPU keep the frames there from NVDEC to the encoder's YUV (device_frames.hpp);
+  // false = the CPU frame path, for comparisons of the two.
+  bool gpu_frames = true;
   int items_at_once = 1;              // the daemon's slots over all devices: sizes the CPU threads (thread_plan.hpp)
 };
 

@@ -30,6 +30,7 @@
 #include "daemon/models/wav2lip.hpp"
 #include "daemon/pipeline/avatar_cache.hpp"
 #include "daemon/pipeline/bounded_queue.hpp"
+#include "daemon/pipeline/device_frames.hpp"
 #include "daemon/pipeline/face_restore.hpp"
 #include "daemon/pipeline/frame_source.hpp"
 #include "daemon/pipeline/silence_gate.hpp"
@@ -51,6 +52,8 @@ struct Work {
   std::optional<FaceBox> box;
   media::Frame frame;
   std::optional<std::array<float, 10>> landmarks{};  // the detector's 5 points (RetinaFace), for --enhance
+  // On the GPU frame path: the frame as BGR uint8 [H, W, 3] on the models' GPU; `frame` holds no pixels.
+  at::Tensor image{};
 };
 
 // Accumulates a stage's busy time; shared with the report.
@@ -122,14 +125,21 @@ at::Tensor region_view(media::Frame& frame, const FaceBox& box) {
   return at::from_blob(origin, {box.height(), box.width(), 3}, {frame.stride, 3, 1}, at::kByte);
 }
 
-// Detector input: uint8 [N,H,W,3] on the CPU; the detector moves it to its device.
+// The box region of a frame on the GPU frame path, as a view (no copy).
+at::Tensor region_view(const at::Tensor& image, const FaceBox& box) {
+  return image.narrow(0, box.top, box.height()).narrow(1, box.left, box.width());
+}
+
+// A CPU frame's pixels as a strided uint8 [h, w, 3] view (no copy).
+at::Tensor frame_view(media::Frame& f) {
+  return at::from_blob(f.data.data(), {f.height, f.width, 3}, {f.stride, 3, 1}, at::kByte);
+}
+
+// Detector input: uint8 [N,H,W,3], on the CPU or (GPU frame path) already on the detector's device.
 at::Tensor frames_tensor(const std::vector<Work*>& batch) {
   std::vector<at::Tensor> views;
   views.reserve(batch.size());
-  for (Work* w : batch) {
-    auto& f = w->frame;
-    views.push_back(at::from_blob(f.data.data(), {f.height, f.width, 3}, {f.stride, 3, 1}, at::kByte));
-  }
+  for (Work* w : batch) views.push_back(w->image.defined() ? w->image : frame_view(w->frame));
   return at::stack(views);
 }
 
@@ -170,6 +180,8 @@ class LipSyncRun {
   void release_ready(std::deque<Work>& waiting, std::vector<BoxSmoother::Item> ready);
   void generate_batch(std::vector<Work>& batch);
   void restore_batch(std::vector<Work>& batch);
+  std::optional<c10::Device> gpu_frames_device() const;
+  void encode_one(Work& work, media::VideoWriter& writer, int64_t index);
   float gate_weight(const Work& work) const {
     const auto i = static_cast<size_t>(work.output_index);
     return i < gate_weights_.size() ? gate_weights_[i] : 1.0f;
@@ -214,6 +226,8 @@ class LipSyncRun {
   int64_t audio_samples_ = 0;
   std::vector<int64_t> chunk_starts_;
   std::unique_ptr<FrameSource> source_;
+  std::optional<c10::Device> frames_device_;  // set: the GPU frame path, every frame lives there
+  std::string frame_path_ = "cpu";            // ItemReport::frame_path
   media::Rational fps_;
   int width_ = 0, height_ = 0;
   std::vector<std::optional<FaceBox>> source_boxes_;  // smoothed box per source frame (loops reuse it)
@@ -271,9 +285,27 @@ void LipSyncRun::source_stage() {
       const bool got = decode_clock_.measure([&] { return source_->next(item); });
       if (!got) break;
       decode_clock_.count(1);
-      if (!decoded_.push(Work{item.output_index, item.source_index, item.first_pass, std::nullopt,
-                              std::move(item.frame)}))
-        return;
+      if (frames_device_ && item.output_index == 0) {
+        frame_path_ = frames_device_->str() + (source_->hardware_decoding() ? " (NVDEC)" : "");
+        spdlog::info("{}: frames stay on {} from decoding to the encoder's YUV ({})", files_.video.string(),
+                     frames_device_->str(),
+                     source_->hardware_decoding() ? "NVDEC" : "decoded on the CPU: " + source_->hardware_fallback());
+      }
+      Work work{item.output_index, item.source_index, item.first_pass, std::nullopt, std::move(item.frame)};
+      if (frames_device_) {
+        // NVDEC's picture becomes a BGR tensor beside the models; a frame the CPU decoded (a
+        // fallback, a loop's spill) goes up once
+        decode_clock_.measure([&] {
+          c10::InferenceMode guard;
+          if (work.frame.device_picture)
+            work.image = device_picture_to_bgr(*work.frame.device_picture);
+          else
+            work.image = frame_view(work.frame).to(*frames_device_).contiguous();
+          work.frame.device_picture.reset();
+          work.frame.data = {};
+        });
+      }
+      if (!decoded_.push(std::move(work))) return;
     }
     decoded_.close();
   });
@@ -421,7 +453,7 @@ void LipSyncRun::generate_batch(std::vector<Work>& batch) {
   at::Tensor mel = at::empty({static_cast<int64_t>(faces.size()), 1, mel_.rows, media::kMelStepSize}, at::kFloat);
   for (size_t k = 0; k < faces.size(); ++k) {
     Work& w = batch[faces[k]];
-    at::Tensor view = region_view(w.frame, *w.box);
+    at::Tensor view = w.image.defined() ? region_view(w.image, *w.box) : region_view(w.frame, *w.box);
     regions.push_back(device.is_cpu() ? view : view.to(device));
     relative.push_back(FaceBox{0, w.box->height(), 0, w.box->width()});
     media::copy_mel_chunk(mel_, chunk_starts_.at(static_cast<size_t>(w.output_index)), mel_values);
@@ -442,10 +474,8 @@ void LipSyncRun::generate_batch(std::vector<Work>& batch) {
         const at::Tensor faded = regions[k].to(at::kFloat).mul_(weight).add_(before.to(at::kFloat).mul_(1.0f - weight));
         regions[k].copy_(faded.round_().clamp_(0, 255).to(at::kByte));
       }
-      if (!device.is_cpu()) {
-        Work& w = batch[faces[k]];
-        region_view(w.frame, *w.box).copy_(regions[k].cpu());
-      }
+      Work& w = batch[faces[k]];
+      if (!device.is_cpu() && !w.image.defined()) region_view(w.frame, *w.box).copy_(regions[k].cpu());
     }
   });
   blend_clock_.count(static_cast<int64_t>(faces.size()));
@@ -458,7 +488,7 @@ void LipSyncRun::restore_batch(std::vector<Work>& batch) {
   if (!models_.restorer) return;
   std::vector<FaceToRestore> faces;
   for (auto& w : batch)
-    if (w.box && w.landmarks) faces.push_back(FaceToRestore{&w.frame, *w.landmarks});
+    if (w.box && w.landmarks) faces.push_back(FaceToRestore{&w.frame, *w.landmarks, w.image.defined() ? &w.image : nullptr});
   if (faces.empty()) return;
   const system::ScopedLogFields restoring(stage_fields("restore", models_.restorer_name));
   // On the restorer's device queue, batched with the other items' faces.
@@ -538,6 +568,37 @@ void LipSyncRun::store_avatar_cache(const FrameSource& source) {
   }
 }
 
+// The GPU frame path: every model of the item on one GPU, and an encoder that takes 4:2:0 (not the
+// lossless RGB mode). Anything else keeps the frames on the CPU.
+std::optional<c10::Device> LipSyncRun::gpu_frames_device() const {
+  const c10::Device device = models_.generator->placement().device;
+  if (!options_.gpu_frames || !device.is_cuda() || options_.encode.lossless) return std::nullopt;
+  if (models_.detector && models_.detector->placement().device != device) return std::nullopt;
+  if (models_.restorer && models_.restorer->placement().device != device) return std::nullopt;
+  return device;
+}
+
+// The tap sees BGR frames whichever path they took; on the GPU frame path the encoder gets the
+// 4:2:0 planes converted there, one download of 1.5 bytes a pixel.
+void LipSyncRun::encode_one(Work& work, media::VideoWriter& writer, int64_t index) {
+  if (!work.image.defined()) {
+    if (hooks_.frame_tap) hooks_.frame_tap(index, work.frame);
+    encode_clock_.measure([&] { writer.write(std::move(work.frame)); });
+    return;
+  }
+  c10::InferenceMode guard;
+  if (hooks_.frame_tap) {
+    media::Frame tapped = download_bgr(work.image);
+    tapped.index = tapped.pts_index = index;
+    hooks_.frame_tap(index, tapped);
+  }
+  encode_clock_.measure([&] {
+    const int width = writer.encoded_width(), height = writer.encoded_height();
+    writer.write(download_yuv420(bgr_to_yuv420(work.image, width, height), width, height));
+  });
+  work.image = at::Tensor();
+}
+
 ItemReport LipSyncRun::run() {
   // the content hash reads the whole video: it runs while the audio is decoded
   std::future<std::string> video_hash;
@@ -560,6 +621,8 @@ ItemReport LipSyncRun::run() {
   // NVDEC of the generator's GPU takes the decoding off the CPU, which x264 needs
   if (const c10::Device device = models_.generator->placement().device; device.is_cuda())
     reader_options.nvdec_device = device.has_index() ? device.index() : 0;
+  frames_device_ = gpu_frames_device();
+  reader_options.device_pictures = frames_device_.has_value();
   const ThreadPlan threads = plan_threads(0, options_.items_at_once, reader_options.nvdec_device.has_value());
   reader_options.decoder_threads = threads.decoder;
   reader_options.conversion_threads = threads.decode_conversion;
@@ -602,8 +665,7 @@ ItemReport LipSyncRun::run() {
   guarded([&] {
     while (auto work = rendered_.pop()) {
       check_cancel();
-      if (hooks_.frame_tap) hooks_.frame_tap(done, work->frame);
-      encode_clock_.measure([&] { writer.write(std::move(work->frame)); });
+      encode_one(*work, writer, done);
       encode_clock_.count(1);
       report_progress(++done, false);
     }
@@ -632,6 +694,7 @@ ItemReport LipSyncRun::run() {
   report.stages = {decode_clock_.timing(), detect_clock_.timing(), generate_clock_.timing(), blend_clock_.timing(),
                    encode_clock_.timing()};
   if (models_.restorer) report.stages.push_back(restore_clock_.timing());
+  report.frame_path = frame_path_;
   report.avatar_cache = cached_faces_ ? "hit" : reused_frames_ > 0 ? "partial" : cache_key_ ? "miss" : "off";
   return report;
 }
