@@ -75,17 +75,23 @@ at::Tensor device_picture_to_bgr(const media::DevicePicture& picture) {
 }
 
 at::Tensor bgr_to_yuv420(const at::Tensor& bgr, int width, int height) {
-  if (width % 2 != 0 || height % 2 != 0 || width > bgr.size(1) || height > bgr.size(0))
+  const bool batch = bgr.dim() == 4;
+  const at::Tensor frames = batch ? bgr : bgr.unsqueeze(0);
+  if (width % 2 != 0 || height % 2 != 0 || width > frames.size(2) || height > frames.size(1))
     throw Error(ErrorCode::internal, "bgr_to_yuv420: " + std::to_string(width) + "x" + std::to_string(height) +
                                          " is odd or larger than the frame");
-  const at::Tensor pixels = bgr.narrow(0, 0, height).narrow(1, 0, width).to(at::kFloat).permute({2, 0, 1});
+  const int64_t count = frames.size(0);
+  // [N, H, W, 3] -> [3, N, H, W]: the chroma filter works on [C, H, W] planes, here C = 2N
+  const at::Tensor pixels = frames.narrow(1, 0, height).narrow(2, 0, width).to(at::kFloat).permute({3, 0, 1, 2});
   const at::Tensor b = pixels[0], g = pixels[1], r = pixels[2];
   // the studio-swing matrix of BT.601 (luma 16..235, chroma 16..240)
   const at::Tensor y = (r * 65.481 + g * 128.553 + b * 24.966).div_(255.0).add_(16.0);
   const at::Tensor u = (r * -37.797 + g * -74.203 + b * 112.0).div_(255.0);
   const at::Tensor v = (r * 112.0 + g * -93.786 + b * -18.214).div_(255.0);
-  const at::Tensor chroma = halve(at::stack({u, v})).add_(128.0);
-  return at::cat({to_u8(y.clone()).flatten(), to_u8(chroma.clone()).flatten()});
+  const at::Tensor chroma = halve(at::stack({u, v}, 1).view({2 * count, height, width})).add_(128.0);
+  const at::Tensor planes =
+      at::cat({to_u8(y.clone()).view({count, -1}), to_u8(chroma.clone()).view({count, -1})}, 1);
+  return batch ? planes : planes[0];
 }
 
 media::Yuv420Picture download_yuv420(const at::Tensor& planes, int width, int height) {

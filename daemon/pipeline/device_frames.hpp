@@ -23,7 +23,7 @@ at::Tensor nv12_to_bgr(const at::Tensor& luma, const at::Tensor& chroma);
 at::Tensor device_picture_to_bgr(const media::DevicePicture& picture);
 
 // BGR uint8 [H, W, 3] -> the encoder's YUV 4:2:0 planes (Y, U, V packed, flat uint8) of its top-left
-// `width` x `height` (both even), on the frame's device.
+// `width` x `height` (both even), on the frame's device. A batch [N, H, W, 3] gives [N, planes].
 at::Tensor bgr_to_yuv420(const at::Tensor& bgr, int width, int height);
 
 // The planes of bgr_to_yuv420 downloaded into the writer's picture (one copy to the host).

@@ -52,8 +52,10 @@ struct Work {
   std::optional<FaceBox> box;
   media::Frame frame;
   std::optional<std::array<float, 10>> landmarks{};  // the detector's 5 points (RetinaFace), for --enhance
-  // On the GPU frame path: the frame as BGR uint8 [H, W, 3] on the models' GPU; `frame` holds no pixels.
+  // On the GPU frame path: the frame as BGR uint8 [H, W, 3] on the models' GPU; `frame` holds no
+  // pixels. Once rendered, its encoder picture (converted there, downloaded with its batch) replaces it.
   at::Tensor image{};
+  std::optional<media::Yuv420Picture> encoder_picture{};
 };
 
 // Accumulates a stage's busy time; shared with the report.
@@ -182,6 +184,7 @@ class LipSyncRun {
   void restore_batch(std::vector<Work>& batch);
   std::optional<c10::Device> gpu_frames_device() const;
   void encode_one(Work& work, media::VideoWriter& writer, int64_t index);
+  void convert_for_encoder(std::vector<Work>& batch);
   float gate_weight(const Work& work) const {
     const auto i = static_cast<size_t>(work.output_index);
     return i < gate_weights_.size() ? gate_weights_[i] : 1.0f;
@@ -228,6 +231,7 @@ class LipSyncRun {
   std::unique_ptr<FrameSource> source_;
   std::optional<c10::Device> frames_device_;  // set: the GPU frame path, every frame lives there
   std::string frame_path_ = "cpu";            // ItemReport::frame_path
+  int encoded_width_ = 0, encoded_height_ = 0;  // the encoder's picture size (even)
   media::Rational fps_;
   int width_ = 0, height_ = 0;
   std::vector<std::optional<FaceBox>> source_boxes_;  // smoothed box per source frame (loops reuse it)
@@ -514,6 +518,7 @@ void LipSyncRun::generate_stage() {
     std::vector<Work> batch;
     auto flush = [&] {
       generate_batch(batch);
+      convert_for_encoder(batch);
       for (auto& w : batch)
         if (!rendered_.push(std::move(w))) return false;
       batch.clear();
@@ -578,25 +583,40 @@ std::optional<c10::Device> LipSyncRun::gpu_frames_device() const {
   return device;
 }
 
-// The tap sees BGR frames whichever path they took; on the GPU frame path the encoder gets the
-// 4:2:0 planes converted there, one download of 1.5 bytes a pixel.
-void LipSyncRun::encode_one(Work& work, media::VideoWriter& writer, int64_t index) {
-  if (!work.image.defined()) {
-    if (hooks_.frame_tap) hooks_.frame_tap(index, work.frame);
-    encode_clock_.measure([&] { writer.write(std::move(work.frame)); });
-    return;
-  }
-  c10::InferenceMode guard;
-  if (hooks_.frame_tap) {
-    media::Frame tapped = download_bgr(work.image);
-    tapped.index = tapped.pts_index = index;
-    hooks_.frame_tap(index, tapped);
-  }
-  encode_clock_.measure([&] {
-    const int width = writer.encoded_width(), height = writer.encoded_height();
-    writer.write(download_yuv420(bgr_to_yuv420(work.image, width, height), width, height));
+// The GPU frame path's last step, a batch at a time: the rendered frames become the encoder's 4:2:0
+// pictures on the GPU and come down in one copy (1.5 bytes a pixel), so the encoder thread only hands
+// them to x264. A frame tap (tests) keeps the BGR image to look at.
+void LipSyncRun::convert_for_encoder(std::vector<Work>& batch) {
+  if (!frames_device_ || batch.empty()) return;
+  blend_clock_.measure([&] {
+    c10::InferenceMode guard;
+    std::vector<at::Tensor> images;
+    images.reserve(batch.size());
+    for (auto& w : batch) images.push_back(w.image);
+    const at::Tensor planes = bgr_to_yuv420(at::stack(images), encoded_width_, encoded_height_).cpu();
+    for (size_t i = 0; i < batch.size(); ++i) {
+      batch[i].encoder_picture = download_yuv420(planes[static_cast<int64_t>(i)], encoded_width_, encoded_height_);
+      if (!hooks_.frame_tap) batch[i].image = at::Tensor();
+    }
   });
-  work.image = at::Tensor();
+}
+
+void LipSyncRun::encode_one(Work& work, media::VideoWriter& writer, int64_t index) {
+  if (hooks_.frame_tap) {
+    if (work.image.defined()) {
+      c10::InferenceMode guard;
+      media::Frame tapped = download_bgr(work.image);
+      tapped.index = tapped.pts_index = index;
+      hooks_.frame_tap(index, tapped);
+      work.image = at::Tensor();
+    } else {
+      hooks_.frame_tap(index, work.frame);
+    }
+  }
+  if (work.encoder_picture)
+    encode_clock_.measure([&] { writer.write(*work.encoder_picture); });
+  else
+    encode_clock_.measure([&] { writer.write(std::move(work.frame)); });
 }
 
 ItemReport LipSyncRun::run() {
@@ -657,6 +677,8 @@ ItemReport LipSyncRun::run() {
   writer_options.conversion_threads = threads.encode_conversion;
   writer_options.audio_source = files_.audio;
   media::VideoWriter writer(files_.output, writer_options);
+  encoded_width_ = writer.encoded_width();
+  encoded_height_ = writer.encoded_height();
 
   std::thread source_thread([&] { source_stage(); });
   std::thread detect_thread([&] { detect_stage(); });

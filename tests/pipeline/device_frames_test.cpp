@@ -140,5 +140,12 @@ TEST(DeviceFrames, DownloadsKeepEveryByte) {
   EXPECT_THROW(bgr_to_yuv420(bgr, 9, 6), Error);
 }
 
+TEST(DeviceFrames, ABatchConvertsAsItsFramesDoOneByOne) {
+  const at::Tensor frames = at::randint(0, 256, {3, 8, 12, 3}, at::kByte);
+  const at::Tensor batch = bgr_to_yuv420(frames, 12, 8);
+  ASSERT_EQ(batch.size(0), 3);
+  for (int64_t i = 0; i < 3; ++i) EXPECT_TRUE(at::equal(batch[i], bgr_to_yuv420(frames[i], 12, 8))) << "frame " << i;
+}
+
 }  // namespace
 }  // namespace heygem::pipeline
