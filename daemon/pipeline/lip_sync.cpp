@@ -593,7 +593,10 @@ void LipSyncRun::convert_for_encoder(std::vector<Work>& batch) {
     std::vector<at::Tensor> images;
     images.reserve(batch.size());
     for (auto& w : batch) images.push_back(w.image);
-    const at::Tensor planes = bgr_to_yuv420(at::stack(images), encoded_width_, encoded_height_).cpu();
+    const at::Tensor on_device = bgr_to_yuv420(at::stack(images), encoded_width_, encoded_height_);
+    // pinned: the copy runs at the bus's speed (torch's host allocator caches these buffers)
+    at::Tensor planes = at::empty(on_device.sizes(), on_device.options().device(at::kCPU).pinned_memory(true));
+    planes.copy_(on_device);
     for (size_t i = 0; i < batch.size(); ++i) {
       batch[i].encoder_picture = download_yuv420(planes[static_cast<int64_t>(i)], encoded_width_, encoded_height_);
       if (!hooks_.frame_tap) batch[i].image = at::Tensor();
