@@ -12,6 +12,8 @@
 
 namespace heygem::pipeline {
 
+enum class FramePlacement { automatic, host, models_device };
+
 struct EncodeOptions {
   int crf = 18;                     // near visually lossless
   std::string preset = "veryfast";  // x264 preset
@@ -37,9 +39,10 @@ struct ItemOptions {
   std::optional<bool> enhance;        // GFPGAN face restoration; unset = the daemon's models.default_enhance
   bool avatar_cache = true;           // reuse (and record) the video's faces in the daemon's avatar cache
   EncodeOptions encode;
-  // Models on one GPU keep the frames there from NVDEC to the encoder's YUV (device_frames.hpp);
-  // false = the CPU frame path, for comparisons of the two.
-  bool gpu_frames = true;
+  // Where frames live between decoder and encoder (device_frames.hpp). automatic: on the models' GPU
+  // when they share one, else host memory; host: always host memory; models_device: as tensors on
+  // the models' device even when that is the CPU (tests run the GPU path's code there).
+  FramePlacement frames = FramePlacement::automatic;
   int items_at_once = 1;              // the daemon's slots over all devices: sizes the CPU threads (thread_plan.hpp)
 };
 

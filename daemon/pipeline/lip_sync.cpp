@@ -182,7 +182,7 @@ class LipSyncRun {
   void release_ready(std::deque<Work>& waiting, std::vector<BoxSmoother::Item> ready);
   void generate_batch(std::vector<Work>& batch);
   void restore_batch(std::vector<Work>& batch);
-  std::optional<c10::Device> gpu_frames_device() const;
+  std::optional<c10::Device> frames_device() const;
   void encode_one(Work& work, media::VideoWriter& writer, int64_t index);
   void convert_for_encoder(std::vector<Work>& batch);
   float gate_weight(const Work& work) const {
@@ -230,7 +230,7 @@ class LipSyncRun {
   std::vector<int64_t> chunk_starts_;
   std::unique_ptr<FrameSource> source_;
   std::optional<c10::Device> frames_device_;  // set: the GPU frame path, every frame lives there
-  std::string frame_path_ = "cpu";            // ItemReport::frame_path
+  std::string frame_path_ = "host";           // ItemReport::frame_path
   int encoded_width_ = 0, encoded_height_ = 0;  // the encoder's picture size (even)
   media::Rational fps_;
   int width_ = 0, height_ = 0;
@@ -293,7 +293,9 @@ void LipSyncRun::source_stage() {
         frame_path_ = frames_device_->str() + (source_->hardware_decoding() ? " (NVDEC)" : "");
         spdlog::info("{}: frames stay on {} from decoding to the encoder's YUV ({})", files_.video.string(),
                      frames_device_->str(),
-                     source_->hardware_decoding() ? "NVDEC" : "decoded on the CPU: " + source_->hardware_fallback());
+                     source_->hardware_decoding()           ? "NVDEC"
+                     : source_->hardware_fallback().empty() ? "decoded on the CPU"
+                                                            : "decoded on the CPU: " + source_->hardware_fallback());
       }
       Work work{item.output_index, item.source_index, item.first_pass, std::nullopt, std::move(item.frame)};
       if (frames_device_) {
@@ -304,7 +306,7 @@ void LipSyncRun::source_stage() {
           if (work.frame.device_picture)
             work.image = device_picture_to_bgr(*work.frame.device_picture);
           else
-            work.image = frame_view(work.frame).to(*frames_device_).contiguous();
+            work.image = frame_view(work.frame).to(at::TensorOptions().device(*frames_device_), false, true).contiguous();
           work.frame.device_picture.reset();
           work.frame.data = {};
         });
@@ -575,9 +577,10 @@ void LipSyncRun::store_avatar_cache(const FrameSource& source) {
 
 // The GPU frame path: every model of the item on one GPU, and an encoder that takes 4:2:0 (not the
 // lossless RGB mode). Anything else keeps the frames on the CPU.
-std::optional<c10::Device> LipSyncRun::gpu_frames_device() const {
+std::optional<c10::Device> LipSyncRun::frames_device() const {
   const c10::Device device = models_.generator->placement().device;
-  if (!options_.gpu_frames || !device.is_cuda() || options_.encode.lossless) return std::nullopt;
+  if (options_.frames == FramePlacement::host || options_.encode.lossless) return std::nullopt;
+  if (options_.frames == FramePlacement::automatic && !device.is_cuda()) return std::nullopt;
   if (models_.detector && models_.detector->placement().device != device) return std::nullopt;
   if (models_.restorer && models_.restorer->placement().device != device) return std::nullopt;
   return device;
@@ -595,7 +598,8 @@ void LipSyncRun::convert_for_encoder(std::vector<Work>& batch) {
     for (auto& w : batch) images.push_back(w.image);
     const at::Tensor on_device = bgr_to_yuv420(at::stack(images), encoded_width_, encoded_height_);
     // pinned: the copy runs at the bus's speed (torch's host allocator caches these buffers)
-    at::Tensor planes = at::empty(on_device.sizes(), on_device.options().device(at::kCPU).pinned_memory(true));
+    at::Tensor planes =
+        at::empty(on_device.sizes(), on_device.options().device(at::kCPU).pinned_memory(on_device.is_cuda()));
     planes.copy_(on_device);
     for (size_t i = 0; i < batch.size(); ++i) {
       batch[i].encoder_picture = download_yuv420(planes[static_cast<int64_t>(i)], encoded_width_, encoded_height_);
@@ -644,7 +648,7 @@ ItemReport LipSyncRun::run() {
   // NVDEC of the generator's GPU takes the decoding off the CPU, which x264 needs
   if (const c10::Device device = models_.generator->placement().device; device.is_cuda())
     reader_options.nvdec_device = device.has_index() ? device.index() : 0;
-  frames_device_ = gpu_frames_device();
+  frames_device_ = frames_device();
   reader_options.device_pictures = frames_device_.has_value();
   const ThreadPlan threads = plan_threads(0, options_.items_at_once, reader_options.nvdec_device.has_value());
   reader_options.decoder_threads = threads.decoder;

@@ -53,9 +53,9 @@ struct ItemReport {
   // "hit": the faces came from the avatar cache (no detector call); "miss": detected (and stored
   // once the item succeeded); "off": no detection (fixed box), no cache, or the item bypassed it.
   std::string avatar_cache = "off";
-  // Where the frames were between decoder and encoder: "cpu", or the GPU of the GPU frame path
+  // Where the frames were between decoder and encoder: "host", or the device of the GPU frame path
   // ("cuda:0"), with " (NVDEC)" when NVDEC decoded them there.
-  std::string frame_path = "cpu";
+  std::string frame_path = "host";
   const StageTiming* stage(const std::string& name) const;
 };
 

@@ -87,7 +87,7 @@ TEST(GpuFramePath, AnH264JobOnTheGpuRendersTheCpuJobsFrames) {
 
   std::printf("GPU frame path: %s, %lld frames\n", gpu.report.frame_path.c_str(), static_cast<long long>(gpu.report.frames));
   EXPECT_EQ(gpu.report.frame_path, placement.device.str() + " (NVDEC)");
-  EXPECT_EQ(cpu.report.frame_path, "cpu");
+  EXPECT_EQ(cpu.report.frame_path, "host");
   ASSERT_EQ(gpu.frames.size(), cpu.frames.size());
   double box_sum = 0;
   int64_t box_values = 0;

@@ -239,3 +239,63 @@ TEST(LipSync, GridClipWithAnotherClipsAudio) {
 
 }  // namespace
 }  // namespace heygem::pipeline
+
+namespace heygem::pipeline {
+namespace {
+
+// The GPU frame path's code (frames as tensors on the models' device, the encoder fed 4:2:0 planes
+// converted there) run on the CPU: a GRID clip through RetinaFace with the silence gate, and a
+// ping-pong loop (its spill) with a fixed box, must render exactly the host path's frames, and the
+// decoded outputs stay within the conversions' level of each other (device_frames_test.cpp).
+TEST(LipSync, TheDeviceFramePathRendersTheHostPathsFramesOnTheCpu) {
+  auto detector = models::RetinaFaceDetector::from_file(test::shared_root() / "models" / "retinaface_mobilenet0.25.pth",
+                                                         models::Placement{});
+  const auto grid = test::shared_root() / "media" / "grid";
+  test::TempDir dir;
+  const auto clip = dir.path() / "clip.mp4", speech = dir.path() / "speech.wav";
+  media::test::run_ffmpeg("-i '" + (grid / "lbax4n.mpg").string() + "' -t 0.48 -an -c:v libx264 -preset ultrafast '" +
+                          clip.string() + "'");
+  media::test::run_ffmpeg("-i '" + (grid / "bbaf2n.mpg").string() + "' -t 0.96 -vn '" + speech.string() + "'");
+  struct Case {
+    const char* name;
+    const models::FaceDetector* detector;
+    ItemOptions options;
+  };
+  ItemOptions detected;
+  detected.encode.preset = "ultrafast";
+  ItemOptions fixed = detected;
+  fixed.box = FaceBox{120, 270, 100, 270};
+  for (Case c : {Case{"RetinaFace", detector.get(), detected}, Case{"fixed box, ping-pong", nullptr, fixed}}) {
+    test::TempDir host_dir, device_dir;
+    c.options.frames = FramePlacement::host;
+    const Rendered host = render(host_dir, speech, clip, c.options, c.detector);
+    c.options.frames = FramePlacement::models_device;
+    const Rendered device = render(device_dir, speech, clip, c.options, c.detector);
+    EXPECT_EQ(host.report.frame_path, "host") << c.name;
+    EXPECT_EQ(device.report.frame_path, "cpu") << c.name;
+    ASSERT_EQ(device.frames.size(), host.frames.size()) << c.name;
+    ASSERT_GT(host.report.frames, 20) << c.name;  // 0.48 s of video, 0.96 s of audio: it loops
+    for (const auto& [index, frame] : host.frames)
+      ASSERT_EQ(device.frames.at(index).data, frame.data) << c.name << ": frame " << index;
+    media::VideoReader host_out(host_dir.path() / "out.mp4"), device_out(device_dir.path() / "out.mp4");
+    media::Frame a, b;
+    int64_t decoded = 0;
+    double squared = 0;
+    int64_t values = 0;
+    while (host_out.next(a) && device_out.next(b)) {
+      ++decoded;
+      for (size_t i = 0; i < a.data.size(); ++i) {
+        const double d = double(a.data[i]) - double(b.data[i]);
+        squared += d * d;
+        ++values;
+      }
+    }
+    EXPECT_EQ(decoded, host.report.frames) << c.name;
+    const double psnr = 10 * std::log10(255.0 * 255.0 / std::max(1e-9, squared / static_cast<double>(values)));
+    std::printf("%s: the two paths' decoded outputs differ by PSNR %.1f dB\n", c.name, psnr);
+    EXPECT_GT(psnr, 40.0) << c.name;
+  }
+}
+
+}  // namespace
+}  // namespace heygem::pipeline
