@@ -29,7 +29,7 @@ if [[ -z ${HEYGEM_SHARED:-} ]]; then
 fi
 export HEYGEM_SHARED
 export HEYGEM_FIXTURES=${HEYGEM_FIXTURES:-$HEYGEM_SHARED/fixtures}
-export PATH="$PREFIX/bin:$PATH" LD_LIBRARY_PATH="$PREFIX/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+export PATH="$PREFIX/bin:$PATH" LD_LIBRARY_PATH="$PREFIX/lib:$PREFIX/root/usr/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 python=${PYTHON:-python3}
 bench=$repo/scripts/bench
 export PEER=${PEER:-$repo/.bench/wav2lip-ref}

@@ -58,8 +58,8 @@ fi
 cmake_args=(-G Ninja -DCMAKE_BUILD_TYPE="${CMAKE_BUILD_TYPE:-$($gpu && echo Release || echo RelWithDebInfo)}"
             -DHEYGEM_BUILD_TESTS="$($tests && echo ON || echo OFF)")
 if [[ -n $deps_prefix ]]; then
-  export PKG_CONFIG_PATH="$deps_prefix/lib/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
-  export LD_LIBRARY_PATH="$deps_prefix/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+  export PKG_CONFIG_PATH="$deps_prefix/lib/pkgconfig:$deps_prefix/root/usr/lib/x86_64-linux-gnu/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
+  export LD_LIBRARY_PATH="$deps_prefix/lib:$deps_prefix/root/usr/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
   cmake_args+=(-DCMAKE_PREFIX_PATH="$deps_prefix;$deps_prefix/root/usr" -DCMAKE_INCLUDE_PATH="$deps_prefix/root/usr/include")
 fi
 pkg-config --exists libsystemd 2>/dev/null || [[ -f /usr/include/systemd/sd-daemon.h ]] || cmake_args+=(-DHEYGEM_WITH_SYSTEMD=OFF)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds x264 and FFmpeg 5.1 (shared, NVDEC/CUVID, libx264) on the GPU machine from the Debian
 # sources carried in .gpu/ (see docs/gpu.md: `apt-get source --download-only ffmpeg x264`,
-# `apt-get download nasm libffmpeg-nvenc-dev nlohmann-json3-dev libcli11-dev`). Installs into $PREFIX.
+# `apt-get download nasm libffmpeg-nvenc-dev nlohmann-json3-dev libcli11-dev libhiredis-dev
+# libhiredis0.14`). Installs into $PREFIX.
 set -euo pipefail
 src=${1:-$PWD/.gpu}
 PREFIX=${PREFIX:-/opt/heygem-deps}
@@ -11,7 +12,16 @@ mkdir -p "$work" "$PREFIX"
 # header-only and tool packages: unpack into a private root, never over /
 for deb in "$src"/*.deb; do dpkg -x "$deb" "$PREFIX/root"; done
 export PATH="$PREFIX/root/usr/bin:$PATH"
-sed -i "s|^prefix=/usr\$|prefix=$PREFIX/root/usr|" "$PREFIX"/root/usr/share/pkgconfig/ffnvcodec.pc
+# Debian's .pc files name /usr: point them at the private root (hiredis's names /usr/lib, not its
+# multiarch folder)
+while IFS= read -r pc; do
+  sed -i -e "s|^prefix=/usr\$|prefix=$PREFIX/root/usr|" -e "s|=/usr/|=$PREFIX/root/usr/|" "$pc"
+done < <(find "$PREFIX/root" -name '*.pc')
+hiredis_pc=$PREFIX/root/usr/lib/x86_64-linux-gnu/pkgconfig/hiredis.pc
+# (and its Cflags name the hiredis folder, which /usr/include's default search hides: the code
+# includes <hiredis/hiredis.h>)
+[[ ! -f $hiredis_pc ]] || sed -i -e "s|^libdir=.*|libdir=$PREFIX/root/usr/lib/x86_64-linux-gnu|" \
+  -e 's|^Cflags: -I${includedir} |Cflags: -I${includedir} -I${includedir}/.. |' "$hiredis_pc"
 
 if [[ ! -f $PREFIX/lib/libx264.so ]]; then
   tar -C "$work" -xzf "$src"/x264_*.orig.tar.gz
