@@ -587,23 +587,29 @@ std::optional<c10::Device> LipSyncRun::frames_device() const {
 }
 
 // The GPU frame path's last step, a batch at a time: the rendered frames become the encoder's 4:2:0
-// pictures on the GPU and come down in one copy (1.5 bytes a pixel), so the encoder thread only hands
+// pictures on the GPU and come down in a few copies (1.5 bytes a pixel), so the encoder thread only hands
 // them to x264. A frame tap (tests) keeps the BGR image to look at.
 void LipSyncRun::convert_for_encoder(std::vector<Work>& batch) {
   if (!frames_device_ || batch.empty()) return;
+  // a few frames per conversion: its float intermediates (~40 MB a 720p frame) stay small beside the
+  // models, whatever the generator's batch
+  constexpr size_t kFramesPerConversion = 16;
   blend_clock_.measure([&] {
     c10::InferenceMode guard;
-    std::vector<at::Tensor> images;
-    images.reserve(batch.size());
-    for (auto& w : batch) images.push_back(w.image);
-    const at::Tensor on_device = bgr_to_yuv420(at::stack(images), encoded_width_, encoded_height_);
-    // pinned: the copy runs at the bus's speed (torch's host allocator caches these buffers)
-    at::Tensor planes =
-        at::empty(on_device.sizes(), on_device.options().device(at::kCPU).pinned_memory(on_device.is_cuda()));
-    planes.copy_(on_device);
-    for (size_t i = 0; i < batch.size(); ++i) {
-      batch[i].encoder_picture = download_yuv420(planes[static_cast<int64_t>(i)], encoded_width_, encoded_height_);
-      if (!hooks_.frame_tap) batch[i].image = at::Tensor();
+    for (size_t start = 0; start < batch.size(); start += kFramesPerConversion) {
+      const size_t end = std::min(batch.size(), start + kFramesPerConversion);
+      std::vector<at::Tensor> images;
+      for (size_t i = start; i < end; ++i) images.push_back(batch[i].image);
+      const at::Tensor on_device = bgr_to_yuv420(at::stack(images), encoded_width_, encoded_height_);
+      // pinned: the copy runs at the bus's speed (torch's host allocator caches these buffers)
+      at::Tensor planes =
+          at::empty(on_device.sizes(), on_device.options().device(at::kCPU).pinned_memory(on_device.is_cuda()));
+      planes.copy_(on_device);
+      for (size_t i = start; i < end; ++i) {
+        batch[i].encoder_picture =
+            download_yuv420(planes[static_cast<int64_t>(i - start)], encoded_width_, encoded_height_);
+        if (!hooks_.frame_tap) batch[i].image = at::Tensor();
+      }
     }
   });
 }
