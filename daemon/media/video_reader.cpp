@@ -108,6 +108,7 @@ struct VideoReader::Impl {
   void emit(const AVFrame* picture, Frame& out);
   void convert(const AVFrame* picture, Frame& out);
   void hand_out_device_picture(const AVFrame* picture, Frame& out);
+  const AVFrame* planar_420(const AVFrame* nv12);
 
  public:
   ffmpeg::StreamDecoder decoder;
@@ -121,6 +122,10 @@ struct VideoReader::Impl {
   // past the end of a row, so it converts here and the rows are then copied (or rotated) into the
   // tightly packed Frame.
   ffmpeg::FramePtr converted_ = ffmpeg::make_frame();
+  // NVDEC's downloaded NV12, its chroma deinterleaved: swscale then takes the same 4:2:0 -> BGR24
+  // path as for the CPU decoder's pictures, so both give the same frames.
+  PixelConverter deinterleave_{SWS_POINT, 1, decoder.file()};
+  ffmpeg::FramePtr planar_ = ffmpeg::make_frame();
   Pending held_, incoming_;
   bool have_held_ = false, have_incoming_ = false, held_end_known_ = false, stream_done_ = false;
   int64_t held_until_ = 0;  // held_ shows on output slots [next_index_, held_until_)
@@ -303,6 +308,7 @@ void VideoReader::Impl::convert(const AVFrame* picture, Frame& out) {
     if (av_frame_get_buffer(converted_.get(), static_cast<int>(kRowAlign)) < 0)
       throw Error(ErrorCode::resource, "out of memory converting a frame of " + file.string());
   }
+  if (picture->format == AV_PIX_FMT_NV12) picture = planar_420(picture);
   converter_.convert(picture, converted_.get());
   const auto stride = static_cast<size_t>(converted_->linesize[0]);
   if (info.rotation_degrees != 0) {
@@ -312,6 +318,20 @@ void VideoReader::Impl::convert(const AVFrame* picture, Frame& out) {
   out.resize(picture->width, picture->height);
   for (int y = 0; y < picture->height; ++y)
     std::memcpy(out.row(y), converted_->data[0] + static_cast<size_t>(y) * stride, static_cast<size_t>(out.stride));
+}
+
+const AVFrame* VideoReader::Impl::planar_420(const AVFrame* nv12) {
+  if (planar_->width != nv12->width || planar_->height != nv12->height) {
+    planar_ = ffmpeg::make_frame();
+    planar_->format = AV_PIX_FMT_YUV420P;
+    planar_->width = nv12->width;
+    planar_->height = nv12->height;
+    if (av_frame_get_buffer(planar_.get(), static_cast<int>(kRowAlign)) < 0)
+      throw Error(ErrorCode::resource, "out of memory converting a frame of " + decoder.file().string());
+  }
+  deinterleave_.convert(nv12, planar_.get());
+  ffmpeg::check(av_frame_copy_props(planar_.get(), nv12), ErrorCode::resource, decoder.file(), "cannot copy a picture's properties");
+  return planar_.get();
 }
 
 // A new reference to the decoder's buffer travels with the frame: a picture repeated on the

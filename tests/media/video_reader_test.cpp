@@ -377,5 +377,26 @@ TEST_F(SyntheticDecode, TruncatedFilesAreRejected) {
   expect_input_error(cut_tail, "truncated", [&] { VideoReader reader(cut_tail); });
 }
 
+// NVDEC hands out NV12 (its chroma interleaved); the reader deinterleaves it so that swscale takes
+// the same 4:2:0 -> BGR24 path as for a CPU decoder's planar pictures. An NV12 rawvideo file shows
+// that on any machine: its frames equal those of the same pictures stored planar.
+TEST(GridDecode, Nv12PicturesGiveTheFramesOfTheirPlanarTwins) {
+  ScratchDir dir;
+  const auto planar = dir.path() / "planar.nut", nv12 = dir.path() / "nv12.nut";
+  test::run_ffmpeg("-i '" + grid_clip("lbax4n").string() + "' -frames:v 8 -an -pix_fmt yuv420p -c:v rawvideo '" +
+                   planar.string() + "'");
+  test::run_ffmpeg("-i '" + planar.string() + "' -pix_fmt nv12 -c:v rawvideo '" + nv12.string() + "'");
+  VideoReader a(planar), b(nv12);
+  Frame x, y;
+  int frames = 0;
+  while (a.next(x)) {
+    ASSERT_TRUE(b.next(y)) << "frame " << frames;
+    ASSERT_EQ(x.data, y.data) << "frame " << frames;
+    ++frames;
+  }
+  EXPECT_EQ(frames, 8);
+  EXPECT_FALSE(b.next(y));
+}
+
 }  // namespace
 }  // namespace heygem::media
