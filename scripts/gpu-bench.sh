@@ -8,7 +8,8 @@
 #      HEYGEM_SHARED (../shared if present, else .bench/shared), HEYGEM_FIXTURES, PREFIX (/opt/heygem-deps),
 #      BENCH_BUILD_DIR (build-gpu), BENCH_GENERATOR_PRECISION (float16), BENCH_DETECTOR_PRECISION (float32),
 #      BENCH_RESTORER_BATCH (8), BENCH_RESTORER_PRECISION (float16),
-#      BENCH_DEVICE (cuda), BENCH_SKIP (space-separated phase names to leave out, e.g. "deps build"),
+#      BENCH_DEVICE (cuda), BENCH_PARITY_REGEX (the ctest -R of the parity phase, default parity),
+#      BENCH_THROUGHPUT_MODES ("box retinaface"), BENCH_SKIP (space-separated phase names to leave out, e.g. "deps build"),
 #      PEER (the reference, .bench/wav2lip-ref: scripts/bench/fetch-reference.sh puts it there).
 set -uo pipefail
 
@@ -114,7 +115,7 @@ fi
 run_parity() {
   [[ -f $build/CTestTestfile.cmake ]] || { echo "no ctest files in $build (build failed?)"; return 1; }
   local rc=0
-  (cd "$build" && HEYGEM_TEST_DEVICE=$device ctest -R parity --output-on-failure --timeout 120) >"$work/parity.out" 2>&1 || rc=$?
+  (cd "$build" && HEYGEM_TEST_DEVICE=$device ctest -R "${BENCH_PARITY_REGEX:-parity}" --output-on-failure --timeout 120) >"$work/parity.out" 2>&1 || rc=$?
   # a crash that the test's own handler cannot place (no unwind information) gets a debugger's stack
   if grep -q "crashed with signal" "$work/parity.out" && command -v gdb >/dev/null; then
     local binary
@@ -350,7 +351,7 @@ fi
 # Issue 15: four jobs at once against four re-encodes at once (scripts/gpu/throughput.sh, its own
 # heygemd with the default max_concurrent_jobs; table in $OUT/throughput.md).
 run_throughput() {
-  WORKLOAD=$wl BUILD=$build OUT=$OUT JOBS_AT_ONCE=${BENCH_JOBS_AT_ONCE:-4} MODES="box retinaface" \
+  WORKLOAD=$wl BUILD=$build OUT=$OUT JOBS_AT_ONCE=${BENCH_JOBS_AT_ONCE:-4} MODES=${BENCH_THROUGHPUT_MODES:-box retinaface} \
     GEN_PRECISION=$gen_precision "$repo/scripts/gpu/throughput.sh"
 }
 ((have_heygem)) && wanted throughput && phase throughput 240 60 run_throughput
