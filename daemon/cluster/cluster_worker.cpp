@@ -264,14 +264,7 @@ void ClusterWorker::take(RedisSession& redis, const std::string& entry_id, const
   try {
     spec = parse_job_spec(raw);
     options = validate_(spec.options);
-    const auto check_inline = [&](const MediaRef& ref) {
-      if (ref.inline_bytes && *ref.inline_bytes > config_.max_inline_bytes)
-        throw Error(ErrorCode::invalid_argument, "inline input " + ref.name + " claims " + std::to_string(*ref.inline_bytes) +
-                                                     " bytes, more than cluster.max_inline_bytes (" +
-                                                     std::to_string(config_.max_inline_bytes) + ")");
-    };
-    check_inline(spec.audio);
-    for (const auto& video : spec.videos) check_inline(video);
+    check_inline_sizes(spec, config_.max_inline_bytes);
   } catch (const Error& e) {
     dead_letter(redis, entry_id, job_id_guess(raw), raw, e.what());
     return;
