@@ -346,18 +346,22 @@ TEST_F(Cluster, HostileEntriesAreDeadLetteredWithAReasonAndTheWorkerKeepsServing
         .dump();
   };
   const nlohmann::json good_audio{{"path", inputs_.audio.string()}};
+  // Options a worker here can run (it has no face detector): each entry below has one thing wrong.
+  const nlohmann::json boxed{{"box", nlohmann::json::parse("[" + inputs_.box + "]")}};
   // entry fields, and the words its dead letter's reason must contain
   const std::vector<std::pair<std::vector<std::string>, std::string>> hostile{
       {{"spec", "\x01garbage{{"}, "not JSON"},
       {{"colour", "blue"}, "no \"spec\" field"},
       {{"spec", R"({"version":1,"job_id":"a00000000001"})"}, "spec.audio: missing"},
       {{"spec", spec("a00000000002", good_audio, {{"warp", 9}})}, "warp"},
-      {{"spec", spec("a00000000003", {{"path", "/etc/passwd"}}, nlohmann::json::object())}, "outside cluster.media_roots"},
-      {{"spec", spec("a00000000004", {{"path", media_root().string() + "/../../etc/passwd"}}, nlohmann::json::object())}, "\"..\""},
-      {{"spec", spec("a00000000005", {{"path", escape}}, nlohmann::json::object())}, "leaves its media root"},
-      {{"spec", spec("a00000000006", {{"inline", 10737418240ULL}, {"name", "huge.wav"}}, nlohmann::json::object())},
+      {{"spec", spec("a00000000003", {{"path", "/etc/passwd"}}, boxed)}, "outside cluster.media_roots"},
+      {{"spec", spec("a00000000004", {{"path", media_root().string() + "/../../etc/passwd"}}, boxed)}, "\"..\""},
+      {{"spec", spec("a00000000005", {{"path", escape}}, boxed)}, "leaves its media root"},
+      {{"spec", spec("a00000000006", {{"inline", 10737418240ULL}, {"name", "huge.wav"}}, boxed)},
        "more than cluster.max_inline_bytes"},
       {{"spec", spec("a00000000007", good_audio, {{"generator", "no-such-model"}})}, "no-such-model"},
+      // No box and no detector on this worker: it could never run.
+      {{"spec", spec("a00000000008", good_audio, nlohmann::json::object())}, "models.default_detector"},
   };
   auto redis = redis_->connect();
   std::vector<std::string> entries;
@@ -389,6 +393,40 @@ TEST_F(Cluster, HostileEntriesAreDeadLetteredWithAReasonAndTheWorkerKeepsServing
   EXPECT_TRUE(workers_.at("w1")->running());
   const auto summary = nlohmann::json::parse(ctl({"--json", "status"}).out);
   EXPECT_EQ(summary["dead_letters"], hostile.size());
+}
+
+// docs/cluster.md's producer for web backends (scripts/cluster-producer.py, redis-py): the job it
+// enqueues without heygemctl runs on a worker, and heygemctl follows and lists it like its own.
+TEST_F(Cluster, DocumentedPythonProducerEnqueuesAJobAWorkerRuns) {
+  const auto python = std::string("/usr/bin/python3");
+  const auto probe = run_process({python, "-c", "import redis"}, dir_.path() / "scratch");
+  if (probe.exit_code != 0) GTEST_SKIP() << "redis-py is not installed (Debian: python3-redis): " << probe.err;
+  start_worker("w1");
+  wait_serving({"w1"});
+  const auto output = out_ / "from-python.mp4";
+  // The workers here have no face detector: the job gives the fixed box.
+  const auto options = nlohmann::json{{"crf", 23}, {"preset", "ultrafast"}, {"box", nlohmann::json::parse("[" + inputs_.box + "]")}};
+  const auto produced = run_process({python, std::string(HEYGEM_SOURCE_DIR) + "/scripts/cluster-producer.py", redis_->url(),
+                                     inputs_.audio.string(), inputs_.video.string(), output.string(), options.dump()},
+                                    dir_.path() / "scratch");
+  ASSERT_EQ(produced.exit_code, 0) << produced.out << produced.err;
+  std::smatch match;
+  ASSERT_TRUE(std::regex_search(produced.out, match, std::regex("^[0-9a-f]{12}\n$"))) << produced.out;
+  const auto job = match.str().substr(0, 12);
+  // Listed at once (the submit script indexes it), before a worker took it.
+  EXPECT_NE(ctl({"--json", "list", "--all"}).out.find(job), std::string::npos);
+  const auto waited = ctl({"wait", job});
+  ASSERT_EQ(waited.exit_code, 0) << waited.out << waited.err << logs();
+  expect_valid_output(output);
+  EXPECT_EQ(job_field(job, "state"), "done");
+  EXPECT_EQ(job_field(job, "worker"), "w1");
+  EXPECT_EQ(job_field(job, "attempts"), "1");
+  const auto events = events_of(job);
+  EXPECT_EQ(events.count("queued"), 1u) << "the producer's queued event parses as heygemctl's";
+  EXPECT_EQ(events.count("done"), 1u);
+  const auto status = nlohmann::json::parse(ctl({"--json", "status", job}).out);
+  EXPECT_EQ(status["options"]["crf"], 23) << status.dump();
+  expect_no_partial_files();
 }
 
 TEST_F(Cluster, SigtermHandsRunningJobsBackAtOnce) {
