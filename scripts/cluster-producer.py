@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """Enqueue a heygem cluster job from Python (redis-py), as a web backend would: no heygemctl.
 
+    cluster-producer.py URL AUDIO VIDEO OUTPUT [OPTIONS_JSON]
     cluster-producer.py redis://127.0.0.1:6379 /srv/media/speech.wav /srv/media/face.mp4 /srv/media/out/face.mp4
 
+OPTIONS_JSON: the job's options (docs/protocol.md), default '{"crf": 23}'.
 Prints the job id; follow it with `heygemctl --cluster URL watch ID` or read its events stream.
 The wire format is docs/cluster.md's; the script is the same as heygemctl's submit.
 """
@@ -37,7 +39,8 @@ def submit(r, audio, videos, outputs, options=None):
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 5:
+    if len(sys.argv) not in (5, 6):
         sys.exit(__doc__)
-    url, audio, video, output = sys.argv[1:]
-    print(submit(redis.Redis.from_url(url), audio, [video], [output], {"crf": 23}))
+    url, audio, video, output = sys.argv[1:5]
+    options = json.loads(sys.argv[5]) if len(sys.argv) == 6 else {"crf": 23}
+    print(submit(redis.Redis.from_url(url), audio, [video], [output], options))

@@ -126,6 +126,18 @@ ClusterJobSpec parse_job_spec(std::string_view text) {
   return spec;
 }
 
+void check_inline_sizes(const ClusterJobSpec& spec, std::uint64_t max_inline_bytes) {
+  const auto check = [&](const MediaRef& ref) {
+    if (ref.inline_bytes && *ref.inline_bytes > max_inline_bytes)
+      throw Error(ErrorCode::invalid_argument, "inline input " + ref.name + " claims " +
+                                                   std::to_string(*ref.inline_bytes) +
+                                                   " bytes, more than cluster.max_inline_bytes (" +
+                                                   std::to_string(max_inline_bytes) + ")");
+  };
+  check(spec.audio);
+  for (const auto& video : spec.videos) check(video);
+}
+
 std::optional<HashState> hash_state_from_string(std::string_view text) {
   if (text == "queued") return HashState::queued;
   if (text == "running") return HashState::running;

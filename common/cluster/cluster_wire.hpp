@@ -56,6 +56,9 @@ nlohmann::json to_json(const ClusterJobSpec& spec);
 // Strict, as the socket protocol: unknown keys, wrong types, relative paths, ".." components and
 // bad option values are Error(invalid_argument) naming the field ("spec.videos[1].path: ...").
 ClusterJobSpec parse_job_spec(std::string_view text);
+// A worker's bound on inline inputs (cluster.max_inline_bytes): the spec states each inline input's
+// size, so an oversize one is refused before a byte is read from Redis. Error(invalid_argument).
+void check_inline_sizes(const ClusterJobSpec& spec, std::uint64_t max_inline_bytes);
 
 // The job hash's states ("finishing": the output is being published; shown as running).
 enum class HashState { queued, running, finishing, done, failed, cancelled };

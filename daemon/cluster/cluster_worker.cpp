@@ -20,7 +20,9 @@ using namespace std::chrono_literals;
 
 constexpr auto kCancelPoll = 200ms;       // a cancel reaches the pipeline within this (plus its check)
 constexpr auto kHeartbeat = 1s;           // `heygemctl --cluster workers` shows it
-constexpr auto kBlock = 500ms;            // XREADGROUP BLOCK: how late a stop or a free slot is noticed
+constexpr auto kBlock = 500ms;            // XREADGROUP BLOCK: how late a stop is noticed while idle
+constexpr auto kSlotWait = 100ms;         // the same while every slot is busy
+constexpr int kMaxClaimScans = 100;        // XAUTOCLAIM calls per turn (each scans ~10 pending entries)
 constexpr std::size_t kMaxDeadSpecBytes = 64 * 1024;
 constexpr long long kHandBackIdleMs = 365LL * 24 * 3600 * 1000;  // idle enough for any claim_idle
 
@@ -105,7 +107,7 @@ ClusterWorker::ClusterWorker(ClusterConfig config, jobs::Scheduler& scheduler, O
   names_.stream = config_.stream;
   names_.group = config_.group;
   names_.dead_letter = config_.dead_letter_stream;
-  credentials_.user = config_.user;
+  credentials_.user = config_.user.empty() ? address_.user : config_.user;  // redis://USER@HOST or cluster.user
   if (!config_.password_file.empty()) credentials_.password = read_password_file(config_.password_file);
   std::filesystem::create_directories(ledger_dir_);
 }
@@ -142,11 +144,6 @@ void ClusterWorker::start() {
   reporter_ = std::thread([this] { reporter_loop(); });
 }
 
-bool ClusterWorker::slot_free() const {
-  const auto counts = scheduler_.counts();
-  return counts.queued == 0 && counts.running < counts.slots;
-}
-
 void ClusterWorker::ensure_group(RedisSession& redis) {
   try {
     redis.command({"XGROUP", "CREATE", names_.stream, names_.group, "0", "MKSTREAM"});
@@ -170,10 +167,9 @@ void ClusterWorker::intake_loop() {
         if (reported_down) spdlog::info("cluster: Redis at {} is back", address_.text());
         reported_down = false;
       }
-      if (!slot_free()) {
-        std::this_thread::sleep_for(50ms);
-        continue;
-      }
+      // Woken by the scheduler when a run ends (no poll: a job queued here starts as soon as a slot
+      // frees); the timeout only bounds how late a stop is noticed.
+      if (!scheduler_.wait_for_free_slot(kSlotWait)) continue;
       std::optional<std::pair<std::string, Fields>> entry;
       if (!own_pending_done) {
         // Entries delivered to this consumer name before a restart and never acknowledged.
@@ -184,15 +180,18 @@ void ClusterWorker::intake_loop() {
         if (entries.empty()) own_pending_done = true;
         else entry = entries.front(), own_cursor = entries.front().first;
       }
-      if (!entry) {
+      // Entries idle past claim_idle (a dead worker's, or handed back): the whole pending list is
+      // scanned (XAUTOCLAIM looks at a few entries per call) before blocking for new ones.
+      for (int scans = 0; !entry && scans < kMaxClaimScans; ++scans) {
         const auto reply = redis.command({"XAUTOCLAIM", names_.stream, names_.group, consumer_,
                                           std::to_string(config_.claim_idle.count()), claim_cursor, "COUNT", "1"});
         claim_cursor = reply.elements.at(0).str();
         const auto entries = stream_entries(reply.elements.at(1));
         if (!entries.empty()) {
           entry = entries.front();
-          spdlog::info("cluster: took over entry {} (idle past claim_idle)", entry->first);
+          spdlog::info("cluster: took over entry {} (idle past claim_idle, or handed back)", entry->first);
         }
+        if (claim_cursor == "0-0") break;
       }
       if (!entry) {
         const auto reply = redis.command({"XREADGROUP", "GROUP", names_.group, consumer_, "COUNT", "1", "BLOCK",
@@ -202,6 +201,16 @@ void ClusterWorker::intake_loop() {
         const auto entries = stream_entries(reply.elements[0].elements.at(1));
         if (entries.empty()) continue;
         entry = entries.front();
+        // The read blocked: a local job may have taken the slot meanwhile. Rather than queue the
+        // entry here behind it, leave it claimable at once by an idle worker (or by this one when
+        // its slot frees); nothing ran, so nothing counts.
+        if (!scheduler_.wait_for_free_slot(0ms)) {
+          redis.command({"XCLAIM", names_.stream, names_.group, consumer_, "0", entry->first, "IDLE",
+                         std::to_string(kHandBackIdleMs), "JUSTID"});
+          spdlog::debug("cluster: entry {} came while every slot is busy; left for any free worker", entry->first);
+          claim_cursor = "0-0";
+          continue;
+        }
       }
       take(redis, entry->first, entry->second);
     } catch (const RedisUnavailable& e) {
@@ -264,14 +273,7 @@ void ClusterWorker::take(RedisSession& redis, const std::string& entry_id, const
   try {
     spec = parse_job_spec(raw);
     options = validate_(spec.options);
-    const auto check_inline = [&](const MediaRef& ref) {
-      if (ref.inline_bytes && *ref.inline_bytes > config_.max_inline_bytes)
-        throw Error(ErrorCode::invalid_argument, "inline input " + ref.name + " claims " + std::to_string(*ref.inline_bytes) +
-                                                     " bytes, more than cluster.max_inline_bytes (" +
-                                                     std::to_string(config_.max_inline_bytes) + ")");
-    };
-    check_inline(spec.audio);
-    for (const auto& video : spec.videos) check_inline(video);
+    check_inline_sizes(spec, config_.max_inline_bytes);
   } catch (const Error& e) {
     dead_letter(redis, entry_id, job_id_guess(raw), raw, e.what());
     return;
@@ -516,11 +518,20 @@ void ClusterWorker::reporter_loop() {
             forward(redis, *run, *event);
           } catch (const RedisUnavailable&) {  // progress only: the next event says more
           }
+          // An item's output is complete (written and closed by the scheduler) when its item_done
+          // comes: its data is flushed now, while the job goes on, not at the end before the rename.
+          if (const auto* item = std::get_if<protocol::ItemDoneEvent>(&event->body);
+              item && item->output == protocol::OutputPlace::fd && item->item >= 0 &&
+              static_cast<std::size_t>(item->item) < run->outputs.size())
+            run->outputs[static_cast<std::size_t>(item->item)].sync();
         }
       }
       while (!finishing.empty()) {
         auto run = finishing.front();
+        const auto began = Clock::now();
         finish(redis, *run);  // throws while Redis is down: retried on the next turn
+        spdlog::debug("cluster: job {}: its end took {} ms to record (fence, publish, finish)", run->job_id,
+                      std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - began).count());
         forget(run->local_id);
         finishing.erase(finishing.begin());
       }

@@ -73,7 +73,6 @@ class ClusterWorker {
 
   void intake_loop();
   void reporter_loop();
-  bool slot_free() const;
   void ensure_group(RedisSession& redis);
   // Reads one entry: own pending ones first (a restart), then a dead worker's, then a new one.
   bool take_one(RedisSession& redis);

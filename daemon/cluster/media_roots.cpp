@@ -67,12 +67,22 @@ PendingOutput::~PendingOutput() {
   if (!done_ && folder_.valid() && !temp_name_.empty()) ::unlinkat(folder_.get(), temp_name_.c_str(), 0);
 }
 
+bool PendingOutput::sync() noexcept {
+  if (done_ || synced_) return true;
+  UniqueFd file(::openat(folder_.get(), temp_name_.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
+  synced_ = file.valid() && ::fsync(file.get()) == 0;
+  return synced_;
+}
+
 void PendingOutput::publish() {
   if (done_) return;
   // The scheduler wrote and closed its copy of the fd; the data reaches the disk before the name.
-  UniqueFd file(::openat(folder_.get(), temp_name_.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
-  if (!file.valid() || ::fsync(file.get()) != 0)
-    throw Error(ErrorCode::resource, "output " + shown_ + ": cannot sync its temporary file: " + std::strerror(errno));
+  if (!synced_) {
+    UniqueFd file(::openat(folder_.get(), temp_name_.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
+    if (!file.valid() || ::fsync(file.get()) != 0)
+      throw Error(ErrorCode::resource, "output " + shown_ + ": cannot sync its temporary file: " + std::strerror(errno));
+    synced_ = true;
+  }
   if (::renameat(folder_.get(), temp_name_.c_str(), folder_.get(), final_name_.c_str()) != 0)
     throw Error(ErrorCode::resource, "output " + shown_ + ": cannot rename it into place: " + std::strerror(errno));
   done_ = true;

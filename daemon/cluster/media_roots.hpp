@@ -25,7 +25,11 @@ class PendingOutput {
 
   // The writable fd (handed to the scheduler, which closes its copy when the job ends).
   UniqueFd take_file() { return std::move(file_); }
-  // fsync + rename onto the final name + fsync of the folder. Throws heygem::Error(resource).
+  // fsync of the finished temporary file, ahead of publish() (which then skips it): called as soon
+  // as the file is complete, it takes the data's flush off the end of the job. False on failure
+  // (publish() tries again and reports it).
+  bool sync() noexcept;
+  // fsync (unless synced) + rename onto the final name + fsync of the folder. Throws heygem::Error(resource).
   void publish();
   const std::string& shown() const { return shown_; }  // the final path, for messages
 
@@ -35,6 +39,7 @@ class PendingOutput {
   UniqueFd file_;
   std::string shown_;
   bool done_ = false;
+  bool synced_ = false;
 };
 
 class MediaRoots {

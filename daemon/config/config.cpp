@@ -51,7 +51,7 @@ avatar_cache:
   max_bytes: 64M            # face boxes of videos seen before; least recently used go first; 0 = off
 cluster:                    # Redis Streams cluster mode (docs/cluster.md); off while address is ""
   address: ""               # redis://HOST[:PORT] or unix:/PATH
-  user: ""                  # Redis ACL user; "" = the default user
+  user: ""                  # Redis ACL user; "" = the one in address, else the default user
   password_file: ""         # a file whose first line is the password (never the password here)
   stream: "heygem:jobs"     # jobs stream; per-job keys are <stream>:job:<id>
   group: heygem             # consumer group of the workers
@@ -392,6 +392,14 @@ void apply_cluster(const Reader& r, const YAML::Node& node, cluster::ClusterConf
                  });
   if (cluster.enabled() && cluster.media_roots.empty() && node.IsMap())
     r.fail(node, "cluster.media_roots", "at least one folder is needed when cluster.address is set");
+  // The ACL user may come in the address (redis://USER@HOST, as heygemctl --cluster takes it) or in
+  // cluster.user; the worker uses whichever is given, and two different ones are a mistake.
+  if (cluster.enabled() && node.IsMap()) {
+    const auto in_address = cluster::parse_redis_address(cluster.address).user;
+    if (!in_address.empty() && !cluster.user.empty() && in_address != cluster.user)
+      r.fail(node["user"], "cluster.user",
+             "\"" + cluster.user + "\" differs from the user in cluster.address (\"" + in_address + "\"): give one");
+  }
 }
 
 void check_model_reference(const DaemonConfig& config, const NameRef& ref, residency::ModelRole role) {

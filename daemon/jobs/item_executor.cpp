@@ -246,6 +246,15 @@ void ItemExecutor::validate(const protocol::SubmitOptions& options) const {
   };
   check(parsed.generator, true);
   check(parsed.detector, false);
+  // A model the job would take by default must exist: refused here, not when the job runs (a cluster
+  // job would otherwise fail every attempt before its dead letter says why).
+  if (parsed.generator.empty() && config_.default_generator.empty())
+    throw Error(ErrorCode::invalid_argument,
+                "option generator: none given and no default generator is configured (models.default_generator)");
+  if (!parsed.box && parsed.detector.empty() && config_.default_detector.empty())
+    throw Error(ErrorCode::invalid_argument,
+                "option box: faces must be found, but no face detector is given and none is configured "
+                "(models.default_detector is \"\"): give a fixed box or name a detector");
   // --enhance without GFPGAN weights is refused at submit time, naming the file to bring.
   if (enhance_wanted(parsed, config_.default_enhance) &&
       std::none_of(config_.models.begin(), config_.models.end(),

@@ -611,6 +611,16 @@ Scheduler::Counts Scheduler::counts() const {
   return {queue_.size(), running_, concurrent_jobs_on(devices_, settings_.max_concurrent_jobs)};
 }
 
+bool Scheduler::wait_for_free_slot(std::chrono::milliseconds timeout) {
+  std::unique_lock lock(mutex_);
+  const auto free = [&] {
+    return queue_.empty() && running_ < concurrent_jobs_on(devices_, settings_.max_concurrent_jobs);
+  };
+  // changed_ is notified when a run ends; a queue emptied otherwise (a queued job cancelled, or
+  // started beside a slot that stays free) is not, and is seen at the timeout.
+  return changed_.wait_for(lock, timeout, [&] { return stopping_ || free(); }) && !stopping_;
+}
+
 std::chrono::steady_clock::time_point Scheduler::last_beat() const {
   std::lock_guard lock(mutex_);
   return last_beat_;

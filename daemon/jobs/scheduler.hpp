@@ -138,6 +138,10 @@ class Scheduler {
     std::size_t slots = 0;  // the job slots of every device (0 before start)
   };
   Counts counts() const;
+  // Waits until a job submitted now would start at once (nothing queued, fewer running than the
+  // slots) or `timeout` passes; true when so. Woken when a run ends, so a caller that feeds the
+  // scheduler from elsewhere (the cluster worker's intake) takes its next job without polling.
+  bool wait_for_free_slot(std::chrono::milliseconds timeout);
   // Steady-clock time of the last worker heartbeat (workers beat while idle and between events),
   // so a watchdog can tell a stuck scheduler from a busy one.
   std::chrono::steady_clock::time_point last_beat() const;

@@ -245,5 +245,56 @@ TEST(Config, AvatarCacheDirectoryDefaultsToTheCacheDirectoryThenTheStateDir) {
   EXPECT_NE(error_of("avatar_cache:\n  max_bytes: lots\n").find("avatar_cache.max_bytes"), std::string::npos);
 }
 
+// heygemd.yaml(5) cluster: the keys as documented, the password never in the YAML, the media roots
+// required with an address, the bounds, one ACL user.
+TEST(Config, ClusterSectionAsDocumented) {
+  const auto off = parse_config("", "test.yaml");
+  EXPECT_FALSE(off.cluster.enabled());
+  EXPECT_EQ(off.cluster.stream, "heygem:jobs");
+  EXPECT_EQ(off.cluster.group, "heygem");
+  EXPECT_EQ(off.cluster.dead_letter_stream, "heygem:dead");
+  EXPECT_EQ(off.cluster.claim_idle, std::chrono::seconds(60));
+  EXPECT_EQ(off.cluster.max_attempts, 3);
+  EXPECT_EQ(off.cluster.max_inline_bytes, 16ULL << 20);
+  EXPECT_EQ(off.cluster.events_maxlen, 1000);
+  EXPECT_EQ(off.cluster.retention, std::chrono::hours(7 * 24));
+  const auto on = parse_config(
+      "cluster:\n  address: \"redis://heygem@redis.internal:6380\"\n  consumer: box-1\n  claim_idle: 5s\n"
+      "  max_attempts: 5\n  media_roots: [/srv/media, /mnt/other/]\n  max_inline_bytes: 1M\n  password_file: /etc/heygem/pw\n",
+      "test.yaml");
+  EXPECT_TRUE(on.cluster.enabled());
+  EXPECT_EQ(on.cluster.consumer, "box-1");
+  EXPECT_EQ(on.cluster.claim_idle, std::chrono::seconds(5));
+  EXPECT_EQ(on.cluster.max_attempts, 5);
+  ASSERT_EQ(on.cluster.media_roots.size(), 2u);
+  EXPECT_EQ(on.cluster.media_roots[0], "/srv/media");
+  EXPECT_EQ(on.cluster.max_inline_bytes, 1ULL << 20);
+  EXPECT_EQ(on.cluster.password_file, "/etc/heygem/pw");
+  // The same user in both places is fine.
+  EXPECT_NO_THROW(parse_config("cluster:\n  address: \"redis://heygem@h\"\n  user: heygem\n  media_roots: [/srv]\n",
+                               "test.yaml"));
+}
+
+TEST(Config, ClusterMistakesNameTheKey) {
+  const std::vector<std::pair<std::string, std::string>> cases{
+      {"cluster:\n  address: \"redis://h\"\n  password: hunter2\n  media_roots: [/srv]\n", "password_file"},
+      {"cluster:\n  address: \"redis://h\"\n", "cluster.media_roots"},
+      {"cluster:\n  address: \"http://h\"\n  media_roots: [/srv]\n", "cluster.address"},
+      {"cluster:\n  address: \"redis://u:secret@h\"\n  media_roots: [/srv]\n", "cluster.address"},
+      {"cluster:\n  address: \"redis://h\"\n  media_roots: [srv/media]\n", "cluster.media_roots[0]"},
+      {"cluster:\n  claim_idle: 100ms\n", "cluster.claim_idle"},
+      {"cluster:\n  max_attempts: 0\n", "cluster.max_attempts"},
+      {"cluster:\n  max_inline_bytes: 1G\n", "cluster.max_inline_bytes"},
+      {"cluster:\n  events_maxlen: 5\n", "cluster.events_maxlen"},
+      {"cluster:\n  stream: \"has space\"\n", "cluster.stream"},
+      {"cluster:\n  colour: red\n", "cluster.colour"},
+      {"cluster:\n  address: \"redis://alice@h\"\n  user: bob\n  media_roots: [/srv]\n", "cluster.user"},
+  };
+  for (const auto& [yaml, key] : cases) {
+    const auto message = error_of(yaml);
+    EXPECT_NE(message.find(key), std::string::npos) << yaml << " -> " << message;
+  }
+}
+
 }  // namespace
 }  // namespace heygem::config

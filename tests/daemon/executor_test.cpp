@@ -66,5 +66,24 @@ TEST(ItemExecutorValidate, EnhanceNeedsGfpganWeightsAndLandmarks) {
   EXPECT_NE(validation_error(defaulting, {{"enhance", true}, {"box", {10, 100, 20, 120}}}), "");
 }
 
+// A job that would need a default model the daemon lacks is refused at submit (a cluster job: at
+// intake, dead-lettered with the reason) instead of failing when it runs.
+TEST(ItemExecutorValidate, DefaultsAJobNeedsMustBeConfigured) {
+  auto no_detector = config(false);
+  no_detector.default_detector = "";
+  auto registry = residency::make_model_registry(no_detector);
+  ItemExecutor executor(*registry, no_detector);
+  const std::string refused = validation_error(executor, {{"crf", 23}});
+  EXPECT_NE(refused.find("models.default_detector"), std::string::npos) << refused;
+  EXPECT_EQ(validation_error(executor, {{"box", {10, 100, 20, 120}}}), "");
+  EXPECT_EQ(validation_error(executor, {{"detector", "retinaface"}}), "");
+  auto no_generator = config(false);
+  no_generator.default_generator = "";
+  auto registry_without = residency::make_model_registry(no_generator);
+  ItemExecutor generatorless(*registry_without, no_generator);
+  EXPECT_NE(validation_error(generatorless, nlohmann::json::object()).find("models.default_generator"), std::string::npos);
+  EXPECT_EQ(validation_error(generatorless, {{"generator", "wav2lip"}}), "");
+}
+
 }  // namespace
 }  // namespace heygem::jobs

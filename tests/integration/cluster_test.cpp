@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <fstream>
+#include <iostream>
 #include <future>
 #include <map>
 #include <regex>
@@ -219,6 +220,47 @@ class Cluster : public ::testing::Test {
       EXPECT_EQ(entry.path().extension(), ".mp4") << "left behind: " << entry.path();
   }
 
+  // docs/cluster.md's producer for web backends (scripts/cluster-producer.py, redis-py, without
+  // heygemctl): its job runs on `worker`, and heygemctl lists and follows it like its own.
+  void expect_python_producer_job_runs(const std::string& worker) {
+    const auto python = std::string("/usr/bin/python3");
+    const auto probe = run_process({python, "-c", "import redis"}, dir_.path() / "scratch");
+    if (probe.exit_code != 0) {
+      std::cout << "[   NOTE   ] the Python producer is not tried: redis-py is not installed (Debian: python3-redis)\n";
+      return;
+    }
+    const auto output = out_ / "from-python.mp4";
+    // The workers here have no face detector: the job gives the fixed box.
+    const auto options = nlohmann::json{{"crf", 23}, {"preset", "ultrafast"}, {"box", nlohmann::json::parse("[" + inputs_.box + "]")}};
+    const auto produced = run_process({python, std::string(HEYGEM_SOURCE_DIR) + "/scripts/cluster-producer.py", redis_->url(),
+                                       inputs_.audio.string(), inputs_.video.string(), output.string(), options.dump()},
+                                      dir_.path() / "scratch");
+    ASSERT_EQ(produced.exit_code, 0) << produced.out << produced.err;
+    std::smatch match;
+    ASSERT_TRUE(std::regex_search(produced.out, match, std::regex("^[0-9a-f]{12}\n$"))) << produced.out;
+    const auto job = match.str().substr(0, 12);
+    // Listed at once (the submit script indexes it), before a worker took it.
+    EXPECT_NE(ctl({"--json", "list", "--all"}).out.find(job), std::string::npos);
+    const auto waited = ctl({"wait", job});
+    ASSERT_EQ(waited.exit_code, 0) << waited.out << waited.err << logs();
+    expect_valid_output(output);
+    EXPECT_EQ(job_field(job, "state"), "done");
+    EXPECT_EQ(job_field(job, "worker"), worker);
+    EXPECT_EQ(job_field(job, "attempts"), "1");
+    EXPECT_EQ(events_of(job).count("done"), 1u);
+    // The first event is the producer's: heygemctl reads it as its own submit's.
+    auto redis = redis_->connect();
+    const auto first = redis.command({"XRANGE", "heygem:jobs:job:" + job + ":events", "-", "+", "COUNT", "1"});
+    ASSERT_EQ(first.elements.size(), 1u);
+    const auto message = protocol::parse_response(cluster::field(cluster::field_pairs(first.elements[0].elements.at(1)), "event"));
+    const auto* event = std::get_if<protocol::JobEvent>(&message);
+    ASSERT_NE(event, nullptr);
+    EXPECT_EQ(event->job_id, job);
+    EXPECT_TRUE(std::holds_alternative<protocol::QueuedEvent>(event->body));
+    const auto status = nlohmann::json::parse(ctl({"--json", "status", job}).out);
+    EXPECT_EQ(status["options"]["crf"], 23) << status.dump();
+  }
+
   std::string logs() {
     std::string text;
     for (const auto& [name, worker] : workers_) {
@@ -346,18 +388,22 @@ TEST_F(Cluster, HostileEntriesAreDeadLetteredWithAReasonAndTheWorkerKeepsServing
         .dump();
   };
   const nlohmann::json good_audio{{"path", inputs_.audio.string()}};
+  // Options a worker here can run (it has no face detector): each entry below has one thing wrong.
+  const nlohmann::json boxed{{"box", nlohmann::json::parse("[" + inputs_.box + "]")}};
   // entry fields, and the words its dead letter's reason must contain
   const std::vector<std::pair<std::vector<std::string>, std::string>> hostile{
       {{"spec", "\x01garbage{{"}, "not JSON"},
       {{"colour", "blue"}, "no \"spec\" field"},
       {{"spec", R"({"version":1,"job_id":"a00000000001"})"}, "spec.audio: missing"},
       {{"spec", spec("a00000000002", good_audio, {{"warp", 9}})}, "warp"},
-      {{"spec", spec("a00000000003", {{"path", "/etc/passwd"}}, nlohmann::json::object())}, "outside cluster.media_roots"},
-      {{"spec", spec("a00000000004", {{"path", media_root().string() + "/../../etc/passwd"}}, nlohmann::json::object())}, "\"..\""},
-      {{"spec", spec("a00000000005", {{"path", escape}}, nlohmann::json::object())}, "leaves its media root"},
-      {{"spec", spec("a00000000006", {{"inline", 10737418240ULL}, {"name", "huge.wav"}}, nlohmann::json::object())},
+      {{"spec", spec("a00000000003", {{"path", "/etc/passwd"}}, boxed)}, "outside cluster.media_roots"},
+      {{"spec", spec("a00000000004", {{"path", media_root().string() + "/../../etc/passwd"}}, boxed)}, "\"..\""},
+      {{"spec", spec("a00000000005", {{"path", escape}}, boxed)}, "leaves its media root"},
+      {{"spec", spec("a00000000006", {{"inline", 10737418240ULL}, {"name", "huge.wav"}}, boxed)},
        "more than cluster.max_inline_bytes"},
       {{"spec", spec("a00000000007", good_audio, {{"generator", "no-such-model"}})}, "no-such-model"},
+      // No box and no detector on this worker: it could never run.
+      {{"spec", spec("a00000000008", good_audio, nlohmann::json::object())}, "models.default_detector"},
   };
   auto redis = redis_->connect();
   std::vector<std::string> entries;
@@ -372,6 +418,8 @@ TEST_F(Cluster, HostileEntriesAreDeadLetteredWithAReasonAndTheWorkerKeepsServing
   const auto waited = ctl({"wait", good});
   ASSERT_EQ(waited.exit_code, 0) << waited.err << logs();
   expect_valid_output(output);
+  // So is one from the documented Python producer: its entries are not hostile.
+  expect_python_producer_job_runs("w1");
   std::map<std::string, std::string> reasons;
   for (const auto& entry : redis.command({"XRANGE", "heygem:dead", "-", "+"}).elements) {
     const auto fields = cluster::field_pairs(entry.elements[1]);

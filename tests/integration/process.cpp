@@ -6,8 +6,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <cstdint>
 #include <fstream>
-#include <random>
 #include <sstream>
 #include <stdexcept>
 #include <thread>
@@ -48,11 +49,14 @@ int decode_status(int status) { return WIFEXITED(status) ? WEXITSTATUS(status) :
 
 RunResult run_process(const std::vector<std::string>& argv, const std::filesystem::path& scratch,
                       const RunOptions& options) {
-  static std::mt19937_64 random(std::random_device{}());
-  const auto stem = scratch / ("run-" + std::to_string(random()));
+  // Several test threads may run processes at once (the cluster tests' clients): each run's capture
+  // files have a name of their own (a shared unsynchronised random engine once gave two runs one
+  // name, and one of them read back nothing), and O_EXCL makes sure of it.
+  static std::atomic<std::uint64_t> runs{0};
+  const auto stem = scratch / ("run-" + std::to_string(::getpid()) + "-" + std::to_string(runs++));
   const auto out_path = stem.string() + ".out", err_path = stem.string() + ".err";
-  const int out_fd = ::open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  const int err_fd = ::open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  const int out_fd = ::open(out_path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  const int err_fd = ::open(err_path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
   if (out_fd < 0 || err_fd < 0) throw std::runtime_error("cannot create capture files in " + scratch.string());
   const pid_t pid = ::fork();
   if (pid == 0) exec_child(argv, out_fd, err_fd, options);
