@@ -95,6 +95,17 @@ class DaemonE2E : public ::testing::Test {
     FAIL() << "heygemd did not answer ping\n" << daemon_log();
   }
 
+  // start_daemon() returns once ping answers, which it does while the models load: this waits for
+  // the daemon's ready line.
+  void wait_for_ready_line() {
+    for (int i = 0; i < 6000; ++i) {
+      if (daemon_log().find(" ready: ") != std::string::npos) return;
+      ASSERT_TRUE(daemon_->running()) << "heygemd exited\n" << daemon_log();
+      std::this_thread::sleep_for(100ms);
+    }
+    FAIL() << "heygemd never said it was ready\n" << daemon_log();
+  }
+
   RunResult ctl(std::vector<std::string> args, RunOptions options = {}) {
     args.insert(args.begin(), {HEYGEMCTL_BINARY, "--socket", socket_.string()});
     return run_process(args, scratch_, options);
@@ -472,6 +483,8 @@ TEST_F(DaemonE2E, AReloadThatMovesTheModelsToAnotherDeviceStillRunsJobs) {
 // folder is gone, and the first job after ready runs as usual. Off, no item runs.
 TEST_F(DaemonE2E, PipelineWarmUpRunsBeforeReadyAndTheFirstJobSucceeds) {
   start_daemon();
+  wait_for_ready_line();
+  ASSERT_FALSE(HasFailure());
   const auto log = daemon_log();
   const auto warm = log.find("pipeline warm-up on cpu: ");
   const auto ready = log.find(" ready: ");
@@ -496,8 +509,9 @@ TEST_F(DaemonE2E, PipelineWarmUpOffRunsNoItem) {
   // The default models, both preloaded: only the key decides.
   write_config("  warm_pipeline: false\n");
   start_daemon();
+  wait_for_ready_line();
+  ASSERT_FALSE(HasFailure());
   const auto log = daemon_log();
-  EXPECT_NE(log.find(" ready: "), std::string::npos) << log;
   EXPECT_EQ(log.find("pipeline warm-up"), std::string::npos) << log;
 }
 
