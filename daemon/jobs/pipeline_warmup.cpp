@@ -25,11 +25,14 @@ namespace {
 using Clock = std::chrono::steady_clock;
 constexpr int kFps = 25;
 constexpr int kAudioRate = 44100;
-// The CPU's defaults: a few generator rows (about half a second each on a 2-core CI box) and a
-// small picture, so that a CPU daemon's start pays at most a few seconds for them.
+// The clip: speech-loud at first, then silent, so that the item meets every kind of frame a job has:
+// generated, cross-faded next to a silence and passed through by the silence gate. On a GPU 1 s,
+// 0.6 s of it spoken (the generator's batch cut into several warmed sizes); on the CPU a small
+// picture and 8 frames of which only the first few reach the generator (about 0.4 s a row on a
+// 2-core CI box), so that a CPU daemon's start pays a second or two for the item.
 constexpr int kCpuWidth = 320, kCpuHeight = 240;
-constexpr double kCpuSeconds = 0.2;
-constexpr double kGpuSeconds = 1.0;
+constexpr double kCpuSeconds = 0.32, kCpuSpokenShare = 0.25;
+constexpr double kGpuSeconds = 1.0, kGpuSpokenShare = 0.6;
 
 bool preloaded(const residency::ModelSpec& spec, bool generator) {
   if (!spec.preload) return false;
@@ -64,10 +67,11 @@ void put_le(std::ofstream& out, std::uint32_t value, int bytes) {
   for (int i = 0; i < bytes; ++i) out.put(static_cast<char>((value >> (8 * i)) & 0xff));
 }
 
-// A 16-bit mono WAV of a few harmonics (speech-loud, so the silence gate lets every frame through
-// to the generator).
-void write_tone(const std::filesystem::path& file, double seconds) {
+// A 16-bit mono WAV: `spoken` seconds of a few harmonics (speech-loud for the silence gate), then
+// digital silence up to `seconds`.
+void write_tone(const std::filesystem::path& file, double seconds, double spoken) {
   const auto samples = static_cast<std::uint32_t>(std::lround(seconds * kAudioRate));
+  const auto loud = static_cast<std::uint32_t>(std::lround(spoken * kAudioRate));
   std::ofstream out(file, std::ios::binary);
   if (!out) throw Error(ErrorCode::resource, "cannot write " + file.string());
   out.write("RIFF", 4);
@@ -86,7 +90,8 @@ void write_tone(const std::filesystem::path& file, double seconds) {
   for (std::uint32_t i = 0; i < samples; ++i) {
     const double t = static_cast<double>(i) / kAudioRate;
     double value = 0;
-    for (const double hz : {220.0, 450.0, 1100.0, 2300.0}) value += std::sin(2 * kPi * hz * t);
+    if (i < loud)
+      for (const double hz : {220.0, 450.0, 1100.0, 2300.0}) value += std::sin(2 * kPi * hz * t);
     put_le(out, static_cast<std::uint16_t>(static_cast<std::int16_t>(std::lround(value * 0.15 * 32767 / 4))), 2);
   }
   out.close();
@@ -161,6 +166,7 @@ PipelineWarmupResult warm_device(residency::ModelRegistry& registry, const resid
     width = std::max(32, width) & ~1;
     height = std::max(32, height) & ~1;
     const double seconds = settings.seconds > 0 ? settings.seconds : gpu ? kGpuSeconds : kCpuSeconds;
+    const double spoken = seconds * (gpu ? kGpuSpokenShare : kCpuSpokenShare);
     const int frames = std::max(1, static_cast<int>(std::lround(seconds * kFps)));
 
     const auto folder = settings.folder / folder_name(plan.device);
@@ -168,7 +174,7 @@ PipelineWarmupResult warm_device(residency::ModelRegistry& registry, const resid
     const auto tone = folder / "tone.wav";
     const auto clip = folder / "clip.mp4";
     // A little more audio than pictures: the clip's AAC track is cut to its frames.
-    write_tone(tone, static_cast<double>(frames) / kFps + 0.1);
+    write_tone(tone, static_cast<double>(frames) / kFps + 0.1, spoken);
     write_clip(clip, tone, width, height, frames);
 
     pipeline::ItemFiles files;
@@ -195,11 +201,14 @@ PipelineWarmupResult warm_device(residency::ModelRegistry& registry, const resid
     } release_memory_at_end;  // as after a job's item
     const auto report = pipeline::run_lip_sync(files, options, models, hooks);
     result.frames = report.frames;
+    result.frames_gated = report.frames_gated;
     result.frame_path = report.frame_path;
     result.plan.detector = detector ? detector->name() : "";
     result.seconds = std::chrono::duration<double>(Clock::now() - started).count();
-    spdlog::info("pipeline warm-up on {}: {:.2f} s ({} frames of {}x{}, generator {}{}, frames on {})", plan.device,
-                 result.seconds, report.frames, report.width, report.height, generator->name(),
+    spdlog::info("pipeline warm-up on {}: {:.2f} s ({} frames of {}x{}, {} passed through as silent, generator {}{}, "
+                 "frames on {})",
+                 plan.device, result.seconds, report.frames, report.width, report.height, report.frames_gated,
+                 generator->name(),
                  detector ? ", detector " + detector->name() : std::string(), report.frame_path);
   } catch (const std::exception& e) {
     result.error = e.what();
@@ -251,7 +260,10 @@ std::vector<PipelineWarmupResult> warm_pipeline(residency::ModelRegistry& regist
   }
   if (!folder_error.empty()) {
     for (const auto& plan : plans) {
-      results.push_back({plan, 0, 0, "", folder_error});
+      PipelineWarmupResult result;
+      result.plan = plan;
+      result.error = folder_error;
+      results.push_back(result);
       spdlog::warn("pipeline warm-up on {} not run: {} (heygemd serves on; its first job may pay one-time costs)",
                    plan.device, folder_error);
     }

@@ -38,7 +38,8 @@ struct PipelineWarmupSettings {
   // The daemon's job slots over all devices: the item sizes its CPU threads as a job's would.
   int items_at_once = 1;
   // 0 = the defaults: on a GPU the warm-up shapes' frame size (residency::WarmupShapes, 1280x720)
-  // and 1 s; on the CPU 320x240 and 0.2 s, which keeps it to a few generator rows.
+  // and 1 s at 25 fps; on the CPU 320x240 and 8 frames, of which only the first few reach the
+  // generator (the clip's audio falls silent: the silence gate's pass-through and cross-fade run too).
   int width = 0, height = 0;
   double seconds = 0;
   // Polled between batches: true stops the item (heygemd is stopping).
@@ -49,6 +50,7 @@ struct PipelineWarmupResult {
   PipelineWarmupPlan plan;
   double seconds = 0;        // the whole item, inputs and clean-up included
   long long frames = 0;      // frames rendered
+  long long frames_gated = 0;  // of which the silence gate passed through (the clip ends silent)
   std::string frame_path;    // pipeline::ItemReport::frame_path ("cpu", "cuda:0 (NVDEC)")
   std::string error;         // why it failed, "" = it succeeded
   bool ok() const { return error.empty(); }
