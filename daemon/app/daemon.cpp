@@ -186,9 +186,9 @@ class Daemon : public server::DaemonServices {
       {
         const auto extension = extend_timeout_while_loading(notifier_, fresh.residency);
         registry_->reload(fresh.residency);
+        executor_->update_config(fresh.residency);
+        warm_changed_devices(fresh.residency, before);
       }
-      executor_->update_config(fresh.residency);
-      warm_changed_devices(fresh.residency, before);
       apply_log_level(fresh.logging.level);
       for (const auto& note : fresh.notes) spdlog::info("config: {}", note);
       const auto message = "reloaded " + (options_.config_file ? options_.config_file->string() : std::string("the embedded defaults")) +

@@ -213,6 +213,8 @@ PipelineWarmupResult warm_device(residency::ModelRegistry& registry, const resid
   } catch (const std::exception& e) {
     result.error = e.what();
     if (result.error.empty()) result.error = "unknown error";
+  } catch (...) {
+    result.error = "unknown error";
   }
   if (!result.ok()) {
     result.seconds = std::chrono::duration<double>(Clock::now() - started).count();
