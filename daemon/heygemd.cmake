@@ -20,8 +20,8 @@ add_library(heygemd_server STATIC
 heygem_target_defaults(heygemd_server)
 target_link_libraries(heygemd_server PUBLIC heygemd_jobs heygem_common Boost::boost spdlog::spdlog Threads::Threads)
 
-# The executor needs the pipeline (and so torch, FFmpeg) and the residency registry.
-add_library(heygemd_executor STATIC ${HEYGEMD_DIR}/jobs/item_executor.cpp)
+# The executor (and the pipeline warm-up) needs the pipeline (and so torch, FFmpeg) and the residency registry.
+add_library(heygemd_executor STATIC ${HEYGEMD_DIR}/jobs/item_executor.cpp ${HEYGEMD_DIR}/jobs/pipeline_warmup.cpp)
 heygem_target_defaults(heygemd_executor)
 target_link_libraries(heygemd_executor PUBLIC heygemd_jobs heygem_pipeline heygem_residency heygem_system)
 

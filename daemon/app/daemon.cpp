@@ -24,6 +24,7 @@
 #include "common/version.hpp"
 #include "daemon/cluster/cluster_worker.hpp"
 #include "daemon/jobs/item_executor.hpp"
+#include "daemon/jobs/pipeline_warmup.hpp"
 #include "daemon/jobs/scheduler.hpp"
 #include "daemon/jobs/store.hpp"
 #include "daemon/pipeline/avatar_cache.hpp"
@@ -181,11 +182,13 @@ class Daemon : public server::DaemonServices {
     notifier_.reloading();
     try {
       auto fresh = load_daemon_config(options_);
+      const auto before = model_generations();
       {
         const auto extension = extend_timeout_while_loading(notifier_, fresh.residency);
         registry_->reload(fresh.residency);
+        executor_->update_config(fresh.residency);
+        warm_changed_devices(fresh.residency, before);
       }
-      executor_->update_config(fresh.residency);
       apply_log_level(fresh.logging.level);
       for (const auto& note : fresh.notes) spdlog::info("config: {}", note);
       const auto message = "reloaded " + (options_.config_file ? options_.config_file->string() : std::string("the embedded defaults")) +
@@ -218,14 +221,26 @@ class Daemon : public server::DaemonServices {
   }
 
  private:
-  // "loading models (1/2)": the preload models warm so far, while heygemd starts.
+  // "loading models (1/2)": the preload models warm so far, while heygemd starts; then the pipeline's
+  // warm-up item runs.
   std::string loading_detail() const {
     std::size_t warm = 0;
     for (const auto& status : registry_->status())
       if (status.state == "warm" || status.state == "busy") ++warm;
     return "loading models (" + std::to_string(std::min(warm, preload_count(config_.residency))) + "/" +
-           std::to_string(preload_count(config_.residency)) + ")";
+           std::to_string(preload_count(config_.residency)) + ")" +
+           (warming_pipeline_ ? ", warming the pipeline (one short synthetic item per device)" : "");
   }
+  using Generations = std::map<std::pair<std::string, std::string>, std::uint64_t>;  // (model, device)
+  Generations model_generations() const {
+    Generations generations;
+    for (const auto& status : registry_->status()) generations[{status.name, status.device}] = status.generation;
+    return generations;
+  }
+  // models.warm_pipeline: one synthetic item through the whole pipeline per device (`devices`: only
+  // these, empty = every device with a preloaded generator). Never throws.
+  void warm_pipeline(const residency::ResidencyConfig& config, const std::vector<std::string>& devices);
+  void warm_changed_devices(const residency::ResidencyConfig& config, const Generations& before);
   // The models load here while the socket already answers; jobs wait (held) until they are warm.
   void load_models();
   void on_models_loaded(std::exception_ptr failure, double seconds);
@@ -256,7 +271,10 @@ class Daemon : public server::DaemonServices {
   boost::asio::thread_pool background_{1};  // reloads from SIGHUP, the shutdown wait
   std::mutex reload_mutex_;
   bool stopping_ = false;
+  std::atomic<bool> shutting_down_{false};  // stopping_, for the warm-up item on the loader thread
   std::atomic<bool> ready_{false};
+  std::atomic<bool> warming_pipeline_{false};
+  int items_at_once_ = 1;  // the job slots over all devices (the items' thread plan)
   std::thread loader_;
   int exit_code_ = 0;
 };
@@ -352,6 +370,7 @@ void Daemon::schedule_status() {
 void Daemon::begin_shutdown(const char* why) {
   if (stopping_) return;
   stopping_ = true;
+  shutting_down_ = true;
   spdlog::info("{}: stopping (running work gets {} ms, then is requeued)", why, config_.scheduler.shutdown_timeout.count());
   notifier_.stopping();
   server_->stop_accepting();
@@ -393,8 +412,8 @@ int Daemon::run() {
   settings.max_queued_jobs = static_cast<std::size_t>(config_.limits.max_queued_jobs);
   settings.max_queued_jobs_per_uid = static_cast<std::size_t>(config_.limits.max_queued_jobs_per_uid);
   // every device runs its job slots at once: the CPU threads of each item are sized for all of them
-  executor_->set_items_at_once(
-      static_cast<int>(jobs::concurrent_jobs_on(executor_->devices(), settings.max_concurrent_jobs)));
+  items_at_once_ = static_cast<int>(jobs::concurrent_jobs_on(executor_->devices(), settings.max_concurrent_jobs));
+  executor_->set_items_at_once(items_at_once_);
   scheduler_ = std::make_unique<jobs::Scheduler>(config_.state_dir, settings, *executor_);
   std::string preloads;  // "wav2lip,retinaface": a queued job's progress says it waits for them
   for (const auto& spec : config_.residency.models)
@@ -450,14 +469,65 @@ int Daemon::run() {
 void Daemon::load_models() {
   const auto load_start = Clock::now();
   std::exception_ptr failure;
+  double seconds = 0;
   try {
     const auto extension = extend_timeout_while_loading(notifier_, config_.residency);
     registry_->start();
+    seconds = std::chrono::duration<double>(Clock::now() - load_start).count();
+    // Jobs are still held: the warm-up item has the devices to itself.
+    warm_pipeline(config_.residency, {});
   } catch (...) {
     failure = std::current_exception();
+    seconds = std::chrono::duration<double>(Clock::now() - load_start).count();
   }
-  const double seconds = std::chrono::duration<double>(Clock::now() - load_start).count();
   boost::asio::post(io_, [this, failure, seconds] { on_models_loaded(failure, seconds); });
+}
+
+void Daemon::warm_pipeline(const residency::ResidencyConfig& config, const std::vector<std::string>& devices) {
+  if (!config.warm_pipeline || shutting_down_) return;
+  try {
+    const auto plans = jobs::plan_pipeline_warmup(config, *registry_, devices);
+    if (plans.empty()) return;
+    warming_pipeline_ = true;
+    notifier_.status("warming the pipeline on " + std::to_string(plans.size()) + " device(s)");
+    jobs::PipelineWarmupSettings settings;
+    settings.folder = config_.state_dir / "pipeline-warmup";
+    settings.items_at_once = items_at_once_;
+    settings.cancelled = [this] { return shutting_down_.load(); };
+    jobs::warm_pipeline(*registry_, config, plans, settings);
+  } catch (const std::exception& e) {  // jobs::warm_pipeline does not throw; planning should not either
+    spdlog::warn("pipeline warm-up not run: {}", e.what());
+  }
+  warming_pipeline_ = false;
+}
+
+// After a reload: the devices where a model the warm-up item would use is new or was loaded anew.
+// New jobs wait meanwhile (held under the generators' names, as at start); running ones go on, their
+// forwards batched with the item's on the device's queue.
+void Daemon::warm_changed_devices(const residency::ResidencyConfig& config, const Generations& before) {
+  if (!config.warm_pipeline) return;
+  const auto after = model_generations();
+  const auto changed = [&](const std::string& model, const std::string& device) {
+    if (model.empty()) return false;
+    const auto old = before.find({model, device});
+    const auto now = after.find({model, device});
+    return old == before.end() || now == after.end() || old->second != now->second;
+  };
+  std::vector<std::string> devices;
+  std::string generators;
+  for (const auto& plan : jobs::plan_pipeline_warmup(config, *registry_)) {
+    if (!changed(plan.generator, plan.device) && !changed(plan.detector, plan.device)) continue;
+    devices.push_back(plan.device);
+    if (("," + generators + ",").find("," + plan.generator + ",") == std::string::npos)
+      generators += (generators.empty() ? "" : ",") + plan.generator;
+  }
+  if (devices.empty()) return;
+  scheduler_->hold(generators);
+  struct Release {
+    jobs::Scheduler& scheduler;
+    ~Release() { scheduler.release(); }
+  } release{*scheduler_};
+  warm_pipeline(config, devices);
 }
 
 void Daemon::on_models_loaded(std::exception_ptr failure, double seconds) {

@@ -75,6 +75,7 @@ models:
   memory_budget: unlimited  # per device, e.g. 8G
   batch_wait: 2ms           # the longest a forward waits for another item's tasks to join it
   max_batch: 512            # rows (faces, frames) per forward batched across items
+  warm_pipeline: true       # before ready: one short synthetic item per device through the whole pipeline
   device: auto              # entries' default: auto (cuda:0 if there is a GPU, else cpu), all, cpu, cpu:N, cuda:N or a list
   entries:
     - name: wav2lip
@@ -278,7 +279,8 @@ struct ModelsSection {
 void apply_models(const Reader& r, const YAML::Node& node, DaemonConfig& config, ModelsSection& refs) {
   r.for_each_key(node, "models",
                  {"directory", "default_generator", "default_detector", "default_restorer", "default_enhance",
-                  "heartbeat_interval", "memory_budget", "batch_wait", "max_batch", "device", "entries"},
+                  "heartbeat_interval", "memory_budget", "batch_wait", "max_batch", "warm_pipeline", "device",
+                  "entries"},
                  [&](const std::string& key, const YAML::Node& value) {
                    if (key == "models.directory") {
                      config.models_directory = r.scalar(value, key);
@@ -310,6 +312,8 @@ void apply_models(const Reader& r, const YAML::Node& node, DaemonConfig& config,
                      } catch (const std::exception&) {
                        r.fail(value, key, "expected a whole number of rows, 1 or more, got \"" + text + "\"");
                      }
+                   } else if (key == "models.warm_pipeline") {
+                     config.residency.warm_pipeline = r.boolean(value, key);
                    } else if (key == "models.device") {
                      refs.default_devices = parse_devices(r, value, key);
                    } else if (key == "models.entries") {

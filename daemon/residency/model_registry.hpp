@@ -74,6 +74,11 @@ struct ResidencyConfig {
   std::optional<std::uint64_t> memory_budget_bytes;  // per device; nullopt = unlimited
   WarmupShapes warmup;
   BatchingSettings batching;
+  // models.warm_pipeline: before READY (and after a reload that changes them) heygemd renders one
+  // short synthetic item per device with a preloaded generator through the whole pipeline (decode,
+  // generate, paste, encode), so that the first job pays no one-time costs (jobs/pipeline_warmup.hpp).
+  // Read by the daemon, not the registry.
+  bool warm_pipeline = true;
 };
 
 // What `heygemctl models` shows (one row per replica of each configured model).

@@ -36,6 +36,7 @@ TEST(Config, EmbeddedDefaultsParseAndDescribeTheModels) {
   EXPECT_EQ(config.residency.heartbeat_interval, std::chrono::seconds(300));
   EXPECT_EQ(config.residency.batching.max_wait, std::chrono::milliseconds(2));
   EXPECT_EQ(config.residency.batching.max_rows, 512);
+  EXPECT_TRUE(config.residency.warm_pipeline);
 }
 
 TEST(Config, FileOverridesDefaultsKeyByKey) {
@@ -52,6 +53,8 @@ TEST(Config, FileOverridesDefaultsKeyByKey) {
   EXPECT_EQ(config.residency.batching.max_wait, std::chrono::milliseconds(5));
   EXPECT_EQ(config.residency.batching.max_rows, 64);
   EXPECT_EQ(config.residency.models.size(), 2u);
+  EXPECT_TRUE(config.residency.warm_pipeline);  // untouched default
+  EXPECT_FALSE(parse_config("models:\n  warm_pipeline: false\n", "test.yaml").residency.warm_pipeline);
 }
 
 TEST(Config, EntriesReplaceTheDefaultList) {
@@ -103,6 +106,7 @@ TEST(Config, BadValuesNameKeyAndLine) {
       {"models:\n  max_batch: 0\n", "models.max_batch", 2},
       {"models:\n  max_batch: 8x\n", "models.max_batch", 2},
       {"models:\n  batch_wait: soon\n", "models.batch_wait", 2},
+      {"models:\n  warm_pipeline: sometimes\n", "models.warm_pipeline", 2},
       {"models:\n  device: gpu\n", "models.device", 2},
       {"models:\n  entries:\n    - name: a\n      kind: wav2lip\n      devices: [cpu, auto]\n", "models.entries[0].devices[1]", 5},
       {"models:\n  entries:\n    - name: a\n      kind: wav2lip\n      devices: [cpu:1, cpu:1]\n", "models.entries[0].devices[1]", 5},

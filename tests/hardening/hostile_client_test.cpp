@@ -801,6 +801,8 @@ TEST(HostileClient, AFullStateDiskAtRestartDoesNotStopTheDaemon) {
   }
   ASSERT_NO_THROW(daemon.start()) << "heygemd did not start on a full state disk";
   EXPECT_TRUE(daemon.ping());
+  // Its pipeline warm-up item (models.warm_pipeline) found no room either: a warning, no more.
+  EXPECT_NE(daemon.log_text().find("[warning] pipeline warm-up on cpu "), std::string::npos) << daemon.log_text();
   const auto status = daemon.ctl({"status", id});
   EXPECT_EQ(status.exit_code, 0) << status.err;
   // It says so, and refuses new work until there is room again.

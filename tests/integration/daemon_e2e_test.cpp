@@ -95,6 +95,17 @@ class DaemonE2E : public ::testing::Test {
     FAIL() << "heygemd did not answer ping\n" << daemon_log();
   }
 
+  // start_daemon() returns once ping answers, which it does while the models load: this waits for
+  // the daemon's ready line.
+  void wait_for_ready_line() {
+    for (int i = 0; i < 6000; ++i) {
+      if (daemon_log().find(" ready: ") != std::string::npos) return;
+      ASSERT_TRUE(daemon_->running()) << "heygemd exited\n" << daemon_log();
+      std::this_thread::sleep_for(100ms);
+    }
+    FAIL() << "heygemd never said it was ready\n" << daemon_log();
+  }
+
   RunResult ctl(std::vector<std::string> args, RunOptions options = {}) {
     args.insert(args.begin(), {HEYGEMCTL_BINARY, "--socket", socket_.string()});
     return run_process(args, scratch_, options);
@@ -459,10 +470,49 @@ TEST_F(DaemonE2E, AReloadThatMovesTheModelsToAnotherDeviceStillRunsJobs) {
   const auto models = nlohmann::json::parse(ctl({"--json", "models"}).out);
   ASSERT_EQ(models["rows"].size(), 2u) << models.dump(2);
   for (const auto& row : models["rows"]) EXPECT_EQ(row["device"], "cpu:1") << row.dump();
+  // The models were loaded anew on cpu:1: the pipeline warm-up ran there before the reload answered.
+  EXPECT_NE(daemon_log().find("pipeline warm-up on cpu:1: "), std::string::npos) << daemon_log();
   // The job slots are the start's (cpu); the job runs on the models' new replicas.
   const auto job = submit_detached({inputs_.video});
   EXPECT_EQ(ctl({"wait", job}).exit_code, 0) << daemon_log();
   EXPECT_EQ(status(job)["state"], "done") << daemon_log();
+}
+
+// Issue 16 item 3: before READY heygemd renders one short synthetic item per device through the
+// whole pipeline (models.warm_pipeline, on by default); its line comes before the ready line, its
+// folder is gone, and the first job after ready runs as usual. Off, no item runs.
+TEST_F(DaemonE2E, PipelineWarmUpRunsBeforeReadyAndTheFirstJobSucceeds) {
+  start_daemon();
+  wait_for_ready_line();
+  ASSERT_FALSE(HasFailure());
+  const auto log = daemon_log();
+  const auto warm = log.find("pipeline warm-up on cpu: ");
+  const auto ready = log.find(" ready: ");
+  ASSERT_NE(warm, std::string::npos) << log;
+  ASSERT_NE(ready, std::string::npos) << log;
+  EXPECT_LT(warm, ready) << log;
+  EXPECT_EQ(log.find("pipeline warm-up on cpu: ", warm + 1), std::string::npos) << "one item per device:\n" << log;
+  EXPECT_EQ(log.find("pipeline warm-up on cpu failed"), std::string::npos) << log;
+  EXPECT_FALSE(fs::exists(dir_.path() / "state" / "pipeline-warmup"));
+  // The models are free again: warm, no lease left by the item.
+  for (const auto& row : nlohmann::json::parse(ctl({"--json", "models"}).out)["rows"])
+    EXPECT_EQ(row["state"], "warm") << row.dump();
+
+  const auto output = dir_.path() / "first.mp4";
+  const auto result = ctl({"submit", "--audio", inputs_.audio.string(), "--box", inputs_.box, "--crf", "35",
+                           "--preset", "ultrafast", inputs_.video.string(), "-o", output.string()});
+  ASSERT_EQ(result.exit_code, 0) << result.out << result.err << daemon_log();
+  EXPECT_GT(media::test::probe_stream(output, "video").frames, 0);
+}
+
+TEST_F(DaemonE2E, PipelineWarmUpOffRunsNoItem) {
+  // The default models, both preloaded: only the key decides.
+  write_config("  warm_pipeline: false\n");
+  start_daemon();
+  wait_for_ready_line();
+  ASSERT_FALSE(HasFailure());
+  const auto log = daemon_log();
+  EXPECT_EQ(log.find("pipeline warm-up"), std::string::npos) << log;
 }
 
 TEST_F(DaemonE2E, DeviceAutoLogsOneLineSayingWhichAndWhy) {

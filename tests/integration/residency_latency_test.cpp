@@ -14,6 +14,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <iostream>
@@ -43,6 +44,19 @@ using nlohmann::json;
 constexpr int kInputSeconds = 1;
 constexpr int kJobs = 5;
 constexpr double kMaxFirstToFifth = 1.15;  // daemon CPU seconds, job 1 over job 5
+
+// For measurements by hand (issue 16: the first job against the tenth, with and without the pipeline
+// warm-up): HEYGEM_LATENCY_JOBS=10 runs ten jobs, HEYGEM_LATENCY_WARM_PIPELINE=false turns
+// models.warm_pipeline off. The default run (CI) is kJobs jobs with the daemon's default.
+int jobs_to_run() {
+  const char* text = std::getenv("HEYGEM_LATENCY_JOBS");
+  const int jobs = text ? std::atoi(text) : 0;
+  return jobs >= 2 ? jobs : kJobs;
+}
+std::string warm_pipeline_setting() {
+  const char* text = std::getenv("HEYGEM_LATENCY_WARM_PIPELINE");
+  return text && (std::string(text) == "false" || std::string(text) == "true") ? text : "";
+}
 
 double seconds_between(Clock::time_point from, Clock::time_point to) {
   return std::chrono::duration<double>(to - from).count();
@@ -152,6 +166,7 @@ class ResidencyLatency : public ::testing::Test {
                            << "    - name: wav2lip\n      kind: wav2lip\n      preload: " << flag << "\n"
                            << "    - name: retinaface\n      kind: retinaface\n"
                            << "      weights: retinaface_mobilenet0.25.pth\n      preload: " << flag << "\n";
+    if (!warm_pipeline_setting().empty()) std::ofstream(config_, std::ios::app) << "  warm_pipeline: " << warm_pipeline_setting() << "\n";
   }
 
   // Spawns heygemd with $NOTIFY_SOCKET pointing here; returns when READY=1 came and ping answers.
@@ -264,8 +279,13 @@ TEST_F(ResidencyLatency, WithPreloadTheFirstJobIsAsFastAsTheFifth) {
   report("preload_on.wav2lip_load", generator.value("load_s", -1.0));
   report("preload_on.wav2lip_warmup", generator.value("warmup_s", -1.0));
 
+  const auto log = daemon_log();
+  if (const auto warm = log.find("pipeline warm-up on cpu: "); warm != std::string::npos)
+    std::cout << "[residency] " << log.substr(warm, log.find('\n', warm) - warm) << std::endl;
   std::vector<JobRun> runs;
-  for (int number = 1; number <= kJobs; ++number) {
+  const int jobs = jobs_to_run();
+  const std::string last = "job" + std::to_string(jobs);
+  for (int number = 1; number <= jobs; ++number) {
     runs.push_back(run_job(number));
     ASSERT_FALSE(HasFailure());
     report("preload_on.job" + std::to_string(number) + ".latency", runs.back().latency_s);
@@ -277,11 +297,13 @@ TEST_F(ResidencyLatency, WithPreloadTheFirstJobIsAsFastAsTheFifth) {
   // Wall times depend on the neighbours (a busy CI box made job 1 take twice job 5's wall time at
   // equal work): they are reported; the assertion is on the daemon's own CPU time per job, which
   // is what a cold first job would pay for. The wall-time goal lives in the GPU benchmark.
-  report("preload_on.job1_over_job5_wall", runs.front().latency_s / runs.back().latency_s, "");
+  report("preload_on.job1_over_" + last + "_wall", runs.front().latency_s / runs.back().latency_s, "");
+  report("preload_on.job1_over_" + last + "_pipeline", runs.front().pipeline_s / runs.back().pipeline_s, "");
   const double ratio = runs.front().daemon_cpu_s / runs.back().daemon_cpu_s;
-  report("preload_on.job1_over_job5_daemon_cpu", ratio, "");
-  EXPECT_LE(ratio, kMaxFirstToFifth) << "job 1 cost the daemon " << runs.front().daemon_cpu_s << " s of CPU, job 5 "
-                                     << runs.back().daemon_cpu_s << " s: job 1 paid for something job 5 did not";
+  report("preload_on.job1_over_" + last + "_daemon_cpu", ratio, "");
+  EXPECT_LE(ratio, kMaxFirstToFifth) << "job 1 cost the daemon " << runs.front().daemon_cpu_s << " s of CPU, " << last
+                                     << " " << runs.back().daemon_cpu_s << " s: job 1 paid for something " << last
+                                     << " did not";
 }
 
 TEST_F(ResidencyLatency, WithoutPreloadTheFirstJobShowsAndPaysTheLoad) {
