@@ -57,6 +57,14 @@ std::string model_on(const residency::ResidencyConfig& config, const residency::
   return first;
 }
 
+// Whether the model's replica on `device` is loaded now (idle or leased). The warm-up never loads a
+// model: one whose keep_alive expired (or that was unloaded, or is unhealthy) loads when a job needs it.
+bool resident(const residency::ModelRegistry& registry, const std::string& name, const std::string& device) {
+  for (const auto& row : registry.status())
+    if (row.name == name && row.device == device) return row.state == "warm" || row.state == "busy";
+  return false;
+}
+
 // "cuda:0" -> "cuda-0": a folder name.
 std::string folder_name(std::string device) {
   std::replace(device.begin(), device.end(), ':', '-');
@@ -149,13 +157,20 @@ PipelineWarmupResult warm_device(residency::ModelRegistry& registry, const resid
   const auto started = Clock::now();
   const system::ScopedLogFields fields({"", plan.generator, ""});
   try {
+    if (!resident(registry, plan.generator, plan.device)) {
+      result.skipped = plan.generator + " is not loaded there (keep_alive expired, unloaded or unhealthy)";
+      spdlog::info("pipeline warm-up on {} skipped: {}", plan.device, result.skipped);
+      return result;
+    }
     const BusyDevice busy(registry, plan.device);
-    // Preloaded: warm and resident, so these return at once.
+    // Resident: these return at once (should keep_alive expire just now, the acquire loads the model
+    // again, as a job's would).
     const auto generator = registry.acquire_generator(plan.generator, plan.device, nullptr);
     if (!generator || !generator->generator())
       throw Error(ErrorCode::internal, "the registry returned no generator for \"" + plan.generator + "\"");
     std::shared_ptr<residency::ModelLease> detector;
-    if (!plan.detector.empty()) detector = registry.acquire_detector(plan.detector, plan.device, nullptr);
+    if (!plan.detector.empty() && resident(registry, plan.detector, plan.device))
+      detector = registry.acquire_detector(plan.detector, plan.device, nullptr);
     const bool gpu = !generator->generator()->placement().device.is_cpu();
 
     int width = settings.width, height = settings.height;

@@ -52,13 +52,15 @@ struct PipelineWarmupResult {
   long long frames = 0;      // frames rendered
   long long frames_gated = 0;  // of which the silence gate passed through (the clip ends silent)
   std::string frame_path;    // pipeline::ItemReport::frame_path ("cpu", "cuda:0 (NVDEC)")
-  std::string error;         // why it failed, "" = it succeeded
+  std::string error;         // why it failed, "" = it succeeded (or was skipped)
+  std::string skipped;       // why it did not run: the generator is not loaded on the device now
   bool ok() const { return error.empty(); }
 };
 
 // Runs the plans' items, one thread per device, and logs one line per device ("pipeline warm-up on
 // cuda:0: 1.21 s (...)", or a warning with the cause). Never throws: every failure (the folder
-// cannot be made, a model cannot be acquired, the item fails) is the result's `error`.
+// cannot be made, a model cannot be acquired, the item fails) is the result's `error`. It loads no
+// model: a device whose generator is not loaded now is skipped, a detector that is not is left out.
 std::vector<PipelineWarmupResult> warm_pipeline(residency::ModelRegistry& registry,
                                                 const residency::ResidencyConfig& config,
                                                 const std::vector<PipelineWarmupPlan>& plans,

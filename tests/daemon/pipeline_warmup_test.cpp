@@ -112,6 +112,32 @@ TEST(PipelineWarmup, RendersOneItemOnTheDevicesForwardQueueAndLeavesNothingBehin
   for (const auto& row : registry->status()) EXPECT_EQ(row.state, "warm") << row.name;  // no lease left
 }
 
+// A preloaded model whose keep_alive expired (or that was unloaded) is not loaded for the warm-up:
+// that device's item is skipped.
+TEST(PipelineWarmup, AGeneratorThatIsNoLongerLoadedIsNotLoadedForIt) {
+  const auto config = cpu_generator();
+  const auto registry = residency::make_model_registry(config);
+  registry->start();
+  ASSERT_EQ(registry->unload("wav2lip"), 1u);
+  test::TempDir dir;
+  PipelineWarmupSettings settings;
+  settings.folder = dir.path() / "pipeline-warmup";
+  std::vector<PipelineWarmupResult> results;
+  std::string log;
+  {
+    CapturedLog captured;
+    results = warm_pipeline(*registry, config, plan_pipeline_warmup(config, *registry), settings);
+    log = captured.text();
+  }
+  ASSERT_EQ(results.size(), 1u);
+  EXPECT_TRUE(results[0].ok()) << results[0].error;
+  EXPECT_NE(results[0].skipped, "");
+  EXPECT_EQ(results[0].frames, 0);
+  EXPECT_NE(log.find("[info] pipeline warm-up on cpu skipped: wav2lip is not loaded there"), std::string::npos) << log;
+  EXPECT_EQ(registry->status().at(0).state, "unloaded");
+  EXPECT_FALSE(fs::exists(settings.folder));
+}
+
 TEST(PipelineWarmup, AFolderThatCannotBeMadeIsAWarningNotAnError) {
   const auto config = cpu_generator();
   const auto registry = residency::make_model_registry(config);  // not started: nothing may be loaded
