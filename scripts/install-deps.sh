@@ -15,7 +15,7 @@ packages=(
   libyaml-cpp-dev libspdlog-dev libsystemd-dev systemd libboost-dev nlohmann-json3-dev libcli11-dev
   libgtest-dev groff-base mandoc clang
   libfuse3-dev fuse3
-  libhiredis-dev redis-server
+  libhiredis-dev redis-server python3-redis
 )
 $gpu || packages+=(libtorch-dev)
 missing=()
