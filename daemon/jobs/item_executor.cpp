@@ -43,21 +43,6 @@ protocol::SubmitOptions placement_options_of(const Job& job) {
   }
 }
 
-// Marks a device busy for the registry while a job runs on it.
-class BusyDevice {
- public:
-  BusyDevice(residency::ModelRegistry& registry, std::string device) : registry_(registry), device_(std::move(device)) {
-    registry_.set_device_busy(device_, true);
-  }
-  ~BusyDevice() { registry_.set_device_busy(device_, false); }
-  BusyDevice(const BusyDevice&) = delete;
-  BusyDevice& operator=(const BusyDevice&) = delete;
-
- private:
-  residency::ModelRegistry& registry_;
-  std::string device_;
-};
-
 // What the avatar cache keys a detector on besides its kind and placement: its weights file.
 struct AvatarCaching {
   std::shared_ptr<const pipeline::AvatarCache> cache;  // null = none
@@ -79,7 +64,7 @@ class LipSyncJobRun : public JobRun {
     std::vector<std::string> busy = devices;
     if (!restorer_device.empty() && std::find(busy.begin(), busy.end(), restorer_device) == busy.end())
       busy.push_back(restorer_device);
-    for (const auto& device : busy) busy_.push_back(std::make_unique<BusyDevice>(registry, device));
+    for (const auto& device : busy) busy_.push_back(std::make_unique<residency::BusyDevice>(registry, device));
     // The registry names the model it loads: the configured one, also for a default.
     const auto on_loading = [this](const std::string& model) {
       const system::ScopedLogFields fields({job_.id, model, "loading"});
@@ -181,7 +166,7 @@ class LipSyncJobRun : public JobRun {
   std::shared_ptr<residency::ModelLease> generator_, detector_, restorer_;
   std::shared_ptr<const pipeline::AvatarCache> avatar_cache_;
   std::string detector_identity_;
-  std::vector<std::unique_ptr<BusyDevice>> busy_;
+  std::vector<std::unique_ptr<residency::BusyDevice>> busy_;
 };
 
 }  // namespace

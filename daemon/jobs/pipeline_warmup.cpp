@@ -135,21 +135,6 @@ void write_clip(const std::filesystem::path& file, const std::filesystem::path& 
   writer.finish();
 }
 
-// Marks the device busy for the registry while the item runs (no heartbeat beside it), as a job does.
-class BusyDevice {
- public:
-  BusyDevice(residency::ModelRegistry& registry, std::string device) : registry_(registry), device_(std::move(device)) {
-    registry_.set_device_busy(device_, true);
-  }
-  ~BusyDevice() { registry_.set_device_busy(device_, false); }
-  BusyDevice(const BusyDevice&) = delete;
-  BusyDevice& operator=(const BusyDevice&) = delete;
-
- private:
-  residency::ModelRegistry& registry_;
-  std::string device_;
-};
-
 PipelineWarmupResult warm_device(residency::ModelRegistry& registry, const residency::ResidencyConfig& config,
                                  const PipelineWarmupPlan& plan, const PipelineWarmupSettings& settings) {
   PipelineWarmupResult result;
@@ -162,7 +147,7 @@ PipelineWarmupResult warm_device(residency::ModelRegistry& registry, const resid
       spdlog::info("pipeline warm-up on {} skipped: {}", plan.device, result.skipped);
       return result;
     }
-    const BusyDevice busy(registry, plan.device);
+    const residency::BusyDevice busy(registry, plan.device);
     // Resident: these return at once (should keep_alive expire just now, the acquire loads the model
     // again, as a job's would).
     const auto generator = registry.acquire_generator(plan.generator, plan.device, nullptr);

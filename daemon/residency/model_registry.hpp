@@ -9,6 +9,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "daemon/models/placement.hpp"
@@ -185,5 +186,21 @@ void validate_config(const ResidencyConfig& config);
 // at once with heygem::Error(resource) naming the sizes and the models in use (waiting could
 // deadlock a job that holds one model and needs another).
 std::unique_ptr<ModelRegistry> make_model_registry(const ResidencyConfig& config);
+
+// Marks a device busy for the registry while a job or the pipeline warm-up runs on it (no heartbeat
+// beside it).
+class BusyDevice {
+ public:
+  BusyDevice(ModelRegistry& registry, std::string device) : registry_(registry), device_(std::move(device)) {
+    registry_.set_device_busy(device_, true);
+  }
+  ~BusyDevice() { registry_.set_device_busy(device_, false); }
+  BusyDevice(const BusyDevice&) = delete;
+  BusyDevice& operator=(const BusyDevice&) = delete;
+
+ private:
+  ModelRegistry& registry_;
+  std::string device_;
+};
 
 }  // namespace heygem::residency
