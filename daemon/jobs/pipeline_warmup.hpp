@@ -51,7 +51,7 @@ struct PipelineWarmupResult {
   double seconds = 0;        // the whole item, inputs and clean-up included
   long long frames = 0;      // frames rendered
   long long frames_gated = 0;  // of which the silence gate passed through (the clip ends silent)
-  std::string frame_path;    // pipeline::ItemReport::frame_path ("cpu", "cuda:0 (NVDEC)")
+  std::string frame_path;    // pipeline::ItemReport::frame_path ("host", "cuda:0 (NVDEC)")
   std::string error;         // why it failed, "" = it succeeded (or was skipped)
   std::string skipped;       // why it did not run: the generator is not loaded on the device now
   bool ok() const { return error.empty(); }
