@@ -103,6 +103,10 @@ media::Yuv420Picture download_yuv420(const at::Tensor& planes, int width, int he
   return picture;
 }
 
+at::Tensor frame_view(media::Frame& frame) {
+  return at::from_blob(frame.data.data(), {frame.height, frame.width, 3}, {frame.stride, 3, 1}, at::kByte);
+}
+
 media::Frame download_bgr(const at::Tensor& bgr) {
   media::Frame frame;
   frame.resize(static_cast<int>(bgr.size(1)), static_cast<int>(bgr.size(0)));

@@ -29,6 +29,9 @@ at::Tensor bgr_to_yuv420(const at::Tensor& bgr, int width, int height);
 // The planes of bgr_to_yuv420 downloaded into the writer's picture (one copy to the host).
 media::Yuv420Picture download_yuv420(const at::Tensor& planes, int width, int height);
 
+// A host Frame's pixels as a strided uint8 [H, W, 3] view (no copy): valid while the Frame lives.
+at::Tensor frame_view(media::Frame& frame);
+
 // A BGR uint8 [H, W, 3] tensor (any device) as a packed host Frame.
 media::Frame download_bgr(const at::Tensor& bgr);
 

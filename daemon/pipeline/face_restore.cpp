@@ -11,6 +11,7 @@
 #include "daemon/models/face_align_device.hpp"
 #include "daemon/models/gfpgan.hpp"
 #include "daemon/models/warm_batches.hpp"
+#include "daemon/pipeline/device_frames.hpp"
 
 namespace heygem::pipeline {
 namespace {
@@ -32,10 +33,6 @@ void copy_back(const fa::ImageU8& image, media::Frame& frame) {
     std::memcpy(frame.data.data() + static_cast<std::size_t>(y) * frame.stride, image.pixels.data() + y * row, row);
 }
 
-// The frame's pixels as a strided uint8 [h, w, 3] view (no copy).
-at::Tensor frame_view(media::Frame& frame) {
-  return at::from_blob(frame.data.data(), {frame.height, frame.width, 3}, {frame.stride, 3, 1}, at::kByte);
-}
 
 // CPU restorer: warps, masks and blend with OpenCV's numerics in plain C++ (face_align.hpp).
 at::Tensor run_network(const models::GfpganRestorer& restorer, const at::Tensor& crops, const RestoreForward& forward) {

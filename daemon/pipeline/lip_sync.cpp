@@ -121,20 +121,9 @@ size_t queue_capacity(const ItemOptions& options, const ItemModels& models) {
   return std::max(kQueueFrames, static_cast<size_t>(generator_batch(options, *models.generator)) + kQueueFrames);
 }
 
-// The box region of a CPU frame, as a strided uint8 [h, w, 3] view (no copy).
-at::Tensor region_view(media::Frame& frame, const FaceBox& box) {
-  uint8_t* origin = frame.data.data() + static_cast<size_t>(box.top) * frame.stride + static_cast<size_t>(box.left) * 3;
-  return at::from_blob(origin, {box.height(), box.width(), 3}, {frame.stride, 3, 1}, at::kByte);
-}
-
-// The box region of a frame on the GPU frame path, as a view (no copy).
+// The box region of a frame, as a view (no copy).
 at::Tensor region_view(const at::Tensor& image, const FaceBox& box) {
   return image.narrow(0, box.top, box.height()).narrow(1, box.left, box.width());
-}
-
-// A CPU frame's pixels as a strided uint8 [h, w, 3] view (no copy).
-at::Tensor frame_view(media::Frame& f) {
-  return at::from_blob(f.data.data(), {f.height, f.width, 3}, {f.stride, 3, 1}, at::kByte);
 }
 
 // Detector input: uint8 [N,H,W,3], on the CPU or (GPU frame path) already on the detector's device.
@@ -459,7 +448,7 @@ void LipSyncRun::generate_batch(std::vector<Work>& batch) {
   at::Tensor mel = at::empty({static_cast<int64_t>(faces.size()), 1, mel_.rows, media::kMelStepSize}, at::kFloat);
   for (size_t k = 0; k < faces.size(); ++k) {
     Work& w = batch[faces[k]];
-    at::Tensor view = w.image.defined() ? region_view(w.image, *w.box) : region_view(w.frame, *w.box);
+    at::Tensor view = w.image.defined() ? region_view(w.image, *w.box) : region_view(frame_view(w.frame), *w.box);
     regions.push_back(device.is_cpu() ? view : view.to(device));
     relative.push_back(FaceBox{0, w.box->height(), 0, w.box->width()});
     media::copy_mel_chunk(mel_, chunk_starts_.at(static_cast<size_t>(w.output_index)), mel_values);
@@ -481,7 +470,7 @@ void LipSyncRun::generate_batch(std::vector<Work>& batch) {
         regions[k].copy_(faded.round_().clamp_(0, 255).to(at::kByte));
       }
       Work& w = batch[faces[k]];
-      if (!device.is_cpu() && !w.image.defined()) region_view(w.frame, *w.box).copy_(regions[k].cpu());
+      if (!device.is_cpu() && !w.image.defined()) region_view(frame_view(w.frame), *w.box).copy_(regions[k].cpu());
     }
   });
   blend_clock_.count(static_cast<int64_t>(faces.size()));
