@@ -495,8 +495,13 @@ TEST(Promises, ModelsShowsHeartbeatKeepAliveMemoryAndLoadsAndUnloads) {
       "    - {name: retinaface, kind: retinaface, weights: retinaface_mobilenet0.25.pth, device: cpu,"
       " precision: float32, preload: false, keep_alive: 10s}\n";
   Daemon daemon(options);
-  std::this_thread::sleep_for(1500ms);  // a heartbeat
-  const auto table = daemon.ctl({"models"});
+  // The first heartbeat comes one interval after READY; a loaded machine may take longer.
+  auto table = daemon.ctl({"models"});
+  for (const auto deadline = std::chrono::steady_clock::now() + 30s;
+       table.exit_code == 0 && table.out.find(" ago, ") == std::string::npos &&
+       std::chrono::steady_clock::now() < deadline;
+       table = daemon.ctl({"models"}))
+    std::this_thread::sleep_for(250ms);
   ASSERT_EQ(table.exit_code, 0) << table.err;
   EXPECT_NE(table.out.find("wav2lip (UNTRAINED)"), std::string::npos) << table.out;
   EXPECT_NE(table.out.find("WARNING: wav2lip runs untrained"), std::string::npos) << table.out;
