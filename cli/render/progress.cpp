@@ -1,5 +1,6 @@
 #include "cli/render/progress.hpp"
 
+#include <map>
 #include <ostream>
 #include <utility>
 
@@ -128,19 +129,20 @@ class LinesView final : public ProgressView {
     if (static_cast<int>(model_.items.size()) < e.items) model_.items.resize(static_cast<std::size_t>(e.items));
     auto& item = model_.item(e.item);
     const auto now = std::chrono::steady_clock::now();
-    if (e.item == last_item_ && e.stage == last_stage_) {
+    // Per item: the items of a job spread over devices run at once and their events interleave.
+    auto& last = last_shown_[e.item];
+    if (e.stage == last.stage) {
       // Within a stage: a plain progress line now and then, so a log or a pipe sees fps and ETA.
-      if (e.frames_total <= 0 || e.frames_done <= 0 || now - last_line_at_ < interval_) return;
+      if (e.frames_total <= 0 || e.frames_done <= 0 || now - last.at < interval_) return;
       std::string text = model_.item_label(e.item) + ": " + e.stage + " " + std::to_string(e.frames_done) + "/" +
                          std::to_string(e.frames_total) + " frames";
       if (e.fps > 0) text += ", " + format_fixed(e.fps, 1) + " fps, ETA " + format_duration(e.eta_s);
       line(text);
-      last_line_at_ = now;
+      last.at = now;
       return;
     }
-    last_item_ = e.item;
-    last_stage_ = e.stage;
-    last_line_at_ = now;
+    last.stage = e.stage;
+    last.at = now;
     item.status = e.stage;
     std::string text = model_.item_label(e.item) + ": " + e.stage;
     if (e.frames_total > 0) text += " (" + std::to_string(e.frames_total) + " frames)";
@@ -156,9 +158,11 @@ class LinesView final : public ProgressView {
   std::ostream& out_;
   std::chrono::milliseconds interval_;
   JobModel model_;
-  int last_item_ = -1;
-  std::string last_stage_;
-  std::chrono::steady_clock::time_point last_line_at_{};
+  struct Shown {
+    std::string stage;
+    std::chrono::steady_clock::time_point at{};
+  };
+  std::map<int, Shown> last_shown_;  // per item: its stage line and the last progress line
 };
 
 // On a terminal: a header and one bar per item, redrawn in place; finished items and the end

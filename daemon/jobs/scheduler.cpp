@@ -7,6 +7,7 @@
 #include <atomic>
 #include <cerrno>
 #include <cstring>
+#include <deque>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -62,11 +63,19 @@ struct Scheduler::Entry {
     WatchMode mode;
   };
   std::vector<Watcher> watchers;
-  std::optional<protocol::RunningEvent> last_running;  // the latest progress, for new watchers
+  // The latest progress of each running item, for status and new watchers.
+  std::map<std::size_t, protocol::RunningEvent> last_running;
   // The model the starting run waits for ("" = none): a watcher that attaches during the load (an
   // attached submit watches right after its job started) is told, as the earlier ones were.
   std::string loading_model;
-  std::size_t current_item = 0;
+  // One job's items spread over free slots: its first run takes items from `unclaimed` in order;
+  // once that run has its models (`spreadable`), an idle slot of any device that has them all
+  // starts a run of its own there and takes items too. The last run to end concludes the job.
+  std::deque<std::size_t> unclaimed;
+  std::size_t runs = 0;                      // runs working on it now
+  bool spreadable = false;
+  bool run_cancelled = false;                // a run stopped at the cancel
+  std::set<std::string> refused_devices;     // a run could not start there (no second try)
   std::shared_ptr<JobLog> log;  // shared with the lines still waiting for the drain
 };
 
@@ -446,9 +455,9 @@ protocol::JobStatus Scheduler::summary(const Entry& entry) const {
   out.error = job.error;
   out.options = shown_options(job.options);
   for (const auto& item : job.items) out.items.push_back(item_status(item));
-  if (entry.last_running && job.state == JobState::running) {
-    const auto& progress = *entry.last_running;
-    auto& item = out.items.at(static_cast<std::size_t>(progress.item));
+  for (const auto& [index, progress] : entry.last_running) {
+    if (job.state != JobState::running) break;
+    auto& item = out.items.at(index);
     item.stage = progress.stage;
     item.frames_done = progress.frames_done;
     item.frames_total = progress.frames_total;
@@ -557,7 +566,8 @@ bool Scheduler::watch(const std::string& id, uid_t uid, std::weak_ptr<EventSink>
       tell(protocol::JobEvent{id, protocol::LoadingModelEvent{entry.loading_model}});
     else if (held_for_ && entry.job.state == JobState::queued)
       tell(protocol::JobEvent{id, protocol::LoadingModelEvent{*held_for_}});
-    if (entry.last_running && !finished) tell(protocol::JobEvent{id, *entry.last_running});
+    if (!finished)
+      for (const auto& [index, progress] : entry.last_running) tell(protocol::JobEvent{id, progress});
   }
   if (finished) {
     tell(protocol::JobEvent{id, terminal_event(entry)});
@@ -614,7 +624,7 @@ Scheduler::Counts Scheduler::counts() const {
 bool Scheduler::wait_for_free_slot(std::chrono::milliseconds timeout) {
   std::unique_lock lock(mutex_);
   const auto free = [&] {
-    return queue_.empty() && running_ < concurrent_jobs_on(devices_, settings_.max_concurrent_jobs);
+    return queue_.empty() && busy_slots_ < concurrent_jobs_on(devices_, settings_.max_concurrent_jobs);
   };
   // changed_ is notified when a run ends; a queue emptied otherwise (a queued job cancelled, or
   // started beside a slot that stays free) is not, and is seen at the timeout.
@@ -698,65 +708,108 @@ std::optional<std::string> Scheduler::storage_problem() const {
 }
 
 
+std::vector<std::string> Scheduler::served_devices(const Entry& entry) const {
+  std::vector<std::string> served;
+  for (const auto& device : entry.devices)
+    if (std::find(devices_.begin(), devices_.end(), device) != devices_.end()) served.push_back(device);
+  return served;
+}
+
+bool Scheduler::lighter_elsewhere(const std::vector<std::string>& candidates, const std::string& device) {
+  const auto load = running_on_[device];
+  return std::any_of(candidates.begin(), candidates.end(), [&](const std::string& other) {
+    const auto other_load = running_on_[other];
+    return other_load < load &&
+           other_load < static_cast<std::size_t>(concurrent_jobs_on(other, settings_.max_concurrent_jobs));
+  });
+}
+
 Scheduler::Entry* Scheduler::next_for(const std::string& device) {
   for (const auto& [sequence, id] : queue_) {
     auto& entry = *entries_.at(id);
-    std::vector<std::string> candidates;
-    for (const auto& served : entry.devices)
-      if (std::find(devices_.begin(), devices_.end(), served) != devices_.end()) candidates.push_back(served);
+    auto candidates = served_devices(entry);
     if (candidates.empty()) candidates = devices_;  // its devices have no slots (config changed): any
     if (std::find(candidates.begin(), candidates.end(), device) == candidates.end()) continue;
-    // The least-loaded device takes it: this one leaves it to a candidate with fewer jobs running
-    // and a free slot (woken by the same notify); a later job may still fit here (FIFO per device).
-    const auto load = running_on_[device];
-    const bool lighter_elsewhere = std::any_of(candidates.begin(), candidates.end(), [&](const std::string& other) {
-      const auto other_load = running_on_[other];
-      return other_load < load &&
-             other_load < static_cast<std::size_t>(concurrent_jobs_on(other, settings_.max_concurrent_jobs));
-    });
-    if (!lighter_elsewhere) return &entry;
+    // The least-loaded device takes it: this one leaves it to a candidate with fewer runs and a free
+    // slot (woken by the same notify); a later job may still fit here (FIFO per device).
+    if (!lighter_elsewhere(candidates, device)) return &entry;
   }
   return nullptr;
+}
+
+Scheduler::Entry* Scheduler::spread_for(const std::string& device) {
+  Entry* oldest = nullptr;
+  for (auto& [id, owned] : entries_) {
+    auto& entry = *owned;
+    if (entry.job.state != JobState::running || !entry.spreadable || entry.unclaimed.empty() ||
+        entry.cancel_requested || entry.refused_devices.count(device) > 0)
+      continue;
+    if (oldest && oldest->job.sequence < entry.job.sequence) continue;
+    const auto candidates = served_devices(entry);
+    if (std::find(candidates.begin(), candidates.end(), device) == candidates.end()) continue;
+    if (!lighter_elsewhere(candidates, device)) oldest = &entry;
+  }
+  return oldest;
 }
 
 void Scheduler::worker_loop(std::string device) {
   std::unique_lock lock(mutex_);
   for (;;) {
     Entry* entry = nullptr;
+    bool first_run = false;
     changed_.wait_for(lock, std::chrono::seconds(1), [&] {
       if (stopping_ || !dispatching_ || held_for_) return stopping_;
-      entry = next_for(device);
+      // The oldest work first: a running job's waiting items, or the next queued job.
+      Entry* queued = next_for(device);
+      entry = spread_for(device);
+      first_run = queued && (!entry || queued->job.sequence < entry->job.sequence);
+      if (first_run) entry = queued;
       return entry != nullptr;
     });
     last_beat_ = std::chrono::steady_clock::now();
     if (stopping_) return;
     if (!entry || !dispatching_ || held_for_) continue;
-    queue_.erase(entry->job.sequence);
-    entry->job.state = JobState::running;
-    entry->job.started_at_ms = now_unix_ms();
-    entry->job.attempts += 1;
-    entry->cancel_requested = false;
-    ++running_;
+    if (first_run) {
+      queue_.erase(entry->job.sequence);
+      entry->job.state = JobState::running;
+      entry->job.started_at_ms = now_unix_ms();
+      entry->job.attempts += 1;
+      entry->cancel_requested = false;
+      entry->run_cancelled = false;
+      entry->spreadable = false;
+      entry->refused_devices.clear();
+      entry->unclaimed.clear();
+      for (std::size_t item = 0; item < entry->job.items.size(); ++item)
+        if (entry->job.items[item].state == ItemState::pending) entry->unclaimed.push_back(item);
+      ++running_;
+      persist(*entry);
+      log_line(*entry, spdlog::level::info, "started on " + device + " (attempt " +
+                                                std::to_string(entry->job.attempts) + ")");
+      broadcast_positions();
+    } else {
+      log_line(*entry, spdlog::level::info, "also runs items on " + device + " (a free slot)");
+    }
+    ++entry->runs;
+    ++busy_slots_;
     ++running_on_[device];
-    persist(*entry);
-    log_line(*entry, spdlog::level::info, "started on " + device + " (attempt " +
-                                                         std::to_string(entry->job.attempts) + ")");
-    broadcast_positions();
     lock.unlock();
     drain();
-    run_entry(*entry, device);
+    run_entry(*entry, device, first_run);  // the entry may be gone once this returns
     lock.lock();
+    --busy_slots_;
     --running_on_[device];
     changed_.notify_all();  // a job left for a lighter device may fit here now
   }
 }
 
-void Scheduler::run_entry(Entry& entry, const std::string& device) {
+void Scheduler::run_entry(Entry& entry, const std::string& device, bool first_run) {
   Job snapshot;
   {
     std::lock_guard lock(mutex_);
     snapshot = entry.job;
   }
+  // The item this run works on (under mutex_), for its progress events.
+  const auto current = std::make_shared<std::size_t>(0);
   RunControl control;
   control.cancelled = [&entry] { return entry.cancel_requested.load(); };
   control.loading_model = [this, &entry](const std::string& model) {
@@ -765,63 +818,96 @@ void Scheduler::run_entry(Entry& entry, const std::string& device) {
     entry.loading_model = model;
     emit(entry, protocol::LoadingModelEvent{model});
   };
-  control.progress = [this, &entry](const ItemProgressEvent& progress) {
+  control.progress = [this, &entry, current](const ItemProgressEvent& progress) {
     BoardLock board(*this);
-    protocol::RunningEvent running{static_cast<int>(entry.current_item), static_cast<int>(entry.job.items.size()),
-                                   progress.stage, progress.frames_done, progress.frames_total, progress.fps,
-                                   progress.eta_seconds};
-    if (!entry.last_running || entry.last_running->stage != progress.stage)
-      log_line(entry, spdlog::level::debug,
-                                 "item " + std::to_string(entry.current_item + 1) + ": stage " + progress.stage);
-    entry.last_running = running;
+    const auto item = *current;
+    protocol::RunningEvent running{static_cast<int>(item), static_cast<int>(entry.job.items.size()), progress.stage,
+                                   progress.frames_done, progress.frames_total, progress.fps, progress.eta_seconds};
+    const auto last = entry.last_running.find(item);
+    if (last == entry.last_running.end() || last->second.stage != progress.stage)
+      log_line(entry, spdlog::level::debug, "item " + std::to_string(item + 1) + ": stage " + progress.stage);
+    entry.last_running[item] = running;
     emit(entry, std::move(running));
   };
   control.log = [this, &entry](const std::string& line) {
     BoardLock board(*this);
     log_line(entry, spdlog::level::info, line);
   };
-  bool cancelled = false;
+  std::unique_ptr<JobRun> run;
   try {
-    auto run = executor_.start(snapshot, spool_, control, device);
-    {
-      std::lock_guard lock(mutex_);
-      entry.loading_model.clear();  // every model the run needs is resident now
-      entry.job.model = run->model_name();
-    }
-    for (std::size_t item = 0; item < snapshot.items.size() && !cancelled; ++item) {
-      if (entry.cancel_requested) {
-        cancelled = true;
-        break;
-      }
-      try {
-        run_item(entry, *run, item);
-      } catch (const Error& e) {
-        if (e.code() != ErrorCode::cancelled) throw;
-        cancelled = true;
-      }
-    }
+    run = executor_.start(snapshot, spool_, control, device);
   } catch (const std::exception& e) {
-    // Nothing could run (no model, ...): every item not yet done fails with the cause.
     BoardLock board(*this);
     entry.loading_model.clear();
     if (entry.cancel_requested) {
-      cancelled = true;
-    } else {
+      entry.run_cancelled = true;
+    } else if (first_run) {
+      // Nothing could run (no model, ...): every item fails with the cause.
       entry.job.error = e.what();
+      entry.unclaimed.clear();
       for (auto& item : entry.job.items)
         if (item.state == ItemState::pending || item.state == ItemState::running) {
           item.state = ItemState::failed;
           item.error = e.what();
         }
       log_line(entry, spdlog::level::err, std::string("failed: ") + e.what());
+    } else {
+      entry.refused_devices.insert(device);
+      log_line(entry, spdlog::level::warn, "cannot run items on " + device + " too: " + e.what() +
+                                               " (its other runs go on)");
     }
   }
-  // The end of a run is on disk before anyone can see it (a client that saw "done" and then saw
+  if (run) {
+    {
+      std::lock_guard lock(mutex_);
+      entry.loading_model.clear();  // every model the run needs is resident now
+      if (first_run) entry.job.model = run->model_name();
+    }
+    for (;;) {
+      std::size_t item = 0;
+      {
+        std::lock_guard lock(mutex_);
+        if (entry.cancel_requested) {
+          entry.run_cancelled = true;
+          break;
+        }
+        if (entry.unclaimed.empty()) break;
+        item = entry.unclaimed.front();
+        entry.unclaimed.pop_front();
+        *current = item;
+        if (first_run && !entry.spreadable) {
+          entry.spreadable = true;  // its models are there: free slots may take its other items
+          if (!entry.unclaimed.empty()) changed_.notify_all();
+        }
+      }
+      try {
+        run_item(entry, *run, item, device);
+      } catch (const Error& e) {
+        if (e.code() != ErrorCode::cancelled) throw;
+        std::lock_guard lock(mutex_);
+        entry.run_cancelled = true;
+        break;
+      } catch (const std::exception& e) {
+        BoardLock board(*this);
+        entry.last_running.erase(item);
+        fail_item(entry, item, e.what());
+      }
+    }
+    run.reset();  // its model leases go before the job can be seen concluded
+  }
+  end_run(entry);
+}
+
+void Scheduler::end_run(Entry& entry) {
+  // The end of a job is on disk before anyone can see it (a client that saw "done" and then saw
   // heygemd crash finds it done after the restart): the concluded record is saved first.
   std::optional<Job> concluded;
-  bool requeue = false;
+  bool cancelled = false, requeue = false;
   {
     BoardLock board(*this);
+    if (--entry.runs > 0) return;  // its other runs go on; the last one concludes
+    entry.spreadable = false;
+    cancelled = entry.run_cancelled;
     requeue = cancelled && entry.requeue_on_cancel;
     if (!requeue) {
       concluded = entry.job;
@@ -830,25 +916,23 @@ void Scheduler::run_entry(Entry& entry, const std::string& device) {
     }
   }
   BoardLock board(*this);
-  if (concluded) entry.job = std::move(*concluded);  // nothing else changes a job whose run ended
+  if (concluded) entry.job = std::move(*concluded);  // nothing else changes a job whose runs ended
   finish_entry(entry, cancelled, requeue);
   --running_;
   changed_.notify_all();
 }
 
-ItemOutcome Scheduler::run_item(Entry& entry, JobRun& run, std::size_t item) {
+ItemOutcome Scheduler::run_item(Entry& entry, JobRun& run, std::size_t item, const std::string& device) {
   const auto& id = entry.job.id;
   const auto total = entry.job.items.size();
   const auto output = spool_.output_path(id, item);
   {
     BoardLock board(*this);
     entry.job.items[item].state = ItemState::running;
-    entry.current_item = item;
-    log_line(entry, spdlog::level::info, "item " + std::to_string(item + 1) + "/" +
-                                                        std::to_string(total) + ": " +
-                                                        entry.job.items[item].video_name);
+    log_line(entry, spdlog::level::info, "item " + std::to_string(item + 1) + "/" + std::to_string(total) + ": " +
+                                             entry.job.items[item].video_name + " (on " + device + ")");
     protocol::RunningEvent running{static_cast<int>(item), static_cast<int>(total), "starting", 0, 0, 0, 0};
-    entry.last_running = running;
+    entry.last_running[item] = running;
     emit(entry, std::move(running));
   }
   ItemOutcome outcome;
@@ -856,6 +940,7 @@ ItemOutcome Scheduler::run_item(Entry& entry, JobRun& run, std::size_t item) {
     outcome = run.run_item(item, output);
   } catch (const Error& e) {
     BoardLock board(*this);
+    entry.last_running.erase(item);
     auto& result = entry.job.items[item];
     if (e.code() == ErrorCode::cancelled) {
       result.state = ItemState::cancelled;
@@ -865,6 +950,7 @@ ItemOutcome Scheduler::run_item(Entry& entry, JobRun& run, std::size_t item) {
     return outcome;
   }
   BoardLock board(*this);
+  entry.last_running.erase(item);
   auto& result = entry.job.items[item];
   result.frames = outcome.frames;
   result.frames_without_face = outcome.frames_without_face;
@@ -955,7 +1041,7 @@ void Scheduler::conclude(Job& job, bool cancelled) {
 
 void Scheduler::finish_entry(Entry& entry, bool cancelled, bool requeue) {
   auto& job = entry.job;
-  entry.last_running.reset();
+  entry.last_running.clear();
   if (requeue) {
     job.state = JobState::queued;
     job.started_at_ms = 0;

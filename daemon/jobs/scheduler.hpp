@@ -1,7 +1,10 @@
 #pragma once
 // The scheduler: the shared, guarded state between the socket loop and the worker threads (pueue
-// style). FIFO per device with `max_concurrent_jobs` slots each; jobs are one audio x N videos,
-// run item by item. Watchers get the current state first, then every event until the end.
+// style). FIFO per device with `max_concurrent_jobs` slots each; jobs are one audio x N videos.
+// A job starts on one slot; a free slot of any device that has a running job's models takes that
+// job's waiting items too, so one job's items spread over free devices. Work goes in submission
+// order: a slot takes the oldest job's waiting items before it starts a later job. Watchers get
+// the current state first, then every event until the end.
 //
 // The lock guards an in-memory job board only. What a change must write (the job's record, its
 // log lines, its watchers' messages) is queued under the lock and done after it, in the order the
@@ -151,11 +154,19 @@ class Scheduler {
   class JobLog;
 
   void worker_loop(std::string device);
-  Entry* next_for(const std::string& device);
-  void run_entry(Entry& entry, const std::string& device);
+  // mutex_ held: the devices of `entry`'s placement that have slots here.
+  std::vector<std::string> served_devices(const Entry& entry) const;
+  // mutex_ held: whether a device among `candidates` runs less than `device` and has a free slot.
+  bool lighter_elsewhere(const std::vector<std::string>& candidates, const std::string& device);
+  Entry* next_for(const std::string& device);    // mutex_ held: the queued job this slot starts
+  Entry* spread_for(const std::string& device);  // mutex_ held: the running job this slot helps
+  // One run of `entry` on `device` (its first, or one taking items beside it); the last to end
+  // concludes the job (end_run).
+  void run_entry(Entry& entry, const std::string& device, bool first_run);
+  void end_run(Entry& entry);
   void finish_entry(Entry& entry, bool cancelled, bool requeue);
   static void conclude(Job& job, bool cancelled);  // the terminal state of a run that ended
-  ItemOutcome run_item(Entry& entry, JobRun& run, std::size_t item);
+  ItemOutcome run_item(Entry& entry, JobRun& run, std::size_t item, const std::string& device);
   // Writes the item's result into the submitter's output fd (or keeps it for fetch when there is
   // none); throws when the fd cannot take it, with the result kept in the spool.
   void deliver_output(Entry& entry, std::size_t item, std::unique_lock<std::mutex>& lock);  // `lock` held
@@ -195,7 +206,8 @@ class Scheduler {
   std::map<std::string, std::unique_ptr<Entry>> entries_;
   std::map<std::uint64_t, std::string> queue_;  // sequence -> id of queued jobs
   std::uint64_t next_sequence_ = 1;
-  std::size_t running_ = 0;
+  std::size_t running_ = 0;     // jobs running
+  std::size_t busy_slots_ = 0;  // runs: a job spread over free slots has several
   bool dispatching_ = false;
   std::optional<std::string> held_for_;  // set while held (hold/release)
   std::optional<std::string> storage_problem_;  // the last record save failed (cleared by a success)

@@ -122,6 +122,26 @@ TEST(Render, LinesShowFpsAndEtaWithinAStageEveryInterval) {
   EXPECT_EQ(render(Mode::lines, script).find("fps, ETA"), std::string::npos);
 }
 
+// A job spread over devices runs its items at once: their events interleave, and each item still
+// gets one line per stage, not one per switch between the items.
+TEST(Render, LinesOfItemsRunningAtOnceShowEachStageOnce) {
+  Script script;
+  script.snapshot.job_id = kJob;
+  script.snapshot.state = JobState::running;
+  for (const char* name : {"alice.mp4", "bob.mp4"}) {
+    ItemStatus item;
+    item.name = name;
+    script.snapshot.items.push_back(item);
+  }
+  for (int done = 10; done <= 100; done += 10)
+    for (int item = 0; item < 2; ++item)
+      script.events.push_back(JobEvent{kJob, RunningEvent{item, 2, "render", done, 100, 25.0, 1.0}});
+  const auto lines = lines_of(render(Mode::lines, script));
+  std::size_t stage_lines = 0;
+  for (const auto& line : lines) stage_lines += line.find(": render (100 frames)") != std::string::npos;
+  EXPECT_EQ(stage_lines, 2u) << render(Mode::lines, script);
+}
+
 TEST(Render, LinesReportFailureAndSpool) {
   Script script = two_item_job(FailedEvent{"bob.mp4: no face in frame 3 (--strict)"});
   script.events[script.events.size() - 2].body = ItemDoneEvent{1, OutputPlace::spool, 100, 0, 4.0, 25.0};

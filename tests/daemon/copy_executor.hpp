@@ -34,12 +34,15 @@ class GatedCopyExecutor : public JobExecutor {
   std::unique_ptr<JobRun> start(const Job& job, const Spool& spool, const RunControl& control,
                                 const std::string& device) override {
     if (job.options.value("generator", "") == "nothing") throw Error(ErrorCode::not_found, "no model named nothing");
+    // "refuse_device": a device whose models fail to load for this job
+    if (job.options.value("refuse_device", "") == device)
+      throw Error(ErrorCode::resource, "no memory left on " + device);
     {
       std::lock_guard lock(mutex_);
-      placed_[job.id] = device;
+      placed_.emplace(job.id, device);
     }
     control.loading_model("copy");
-    return std::make_unique<Run>(*this, job, spool, control);
+    return std::make_unique<Run>(*this, job, spool, control, device);
   }
 
   // Lets `count` more items run to completion.
@@ -60,22 +63,28 @@ class GatedCopyExecutor : public JobExecutor {
     std::lock_guard lock(mutex_);
     return max_parallel_;
   }
-  // The device each job's run was started on.
+  // The device each job's first run was started on.
   std::map<std::string, std::string> placed() {
     std::lock_guard lock(mutex_);
     return placed_;
+  }
+  // The device each started item ("id#item") ran on.
+  std::map<std::string, std::string> item_devices() {
+    std::lock_guard lock(mutex_);
+    return item_devices_;
   }
 
  private:
   class Run : public JobRun {
    public:
-    Run(GatedCopyExecutor& owner, Job job, const Spool& spool, RunControl control)
-        : owner_(owner), job_(std::move(job)), spool_(spool), control_(std::move(control)) {}
+    Run(GatedCopyExecutor& owner, Job job, const Spool& spool, RunControl control, std::string device)
+        : owner_(owner), job_(std::move(job)), spool_(spool), control_(std::move(control)), device_(std::move(device)) {}
     std::string model_name() const override { return "copy"; }
     ItemOutcome run_item(std::size_t item, const std::filesystem::path& output) override {
       {
         std::unique_lock lock(owner_.mutex_);
         owner_.started_.push_back(job_.id + "#" + std::to_string(item));
+        owner_.item_devices_[job_.id + "#" + std::to_string(item)] = device_;
         owner_.max_parallel_ = std::max(owner_.max_parallel_, ++owner_.running_);
         owner_.changed_.notify_all();
         while (owner_.permits_ == 0 && !control_.cancelled()) owner_.changed_.wait_for(lock, 5ms);
@@ -97,6 +106,7 @@ class GatedCopyExecutor : public JobExecutor {
     Job job_;
     const Spool& spool_;
     RunControl control_;
+    std::string device_;
   };
 
   std::mutex mutex_;
@@ -104,6 +114,7 @@ class GatedCopyExecutor : public JobExecutor {
   int permits_ = 0, running_ = 0, max_parallel_ = 0;
   std::vector<std::string> started_;
   std::map<std::string, std::string> placed_;
+  std::map<std::string, std::string> item_devices_;
 };
 
 class EventLog : public EventSink {

@@ -13,6 +13,7 @@
 #include <fstream>
 #include <functional>
 #include <mutex>
+#include <set>
 #include <thread>
 
 #include "common/errors.hpp"
@@ -198,6 +199,98 @@ TEST_F(SchedulerTest, AJobGoesToTheLeastLoadedDeviceThatHasItsModels) {
   executor_.wait_started(3);
   executor_.release(3);
   for (const auto& id : {cpu_only, replicated, third}) EXPECT_EQ(wait_finished(scheduler, id), "done");
+}
+
+// Issue 15 item 3: one job's items spread over devices. A free slot of a device that has the job's
+// models takes its waiting items; each item runs once; the job ends when its last run ends.
+TEST_F(SchedulerTest, AJobsItemsSpreadOverFreeDevices) {
+  Scheduler scheduler(state_, {.max_concurrent_jobs = 1}, executor_);
+  scheduler.start();
+  const auto id = scheduler.submit(request(1000, 3, {{"generator", "replicated"}}, true)).id;
+  executor_.wait_started(2);
+  EXPECT_EQ(executor_.max_parallel(), 2);
+  EXPECT_EQ(scheduler.counts().running, 1u);  // one job, two runs
+  const auto running = scheduler.status(id, 1000);
+  EXPECT_EQ(std::count_if(running.items.begin(), running.items.end(),
+                          [](const protocol::ItemStatus& item) { return item.state == protocol::ItemState::running; }),
+            2);
+  executor_.release(3);
+  ASSERT_EQ(wait_finished(scheduler, id), "done");
+  const auto started = executor_.started();
+  EXPECT_EQ(std::set<std::string>(started.begin(), started.end()),
+            (std::set<std::string>{id + "#0", id + "#1", id + "#2"}));
+  EXPECT_EQ(started.size(), 3u);  // no item ran twice
+  std::set<std::string> devices;
+  for (const auto& [item, device] : executor_.item_devices()) devices.insert(device);
+  EXPECT_EQ(devices, (std::set<std::string>{"cpu", "gpu"}));
+  for (int i = 0; i < 3; ++i) {
+    std::ifstream out(dir_.path() / ("out" + std::to_string(i) + ".mp4"));
+    EXPECT_EQ(std::string((std::istreambuf_iterator<char>(out)), {}), "video " + std::to_string(i));
+  }
+  const auto log = scheduler.read_log(id, 1000);
+  EXPECT_NE(log.find("also runs items on"), std::string::npos) << log;
+  EXPECT_EQ(scheduler.counts().running, 0u);
+}
+
+// Work goes in submission order: a slot that frees up takes the older job's waiting item before it
+// starts the job queued after it.
+TEST_F(SchedulerTest, ARunningJobsWaitingItemsGoBeforeALaterJob) {
+  Scheduler scheduler(state_, {.max_concurrent_jobs = 1}, executor_);
+  scheduler.start();
+  const auto spread = scheduler.submit(request(1000, 3, {{"generator", "replicated"}})).id;
+  executor_.wait_started(2);
+  const auto queued = scheduler.submit(request(1000, 1, {{"generator", "replicated"}})).id;
+  EXPECT_EQ(scheduler.status(queued, 1000).state, protocol::JobState::queued);
+  executor_.release(1);
+  executor_.wait_started(3);
+  EXPECT_EQ(executor_.started()[2], spread + "#2");
+  EXPECT_EQ(scheduler.status(queued, 1000).state, protocol::JobState::queued);
+  executor_.release(1);
+  executor_.wait_started(4);
+  EXPECT_EQ(executor_.started()[3], queued + "#0");
+  executor_.release(2);
+  EXPECT_EQ(wait_finished(scheduler, spread), "done");
+  EXPECT_EQ(wait_finished(scheduler, queued), "done");
+}
+
+TEST_F(SchedulerTest, CancelStopsEveryRunOfASpreadJob) {
+  Scheduler scheduler(state_, {.max_concurrent_jobs = 1}, executor_);
+  scheduler.start();
+  const auto id = scheduler.submit(request(1000, 4, {{"generator", "replicated"}})).id;
+  executor_.wait_started(2);
+  scheduler.cancel(id, 1000);
+  EXPECT_EQ(wait_finished(scheduler, id), "cancelled");
+  EXPECT_EQ(executor_.started().size(), 2u);
+  const auto job = scheduler.status(id, 1000);
+  for (const auto& item : job.items) EXPECT_EQ(item.state, protocol::ItemState::cancelled);
+  // Both slots are free again: a new job runs at once.
+  const auto next = scheduler.submit(request(1000, 1)).id;
+  executor_.release(1);
+  EXPECT_EQ(wait_finished(scheduler, next), "done");
+}
+
+// A run that cannot start on the other device (its models do not load there) leaves the items to
+// the job's first run, and that device is not tried again for the job.
+TEST_F(SchedulerTest, ARunRefusedOnAnotherDeviceLeavesTheItemsToTheFirst) {
+  Scheduler scheduler(state_, {.max_concurrent_jobs = 1}, executor_);
+  scheduler.start();
+  const auto gpu_job = scheduler.submit(request(1000, 1, {{"generator", "gpu_generator"}})).id;
+  executor_.wait_started(1);
+  const auto id = scheduler.submit(request(1000, 3, {{"generator", "replicated"}, {"refuse_device", "gpu"}})).id;
+  executor_.wait_started(2);  // on the cpu: the gpu is busy
+  scheduler.cancel(gpu_job, 1000);  // the gpu frees up while `id` has items waiting
+  EXPECT_EQ(wait_finished(scheduler, gpu_job), "cancelled");
+  std::string log;
+  for (int i = 0; i < 500 && log.find("cannot run items on gpu") == std::string::npos; ++i) {
+    std::this_thread::sleep_for(10ms);
+    log = scheduler.read_log(id, 1000);
+  }
+  EXPECT_NE(log.find("cannot run items on gpu too: no memory left on gpu"), std::string::npos) << log;
+  executor_.release(3);
+  ASSERT_EQ(wait_finished(scheduler, id), "done");
+  for (const auto& [item, device] : executor_.item_devices())
+    if (item.rfind(id, 0) == 0) EXPECT_EQ(device, "cpu") << item;
+  EXPECT_EQ(executor_.started().size(), 4u);
 }
 
 TEST_F(SchedulerTest, BatchGivesOneResultPerItemAndKeepsFailuresPerItem) {
