@@ -37,6 +37,7 @@ export PEER=${PEER:-$repo/.bench/wav2lip-ref}
 
 rm -rf "$work"
 source "$bench/lib.sh"
+source "$bench/encode-defaults.sh"
 bench_init "$work" "$OUT/bench.log" "$budget"
 metrics=$work/metrics.ndjson
 wl=$work/workload
@@ -137,10 +138,9 @@ wanted parity && phase parity 150 30 run_parity
 
 # ------------------------------------------------------------------------------ (a) the x264 floor
 run_floor() {
-  local options=daemon/pipeline/item_options.hpp crf preset start end
-  crf=$(sed -n '/struct EncodeOptions/,/};/s/^ *int crf = \([0-9]*\);.*/\1/p' "$options")
-  preset=$(sed -n '/struct EncodeOptions/,/};/s/^ *std::string preset = "\([a-z]*\)";.*/\1/p' "$options")
-  [[ -n $crf && -n $preset ]] || { echo "$options: EncodeOptions crf/preset defaults not found"; return 1; }
+  local crf preset start end
+  encode_defaults "$repo" || return 1
+  crf=$floor_crf preset=$floor_preset
   start=$(bench_now)
   "$FFMPEG" -hide_banner -loglevel error -y -i "$wl/clip.mp4" -c:v libx264 -preset "$preset" -crf "$crf" -c:a aac "$work/floor.mp4" || return 1
   end=$(bench_now)

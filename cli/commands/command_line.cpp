@@ -24,7 +24,7 @@ constexpr const char* kEnvironment =
     "  HEYGEM_SOCKET    the daemon's socket when --socket is not given\n"
     "  XDG_RUNTIME_DIR  a user's default socket is $XDG_RUNTIME_DIR/heygem/heygemd.sock; without it, and for\n"
     "                   root, /run/heygem/heygemd.sock (the system service, also tried when no user daemon runs)\n"
-    "  HEYGEM_CLUSTER   a cluster's Redis (redis://HOST[:PORT]) when neither --cluster nor --socket is given\n"
+    "  HEYGEM_CLUSTER   a cluster's Redis (redis://[USER@]HOST[:PORT] or unix:/PATH) when neither --cluster nor --socket is given\n"
     "  HEYGEM_REDIS_PASSWORD_FILE  a file holding the cluster's Redis password (the user goes in the URL)\n"
     "  HEYGEM_CLUSTER_STREAM, HEYGEM_CLUSTER_GROUP, HEYGEM_CLUSTER_DEAD_LETTER  the cluster's names when not\n"
     "                   heygem:jobs, heygem, heygem:dead (as the workers' cluster: section)\n";

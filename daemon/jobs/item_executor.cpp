@@ -54,9 +54,9 @@ class LipSyncJobRun : public JobRun {
   // `devices`: the generator's replica first, then the detector's when it is elsewhere;
   // `restorer_device`: the face restorer's when the job restores faces ("" otherwise).
   LipSyncJobRun(residency::ModelRegistry& registry, const Job& job, const Spool& spool, RunControl control,
-                const std::vector<std::string>& devices, const std::string& restorer_device, AvatarCaching caching,
-                bool default_enhance, int items_at_once)
-      : job_(job), spool_(spool), control_(std::move(control)), options_(pipeline::item_options_for(options_of(job))),
+                pipeline::ItemOptions options, const std::vector<std::string>& devices,
+                const std::string& restorer_device, AvatarCaching caching, bool default_enhance, int items_at_once)
+      : job_(job), spool_(spool), control_(std::move(control)), options_(std::move(options)),
         avatar_cache_(std::move(caching.cache)) {
     options_.items_at_once = items_at_once;
     // Busy before the models are acquired: a lazy model's load and warm-up are part of the job, and
@@ -264,7 +264,9 @@ void ItemExecutor::set_items_at_once(int items) {
 std::unique_ptr<JobRun> ItemExecutor::start(const Job& job, const Spool& spool, const RunControl& control,
                                             const std::string& device) {
   AvatarCaching caching;
-  const auto options = placement_options_of(job);
+  // Throws naming the cause when the record's options cannot be read: the job fails with it.
+  const auto options = options_of(job);
+  auto item_options = pipeline::item_options_for(options);
   // The scheduler's devices are those of the start; after a reload that moved the generator
   // elsewhere, the job runs on the generator's first replica rather than fail on a missing one.
   const auto generators = registry_.replicas(options.generator.value_or(""), true);
@@ -280,7 +282,7 @@ std::unique_ptr<JobRun> ItemExecutor::start(const Job& job, const Spool& spool, 
     default_enhance = config_.default_enhance;
     const auto named = options.detector.value_or("");
     if (const auto* spec = find(named.empty() ? config_.default_detector : named)) caching.detector_weights = spec->weights;
-    if (enhance_wanted(pipeline::item_options_for(options), default_enhance))
+    if (enhance_wanted(item_options, default_enhance))
       if (const auto* spec = restorer_spec()) restorer = spec->name;
   }
   if (!options.box) {
@@ -293,8 +295,8 @@ std::unique_ptr<JobRun> ItemExecutor::start(const Job& job, const Spool& spool, 
   std::string restorer_device;
   if (!restorer.empty())
     if (const auto replicas = registry_.replicas(restorer, false); !replicas.empty()) restorer_device = replicas.front();
-  return std::make_unique<LipSyncJobRun>(registry_, job, spool, control, devices, restorer_device, std::move(caching),
-                                         default_enhance, items_at_once);
+  return std::make_unique<LipSyncJobRun>(registry_, job, spool, control, std::move(item_options), devices,
+                                         restorer_device, std::move(caching), default_enhance, items_at_once);
 }
 
 }  // namespace heygem::jobs

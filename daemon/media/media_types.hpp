@@ -32,11 +32,14 @@ struct DevicePicture {
 
 // A picture in the encoder's own format: planar YUV 4:2:0, BT.601 limited range, the planes packed
 // one after the other without padding (Y: width x height, then U and V: width/2 x height/2). Width
-// and height are even: the encoder's size.
+// and height are even: the encoder's size. The bytes are borrowed: `hold` keeps them alive (a
+// host tensor's buffer, say), so a batch downloaded at once needs no copy per picture.
 struct Yuv420Picture {
   int width = 0;
   int height = 0;
-  std::vector<uint8_t> planes;
+  const uint8_t* planes = nullptr;
+  size_t size = 0;  // width * height * 3 / 2
+  std::shared_ptr<const void> hold;
 };
 
 // One decoded picture: packed BGR24 (OpenCV's order, as the reference reads frames), rows of

@@ -246,16 +246,16 @@ void VideoWriter::Impl::write(const Yuv420Picture& yuv) {
     throw Error(ErrorCode::invalid_argument, output_.string() + ": a lossless output takes BGR24 frames, not YUV pictures");
   const int width = encoder_->width, height = encoder_->height;
   const size_t luma = static_cast<size_t>(width) * height, chroma = luma / 4;
-  if (yuv.width != width || yuv.height != height || yuv.planes.size() != luma + 2 * chroma)
+  if (yuv.width != width || yuv.height != height || yuv.size != luma + 2 * chroma || !yuv.planes)
     throw Error(ErrorCode::invalid_argument, output_.string() + ": picture " + std::to_string(frames_submitted_) + " is " +
                                                  std::to_string(yuv.width) + "x" + std::to_string(yuv.height) + " with " +
-                                                 std::to_string(yuv.planes.size()) + " bytes, the encoder takes " +
+                                                 std::to_string(yuv.size) + " bytes, the encoder takes " +
                                                  std::to_string(width) + "x" + std::to_string(height) + " 4:2:0");
   ++frames_submitted_;
   if (pool_)  // the frames written before it go first
     while (pool_->pending() > 0) encode_picture(pool_->take_oldest().get());
   ffmpeg::check(av_frame_make_writable(picture_.get()), ErrorCode::resource, output_, "cannot reuse the picture");
-  const uint8_t* plane = yuv.planes.data();
+  const uint8_t* plane = yuv.planes;
   for (int p = 0; p < 3; ++p) {
     const int plane_width = p == 0 ? width : width / 2, plane_height = p == 0 ? height : height / 2;
     for (int y = 0; y < plane_height; ++y)

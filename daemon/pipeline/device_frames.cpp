@@ -94,12 +94,14 @@ at::Tensor bgr_to_yuv420(const at::Tensor& bgr, int width, int height) {
   return batch ? planes : planes[0];
 }
 
-media::Yuv420Picture download_yuv420(const at::Tensor& planes, int width, int height) {
+media::Yuv420Picture yuv420_picture(const at::Tensor& planes, int width, int height) {
+  auto host = std::make_shared<at::Tensor>(planes.to(at::kCPU, at::kByte).contiguous());
   media::Yuv420Picture picture;
   picture.width = width;
   picture.height = height;
-  picture.planes.resize(static_cast<size_t>(planes.numel()));
-  at::from_blob(picture.planes.data(), {planes.numel()}, at::kByte).copy_(planes);
+  picture.planes = host->data_ptr<uint8_t>();
+  picture.size = static_cast<size_t>(host->numel());
+  picture.hold = std::move(host);
   return picture;
 }
 

@@ -26,8 +26,9 @@ at::Tensor device_picture_to_bgr(const media::DevicePicture& picture);
 // `width` x `height` (both even), on the frame's device. A batch [N, H, W, 3] gives [N, planes].
 at::Tensor bgr_to_yuv420(const at::Tensor& bgr, int width, int height);
 
-// The planes of bgr_to_yuv420 downloaded into the writer's picture (one copy to the host).
-media::Yuv420Picture download_yuv420(const at::Tensor& planes, int width, int height);
+// The planes of bgr_to_yuv420 as the writer's picture: a view of a contiguous host tensor (which the
+// picture keeps alive), else one copy to the host first.
+media::Yuv420Picture yuv420_picture(const at::Tensor& planes, int width, int height);
 
 // A host Frame's pixels as a strided uint8 [H, W, 3] view (no copy): valid while the Frame lives.
 at::Tensor frame_view(media::Frame& frame);

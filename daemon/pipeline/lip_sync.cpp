@@ -596,7 +596,7 @@ void LipSyncRun::convert_for_encoder(std::vector<Work>& batch) {
       planes.copy_(on_device);
       for (size_t i = start; i < end; ++i) {
         batch[i].encoder_picture =
-            download_yuv420(planes[static_cast<int64_t>(i - start)], encoded_width_, encoded_height_);
+            yuv420_picture(planes[static_cast<int64_t>(i - start)], encoded_width_, encoded_height_);
         if (!hooks_.frame_tap) batch[i].image = at::Tensor();
       }
     }

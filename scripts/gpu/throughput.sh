@@ -70,8 +70,10 @@ if [[ ! -f $wl/clip.mp4 ]]; then
 fi
 clip=$wl/clip.mp4 speech=$wl/speech.wav
 box=$(python3 -c 'import json,sys; print(",".join(map(str, json.load(open(sys.argv[1]))["box_top_bottom_left_right"])))' "$wl/workload.json")
-crf=$(sed -n '/struct EncodeOptions/,/};/s/^ *int crf = \([0-9]*\);.*/\1/p' daemon/pipeline/item_options.hpp)
-preset=$(sed -n '/struct EncodeOptions/,/};/s/^ *std::string preset = "\([a-z]*\)";.*/\1/p' daemon/pipeline/item_options.hpp)
+# shellcheck source=SCRIPTDIR/../bench/encode-defaults.sh
+source scripts/bench/encode-defaults.sh
+encode_defaults "$repo" || exit 1
+crf=$floor_crf preset=$floor_preset
 
 floor() {  # N: N re-encodes at once, wall seconds
   local n=$1 i start pids=()

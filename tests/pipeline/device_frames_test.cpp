@@ -135,8 +135,13 @@ TEST(DeviceFrames, DownloadsKeepEveryByte) {
   EXPECT_EQ(std::memcmp(frame.data.data(), bgr.contiguous().data_ptr<uint8_t>(), frame.data.size()), 0);
   const at::Tensor planes = bgr_to_yuv420(bgr, 10, 6);
   ASSERT_EQ(planes.numel(), 10 * 6 * 3 / 2);
-  const media::Yuv420Picture picture = download_yuv420(planes, 10, 6);
-  EXPECT_EQ(std::memcmp(picture.planes.data(), planes.data_ptr<uint8_t>(), picture.planes.size()), 0);
+  const media::Yuv420Picture picture = yuv420_picture(planes, 10, 6);
+  ASSERT_EQ(picture.size, static_cast<size_t>(planes.numel()));
+  EXPECT_EQ(std::memcmp(picture.planes, planes.data_ptr<uint8_t>(), picture.size), 0);
+  EXPECT_EQ(picture.planes, planes.data_ptr<uint8_t>());  // a contiguous host tensor is not copied
+  const at::Tensor strided = at::stack({planes, planes}, 1).select(1, 0);  // not contiguous
+  const media::Yuv420Picture copied = yuv420_picture(strided, 10, 6);
+  EXPECT_EQ(std::memcmp(copied.planes, planes.data_ptr<uint8_t>(), copied.size), 0);
   EXPECT_THROW(bgr_to_yuv420(bgr, 9, 6), Error);
 }
 
