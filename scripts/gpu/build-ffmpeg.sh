@@ -3,11 +3,23 @@
 # sources carried in .gpu/ (see docs/gpu.md: `apt-get source --download-only ffmpeg x264`,
 # `apt-get download nasm libffmpeg-nvenc-dev nlohmann-json3-dev libcli11-dev libhiredis-dev
 # libhiredis0.14`). Installs into $PREFIX.
+# A tree packed by pack-deps.sh ($PREBUILT, default .gpu-prebuilt/heygem-deps.tar.gz beside .gpu)
+# is unpacked instead when it was built for this $PREFIX: seconds instead of the ~100 s build.
 set -euo pipefail
 src=${1:-$PWD/.gpu}
 PREFIX=${PREFIX:-/opt/heygem-deps}
 work=${WORK:-/tmp/heygem-deps-build}
 jobs=$(nproc)
+prebuilt=${PREBUILT:-$(dirname "$src")/.gpu-prebuilt/heygem-deps.tar.gz}
+if [[ ! -f $PREFIX/lib/libavcodec.so && -f $prebuilt ]]; then
+  # (grep -c reads the whole list: -q would end tar early, which pipefail counts as a failure)
+  if tar -tzf "$prebuilt" | grep -cx "${PREFIX#/}/lib/libavcodec.so" >/dev/null; then
+    tar -C / -xzf "$prebuilt"
+    echo "deps unpacked from $prebuilt into $PREFIX"
+    exit 0
+  fi
+  echo "$prebuilt was packed for another PREFIX than $PREFIX: building" >&2
+fi
 mkdir -p "$work" "$PREFIX"
 # header-only and tool packages: unpack into a private root, never over /
 for deb in "$src"/*.deb; do dpkg -x "$deb" "$PREFIX/root"; done
