@@ -463,7 +463,8 @@ json item_json(const ItemStatus& i) {
           {"output_bytes", i.output_bytes},
           {"delivered", i.delivered},
           {"in_spool", i.in_spool},
-          {"error", i.error}};
+          {"error", i.error},
+          {"device", i.device}};
 }
 
 ItemStatus read_item(const json& value, const std::string& context) {
@@ -486,6 +487,7 @@ ItemStatus read_item(const json& value, const std::string& context) {
   i.delivered = r.boolean_or("delivered", false);
   i.in_spool = r.boolean_or("in_spool", false);
   i.error = r.string_or("error", "");
+  i.device = r.string_or("device", "");
   r.finish();
   return i;
 }

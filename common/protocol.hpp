@@ -205,6 +205,7 @@ struct ItemStatus {
   bool delivered = false;    // written into the client's output fd
   bool in_spool = false;     // waits in the spool for fetch
   std::string error;         // cause when failed
+  std::string device;        // where it runs or ran ("cuda:1"); "" before it started
 };
 
 // Type "job": a status snapshot.

@@ -30,6 +30,7 @@ std::string item_progress(const ItemStatus& item) {
               std::to_string(item.frames_total) + ")";
     if (item.fps > 0) text += " " + format_fixed(item.fps, 1) + " fps";
     if (item.eta_s > 0) text += " ETA " + format_duration(item.eta_s);
+    if (!item.device.empty()) text += " on " + item.device;
   } else if (item.state == ItemState::done) {
     text += " " + std::to_string(item.frames_total > 0 ? item.frames_total : item.frames_done) + " frames";
     if (item.wall_s > 0) text += " in " + format_fixed(item.wall_s, 1) + " s";
@@ -37,6 +38,7 @@ std::string item_progress(const ItemStatus& item) {
     if (item.frames_gated > 0) text += ", " + std::to_string(item.frames_gated) + " silent (source kept)";
     if (item.avatar_cache == "hit") text += ", faces from the avatar cache";
     if (item.avatar_cache == "partial") text += ", faces partly from the avatar cache";
+    if (!item.device.empty()) text += " (" + item.device + ")";
   } else if (item.state == ItemState::failed && !item.error.empty()) {
     text += ": " + item.error;
   }

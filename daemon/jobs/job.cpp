@@ -47,7 +47,8 @@ nlohmann::json item_to_json(const ItemResult& item) {
           {"frames_gated", item.frames_gated},
           {"output_bytes", item.output_bytes},
           {"delivered", item.delivered},
-          {"in_spool", item.in_spool}};
+          {"in_spool", item.in_spool},
+          {"device", item.device}};
 }
 
 ItemResult item_from_json(const nlohmann::json& record, const std::string& path) {
@@ -68,6 +69,7 @@ ItemResult item_from_json(const nlohmann::json& record, const std::string& path)
   item.output_bytes = optional_field<std::uint64_t>(record, "output_bytes", path, 0);
   item.delivered = optional_field<bool>(record, "delivered", path, false);
   item.in_spool = optional_field<bool>(record, "in_spool", path, false);
+  item.device = optional_field<std::string>(record, "device", path, "");
   return item;
 }
 

@@ -38,6 +38,7 @@ struct ItemResult {
   std::uint64_t output_bytes = 0;
   bool delivered = false;     // written into the client's output fd
   bool in_spool = false;      // the MP4 waits in the spool for fetch
+  std::string device;         // the device that ran it ("" before it started)
 };
 
 struct Job {

@@ -150,6 +150,7 @@ protocol::ItemStatus item_status(const ItemResult& item) {
   out.delivered = item.delivered;
   out.in_spool = item.in_spool;
   out.error = item.error;
+  out.device = item.device;
   return out;
 }
 
@@ -624,7 +625,13 @@ Scheduler::Counts Scheduler::counts() const {
 bool Scheduler::wait_for_free_slot(std::chrono::milliseconds timeout) {
   std::unique_lock lock(mutex_);
   const auto free = [&] {
-    return queue_.empty() && busy_slots_ < concurrent_jobs_on(devices_, settings_.max_concurrent_jobs);
+    if (!queue_.empty() || busy_slots_ >= concurrent_jobs_on(devices_, settings_.max_concurrent_jobs)) return false;
+    // A free slot that a running job's waiting items are about to take is not free.
+    for (const auto& device : devices_)
+      if (running_on_[device] < static_cast<std::size_t>(concurrent_jobs_on(device, settings_.max_concurrent_jobs)) &&
+          spread_for(device))
+        return false;
+    return true;
   };
   // changed_ is notified when a run ends; a queue emptied otherwise (a queued job cancelled, or
   // started beside a slot that stays free) is not, and is seen at the timeout.
@@ -745,7 +752,11 @@ Scheduler::Entry* Scheduler::spread_for(const std::string& device) {
         entry.cancel_requested || entry.refused_devices.count(device) > 0)
       continue;
     if (oldest && oldest->job.sequence < entry.job.sequence) continue;
-    const auto candidates = served_devices(entry);
+    auto candidates = served_devices(entry);
+    // a device that refused the job is no lighter place for its items
+    candidates.erase(std::remove_if(candidates.begin(), candidates.end(),
+                                    [&](const std::string& d) { return entry.refused_devices.count(d) > 0; }),
+                     candidates.end());
     if (std::find(candidates.begin(), candidates.end(), device) == candidates.end()) continue;
     if (!lighter_elsewhere(candidates, device)) oldest = &entry;
   }
@@ -812,8 +823,12 @@ void Scheduler::run_entry(Entry& entry, const std::string& device, bool first_ru
   const auto current = std::make_shared<std::size_t>(0);
   RunControl control;
   control.cancelled = [&entry] { return entry.cancel_requested.load(); };
-  control.loading_model = [this, &entry](const std::string& model) {
+  control.loading_model = [this, &entry, first_run, device](const std::string& model) {
     BoardLock board(*this);
+    if (!first_run) {  // the job runs meanwhile: its watchers keep seeing the items' progress
+      log_line(entry, spdlog::level::info, "loading model " + model + " on " + device + " for more of its items");
+      return;
+    }
     log_line(entry, spdlog::level::info, "loading model " + model);
     entry.loading_model = model;
     emit(entry, protocol::LoadingModelEvent{model});
@@ -838,9 +853,10 @@ void Scheduler::run_entry(Entry& entry, const std::string& device, bool first_ru
     run = executor_.start(snapshot, spool_, control, device);
   } catch (const std::exception& e) {
     BoardLock board(*this);
-    entry.loading_model.clear();
+    if (first_run) entry.loading_model.clear();
     if (entry.cancel_requested) {
-      entry.run_cancelled = true;
+      // a cancel that came after every item was taken leaves the job to the runs that took them
+      if (first_run || !entry.unclaimed.empty()) entry.run_cancelled = true;
     } else if (first_run) {
       // Nothing could run (no model, ...): every item fails with the cause.
       entry.job.error = e.what();
@@ -860,21 +876,26 @@ void Scheduler::run_entry(Entry& entry, const std::string& device, bool first_ru
   if (run) {
     {
       std::lock_guard lock(mutex_);
-      entry.loading_model.clear();  // every model the run needs is resident now
-      if (first_run) entry.job.model = run->model_name();
+      if (first_run) {
+        entry.loading_model.clear();  // every model the run needs is resident now
+        entry.job.model = run->model_name();
+      }
     }
     for (;;) {
       std::size_t item = 0;
       {
         std::lock_guard lock(mutex_);
+        // Every item taken: done here, also when a cancel comes now (the job's items are all done or
+        // running elsewhere, and those runs see it).
+        if (entry.unclaimed.empty()) break;
         if (entry.cancel_requested) {
           entry.run_cancelled = true;
           break;
         }
-        if (entry.unclaimed.empty()) break;
         item = entry.unclaimed.front();
         entry.unclaimed.pop_front();
         *current = item;
+        if (entry.unclaimed.empty()) changed_.notify_all();  // wait_for_free_slot: no work waits here now
         if (first_run && !entry.spreadable) {
           entry.spreadable = true;  // its models are there: free slots may take its other items
           if (!entry.unclaimed.empty()) changed_.notify_all();
@@ -883,7 +904,12 @@ void Scheduler::run_entry(Entry& entry, const std::string& device, bool first_ru
       try {
         run_item(entry, *run, item, device);
       } catch (const Error& e) {
-        if (e.code() != ErrorCode::cancelled) throw;
+        if (e.code() != ErrorCode::cancelled) {  // run_item fails its item itself; never a lost thread
+          BoardLock board(*this);
+          entry.last_running.erase(item);
+          fail_item(entry, item, e.what());
+          continue;
+        }
         std::lock_guard lock(mutex_);
         entry.run_cancelled = true;
         break;
@@ -929,6 +955,7 @@ ItemOutcome Scheduler::run_item(Entry& entry, JobRun& run, std::size_t item, con
   {
     BoardLock board(*this);
     entry.job.items[item].state = ItemState::running;
+    entry.job.items[item].device = device;
     log_line(entry, spdlog::level::info, "item " + std::to_string(item + 1) + "/" + std::to_string(total) + ": " +
                                              entry.job.items[item].video_name + " (on " + device + ")");
     protocol::RunningEvent running{static_cast<int>(item), static_cast<int>(total), "starting", 0, 0, 0, 0};

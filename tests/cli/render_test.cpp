@@ -176,9 +176,12 @@ TEST(Tables, JobDetailsAndListShowItems) {
   job.items[1].stage = "render";
   job.items[1].frames_done = 25;
   job.items[1].frames_total = 100;
+  job.items[0].device = "cuda:0";
+  job.items[1].device = "cuda:1";  // one job's items on two GPUs
   const std::string details = job_details(job);
   EXPECT_NE(details.find("alice.lipsync.mp4 (3.0 MiB)"), std::string::npos) << details;
-  EXPECT_NE(details.find("running render 25% (25/100)"), std::string::npos) << details;
+  EXPECT_NE(details.find("running render 25% (25/100) on cuda:1"), std::string::npos) << details;
+  EXPECT_NE(details.find("done 100 frames (cuda:0)"), std::string::npos) << details;
   const std::string table = job_table(ListResponse{{job}});
   EXPECT_NE(table.find(kJob), std::string::npos);
   EXPECT_NE(table.find("1/2 25%"), std::string::npos) << table;

@@ -59,6 +59,7 @@ JobStatus sample_job() {
   job.items[0].avatar_cache = "miss";
   job.items[0].detect_s = 1.25;
   job.items[0].frames_gated = 17;
+  job.items[0].device = "cuda:1";
   job.items[1].state = ItemState::pending;
   job.items[1].stage = "";
   return job;

@@ -223,6 +223,9 @@ TEST_F(SchedulerTest, AJobsItemsSpreadOverFreeDevices) {
   std::set<std::string> devices;
   for (const auto& [item, device] : executor_.item_devices()) devices.insert(device);
   EXPECT_EQ(devices, (std::set<std::string>{"cpu", "gpu"}));
+  const auto finished = scheduler.status(id, 1000);  // each item says where it ran
+  for (std::size_t i = 0; i < finished.items.size(); ++i)
+    EXPECT_EQ(finished.items[i].device, executor_.item_devices().at(id + "#" + std::to_string(i)));
   for (int i = 0; i < 3; ++i) {
     std::ifstream out(dir_.path() / ("out" + std::to_string(i) + ".mp4"));
     EXPECT_EQ(std::string((std::istreambuf_iterator<char>(out)), {}), "video " + std::to_string(i));

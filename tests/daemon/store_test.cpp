@@ -35,12 +35,14 @@ TEST(JobStore, RoundTripsRecordsInSequenceOrder) {
   std::vector<Job> jobs{sample_job(3, JobState::queued), sample_job(1, JobState::done), sample_job(2, JobState::running)};
   jobs[1].items[0].state = ItemState::done;
   jobs[1].items[0].frames = 75;
+  jobs[1].items[0].device = "cuda:1";
   for (const auto& job : jobs) store.save(job);
   const auto loaded = store.load_all();
   ASSERT_EQ(loaded.jobs.size(), 3u);
   EXPECT_TRUE(loaded.quarantined.empty());
   EXPECT_EQ(loaded.jobs[0].id, jobs[1].id);
   EXPECT_EQ(loaded.jobs[0].items[0].frames, 75);
+  EXPECT_EQ(loaded.jobs[0].items[0].device, "cuda:1");
   EXPECT_EQ(loaded.jobs[1].state, JobState::running);
   EXPECT_EQ(loaded.jobs[2].owner, jobs[0].owner);
   EXPECT_EQ(loaded.jobs[2].options, jobs[0].options);
