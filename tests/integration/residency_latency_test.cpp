@@ -43,7 +43,9 @@ using nlohmann::json;
 // whole suite stays within a minute or two.
 constexpr int kInputSeconds = 1;
 constexpr int kJobs = 5;
-constexpr double kMaxFirstToFifth = 1.15;  // daemon CPU seconds, job 1 over job 5
+// daemon CPU seconds, job 1 over the median of the later jobs (one later job alone varies by more
+// than 15 % on a loaded machine)
+constexpr double kMaxFirstToLater = 1.15;
 
 // For measurements by hand (issue 16: the first job against the tenth, with and without the pipeline
 // warm-up): HEYGEM_LATENCY_JOBS=10 runs ten jobs, HEYGEM_LATENCY_WARM_PIPELINE=false turns
@@ -265,7 +267,7 @@ std::unique_ptr<test::TempDir> ResidencyLatency::media_dir_;
 fs::path ResidencyLatency::audio_, ResidencyLatency::video_;
 std::string ResidencyLatency::box_;
 
-TEST_F(ResidencyLatency, WithPreloadTheFirstJobIsAsFastAsTheFifth) {
+TEST_F(ResidencyLatency, WithPreloadTheFirstJobCostsNoMoreThanTheLaterOnes) {
   write_config(true);
   const auto startup = start_daemon();
   ASSERT_FALSE(HasFailure());
@@ -299,11 +301,17 @@ TEST_F(ResidencyLatency, WithPreloadTheFirstJobIsAsFastAsTheFifth) {
   // is what a cold first job would pay for. The wall-time goal lives in the GPU benchmark.
   report("preload_on.job1_over_" + last + "_wall", runs.front().latency_s / runs.back().latency_s, "");
   report("preload_on.job1_over_" + last + "_pipeline", runs.front().pipeline_s / runs.back().pipeline_s, "");
-  const double ratio = runs.front().daemon_cpu_s / runs.back().daemon_cpu_s;
-  report("preload_on.job1_over_" + last + "_daemon_cpu", ratio, "");
-  EXPECT_LE(ratio, kMaxFirstToFifth) << "job 1 cost the daemon " << runs.front().daemon_cpu_s << " s of CPU, " << last
-                                     << " " << runs.back().daemon_cpu_s << " s: job 1 paid for something " << last
-                                     << " did not";
+  report("preload_on.job1_over_" + last + "_daemon_cpu", runs.front().daemon_cpu_s / runs.back().daemon_cpu_s, "");
+  std::vector<double> later;
+  for (std::size_t i = 1; i < runs.size(); ++i) later.push_back(runs[i].daemon_cpu_s);
+  std::sort(later.begin(), later.end());
+  const double median = later.size() % 2 ? later[later.size() / 2]
+                                         : (later[later.size() / 2 - 1] + later[later.size() / 2]) / 2;
+  const double ratio = runs.front().daemon_cpu_s / median;
+  report("preload_on.job1_over_later_median_daemon_cpu", ratio, "");
+  EXPECT_LE(ratio, kMaxFirstToLater) << "job 1 cost the daemon " << runs.front().daemon_cpu_s
+                                     << " s of CPU, the later jobs " << median
+                                     << " s (median): job 1 paid for something they did not";
 }
 
 TEST_F(ResidencyLatency, WithoutPreloadTheFirstJobShowsAndPaysTheLoad) {
