@@ -903,17 +903,13 @@ void Scheduler::run_entry(Entry& entry, const std::string& device, bool first_ru
       }
       try {
         run_item(entry, *run, item, device);
-      } catch (const Error& e) {
-        if (e.code() != ErrorCode::cancelled) {  // run_item fails its item itself; never a lost thread
-          BoardLock board(*this);
-          entry.last_running.erase(item);
-          fail_item(entry, item, e.what());
-          continue;
+      } catch (const std::exception& e) {  // run_item fails its item on an Error; anything else fails here
+        const auto* error = dynamic_cast<const Error*>(&e);
+        if (error && error->code() == ErrorCode::cancelled) {
+          std::lock_guard lock(mutex_);
+          entry.run_cancelled = true;
+          break;
         }
-        std::lock_guard lock(mutex_);
-        entry.run_cancelled = true;
-        break;
-      } catch (const std::exception& e) {
         BoardLock board(*this);
         entry.last_running.erase(item);
         fail_item(entry, item, e.what());

@@ -109,6 +109,8 @@ struct VideoReader::Impl {
   void convert(const AVFrame* picture, Frame& out);
   void hand_out_device_picture(const AVFrame* picture, Frame& out);
   const AVFrame* planar_420(const AVFrame* nv12);
+  // (Re)allocates `frame` as a `format` picture of `like`'s size, unless it is one already.
+  void size_like(ffmpeg::FramePtr& frame, AVPixelFormat format, const AVFrame* like);
 
  public:
   ffmpeg::StreamDecoder decoder;
@@ -300,14 +302,7 @@ void VideoReader::Impl::convert(const AVFrame* picture, Frame& out) {
     hand_out_device_picture(picture, out);
     return;
   }
-  if (converted_->width != picture->width || converted_->height != picture->height) {
-    converted_ = ffmpeg::make_frame();
-    converted_->format = AV_PIX_FMT_BGR24;
-    converted_->width = picture->width;
-    converted_->height = picture->height;
-    if (av_frame_get_buffer(converted_.get(), static_cast<int>(kRowAlign)) < 0)
-      throw Error(ErrorCode::resource, "out of memory converting a frame of " + file.string());
-  }
+  size_like(converted_, AV_PIX_FMT_BGR24, picture);
   if (picture->format == AV_PIX_FMT_NV12) picture = planar_420(picture);
   converter_.convert(picture, converted_.get());
   const auto stride = static_cast<size_t>(converted_->linesize[0]);
@@ -320,15 +315,18 @@ void VideoReader::Impl::convert(const AVFrame* picture, Frame& out) {
     std::memcpy(out.row(y), converted_->data[0] + static_cast<size_t>(y) * stride, static_cast<size_t>(out.stride));
 }
 
+void VideoReader::Impl::size_like(ffmpeg::FramePtr& frame, AVPixelFormat format, const AVFrame* like) {
+  if (frame->width == like->width && frame->height == like->height) return;
+  frame = ffmpeg::make_frame();
+  frame->format = format;
+  frame->width = like->width;
+  frame->height = like->height;
+  if (av_frame_get_buffer(frame.get(), static_cast<int>(kRowAlign)) < 0)
+    throw Error(ErrorCode::resource, "out of memory converting a frame of " + decoder.file().string());
+}
+
 const AVFrame* VideoReader::Impl::planar_420(const AVFrame* nv12) {
-  if (planar_->width != nv12->width || planar_->height != nv12->height) {
-    planar_ = ffmpeg::make_frame();
-    planar_->format = AV_PIX_FMT_YUV420P;
-    planar_->width = nv12->width;
-    planar_->height = nv12->height;
-    if (av_frame_get_buffer(planar_.get(), static_cast<int>(kRowAlign)) < 0)
-      throw Error(ErrorCode::resource, "out of memory converting a frame of " + decoder.file().string());
-  }
+  size_like(planar_, AV_PIX_FMT_YUV420P, nv12);
   deinterleave_.convert(nv12, planar_.get());
   ffmpeg::check(av_frame_copy_props(planar_.get(), nv12), ErrorCode::resource, decoder.file(), "cannot copy a picture's properties");
   return planar_.get();
